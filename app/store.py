@@ -1,0 +1,209 @@
+"""The store contract shared by worker (writer) and web (readers): keys, snapshot schema, status, change feed.
+
+This is the only module that touches the cache backend. Backends come from flask-caching: FileSystemCache by
+default (embedded, no server) or RedisCache when REDIS_URL is set. Values are orjson-encoded bytes, so what we
+store is JSON-safe by construction (cachelib pickles values; bytes keep that harmless and fast).
+
+Snapshot (schema 1), one per tracked account, written only by the worker:
+    {"schema": 1, "account_index": int, "seq": int, "prev_seq": int | None, "written_at": ms,
+     "as_of": ms | None,            # newest upstream confirmation across sections
+     "public_only": bool,           # no private key: no active orders
+     "sections": {name: {"source": "ws"|"rest"|None, "as_of": ms|None, "data": ..., "error": str|None}}}
+    Sections: summary (Lighter DetailedAccount fields except positions, verbatim), positions (AccountPosition
+    list), orders (active Order list), stats (user_stats), trades (recent trades).
+
+Change feed: the worker is the single writer of a global `seq`. Each write stores the snapshot under its account
+key and under a ring slot `change:{seq % FEED_SIZE}`, then bumps `head` and (Redis) publishes the seq. A reader
+follows head and reads each slot once; a client resuming from `since` older than the ring gets a resync.
+`prev_seq` is the seq of the previous change to the same account, so a subscriber to a subset of accounts can
+still check it missed nothing.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import orjson
+
+from app.settings import Settings
+
+SCHEMA_VERSION = 1
+SECTIONS = ("summary", "positions", "orders", "stats", "trades")
+FEED_SIZE = 4096            # changes kept for resume (about 3 minutes at 20 changes/s)
+FEED_ENTRY_TTL = 3600       # seconds; ring slots are overwritten long before
+STATUS_TTL = 120            # seconds; the status record vanishes if the worker is gone this long
+HEARTBEAT_DOWN_AFTER = 3.0  # seconds without a heartbeat before the web reports the worker down
+NEVER = 0                   # cachelib: timeout 0 means never expire (snapshots are never deleted)
+KEY_PREFIX = "lb:"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def empty_section() -> dict[str, Any]:
+    return {"source": None, "as_of": None, "data": None, "error": None}
+
+
+def new_snapshot(account_index: int, public_only: bool) -> dict[str, Any]:
+    """A snapshot with no data yet (what the worker starts from for an account the store has never seen)."""
+    return {"schema": SCHEMA_VERSION, "account_index": account_index, "seq": 0, "prev_seq": None,
+            "written_at": None, "as_of": None, "public_only": public_only,
+            "sections": {name: empty_section() for name in SECTIONS}}
+
+
+def with_freshness(snapshot: dict[str, Any], ttl_s: float, now: int | None = None) -> dict[str, Any]:
+    """Copy of `snapshot` with `age_ms`/`stale` at top level and per section, computed at read time."""
+    now = now_ms() if now is None else now
+    limit = ttl_s * 1000
+    out = dict(snapshot)
+    sections = {}
+    for name, section in snapshot.get("sections", {}).items():
+        age = None if section.get("as_of") is None else max(0, now - section["as_of"])
+        sections[name] = {**section, "age_ms": age, "stale": age is None or age > limit}
+    out["sections"] = sections
+    age = None if snapshot.get("as_of") is None else max(0, now - snapshot["as_of"])
+    out["age_ms"] = age
+    out["stale"] = age is None or age > limit or any(
+        s["stale"] for n, s in sections.items() if n in ("summary", "positions") and s.get("data") is not None)
+    return out
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of the change feed: the account snapshot as written at `seq`."""
+
+    seq: int
+    snapshot: dict[str, Any]
+
+
+def make_backend(settings: Settings):
+    """The flask-caching backend for these settings (no Flask app needed)."""
+    if settings.redis_url:
+        import redis
+        from flask_caching.backends.rediscache import RedisCache
+
+        client = redis.Redis.from_url(settings.redis_url.reveal(), socket_timeout=5, socket_connect_timeout=5,
+                                      health_check_interval=30)
+        # The prefix matters: cachelib's clear() without one is FLUSHDB on a database we may share.
+        return RedisCache(host=client, key_prefix=KEY_PREFIX, default_timeout=NEVER), client
+    from flask_caching.backends.filesystemcache import FileSystemCache
+
+    os.makedirs(settings.cache_dir, mode=0o700, exist_ok=True)
+    os.chmod(settings.cache_dir, 0o700)  # pickled values: only we may write here
+    # threshold=0: no shared counter file rewritten on each set (races between processes), no pruning.
+    return FileSystemCache(settings.cache_dir, threshold=0, default_timeout=NEVER, mode=0o600), None
+
+
+class Store:
+    """Typed access to the shared cache. Worker calls the write half, web the read half."""
+
+    def __init__(self, cache: Any, redis_client: Any = None, poll_interval: float = 0.02) -> None:
+        self._cache = cache
+        self._redis = redis_client
+        self._poll_interval = poll_interval
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Store":
+        cache, client = make_backend(settings)
+        return cls(cache, client)
+
+    @property
+    def kind(self) -> str:
+        return "redis" if self._redis is not None else "file"
+
+    # -- encoding ---------------------------------------------------------------------------------------------
+    def _get(self, key: str) -> Any:
+        raw = self._cache.get(key)
+        return None if raw is None else orjson.loads(raw)
+
+    def _set(self, key: str, value: Any, timeout: int = NEVER) -> None:
+        if not self._cache.set(key, orjson.dumps(value), timeout=timeout):
+            raise StoreError(f"store refused to write {key!r}")
+
+    # -- worker side ------------------------------------------------------------------------------------------
+    def set_tracked(self, indexes: list[int]) -> None:
+        """Which accounts the worker tracks (the web's list of accounts, in configuration order)."""
+        self._set("accounts", list(indexes))
+
+    def put_account(self, snapshot: dict[str, Any], seq: int) -> None:
+        """Write one account snapshot as change `seq` (the caller owns the counter; see head())."""
+        snapshot = {**snapshot, "seq": seq, "written_at": now_ms()}
+        self._set(f"account:{snapshot['account_index']}", snapshot)
+        self._set(f"change:{seq % FEED_SIZE}", snapshot, timeout=FEED_ENTRY_TTL)
+        self._set("head", seq)
+        if self._redis is not None:
+            self._redis.publish(KEY_PREFIX + "changes", str(seq))
+
+    def put_status(self, status: dict[str, Any]) -> None:
+        self._set("status", {**status, "heartbeat_at": now_ms()}, timeout=STATUS_TTL)
+
+    # -- web side ---------------------------------------------------------------------------------------------
+    def tracked(self) -> list[int]:
+        return self._get("accounts") or []
+
+    def account(self, index: int) -> dict[str, Any] | None:
+        return self._get(f"account:{index}")
+
+    def accounts(self) -> list[dict[str, Any]]:
+        keys = [f"account:{i}" for i in self.tracked()]
+        return [orjson.loads(raw) for raw in self._cache.get_many(*keys) if raw is not None] if keys else []
+
+    def status(self) -> dict[str, Any] | None:
+        return self._get("status")
+
+    def head(self) -> int:
+        return self._get("head") or 0
+
+    def changes_since(self, since: int, head: int | None = None) -> list[Change] | None:
+        """Changes after `since` up to head, oldest first; None if some were already overwritten (resync)."""
+        head = self.head() if head is None else head
+        if since >= head:
+            return [] if since == head else None  # head moved backwards: the store was reset
+        if head - since > FEED_SIZE:
+            return None
+        keys = [f"change:{s % FEED_SIZE}" for s in range(since + 1, head + 1)]
+        changes = []
+        for expected, raw in zip(range(since + 1, head + 1), self._cache.get_many(*keys)):
+            snapshot = None if raw is None else orjson.loads(raw)
+            if snapshot is None or snapshot.get("seq") != expected:
+                return None
+            changes.append(Change(expected, snapshot))
+        return changes
+
+    def follow(self, since: int, stop: Any, timeout: float = 1.0) -> Iterator[list[Change] | None]:
+        """Yield each batch of new changes after `since` (None = gap, caller resyncs) until `stop` is set.
+
+        Redis: woken by pub/sub; file store: polls `head` (≈150 µs a read). Yields [] every `timeout` so
+        callers can do periodic work (heartbeats, status pushes).
+        """
+        pubsub = None
+        if self._redis is not None:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(KEY_PREFIX + "changes")
+        try:
+            last_yield = time.monotonic()
+            while not stop.is_set():
+                head = self.head()
+                if head != since:
+                    batch = self.changes_since(since, head)
+                    since = head
+                    last_yield = time.monotonic()
+                    yield batch
+                    continue
+                if time.monotonic() - last_yield >= timeout:
+                    last_yield = time.monotonic()
+                    yield []
+                if pubsub is not None:
+                    pubsub.get_message(timeout=min(timeout, 0.5))
+                else:
+                    stop.wait(self._poll_interval)
+        finally:
+            if pubsub is not None:
+                pubsub.close()
+
+
+class StoreError(RuntimeError):
+    """The backend refused a write (disk full, Redis down...)."""

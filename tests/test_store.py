@@ -1,0 +1,80 @@
+"""The store contract against both real backends: a file directory and our own redis-server."""
+import threading
+
+import pytest
+
+from app.settings import from_env
+from app.store import FEED_SIZE, Store, new_snapshot, with_freshness
+
+
+@pytest.fixture(params=["file", "redis"])
+def store(request, tmp_path):
+    env = {"CACHE_DIR": str(tmp_path / "store")}
+    if request.param == "redis":
+        env["REDIS_URL"] = request.getfixturevalue("redis_url")
+    return Store.from_settings(from_env(env))
+
+
+def test_snapshot_roundtrip_and_feed(store):
+    store.set_tracked([1, 2])
+    for seq, index in enumerate([1, 2, 1], start=1):
+        snap = new_snapshot(index, public_only=False)
+        snap["sections"]["summary"]["data"] = {"collateral": f"{seq}.000000"}
+        store.put_account(snap, seq)
+    assert store.head() == 3
+    assert [a["account_index"] for a in store.accounts()] == [1, 2]
+    assert store.account(1)["sections"]["summary"]["data"]["collateral"] == "3.000000"
+    changes = store.changes_since(1)
+    assert [(c.seq, c.snapshot["account_index"]) for c in changes] == [(2, 2), (3, 1)]
+    assert store.changes_since(3) == []
+    assert store.account(99) is None
+
+
+def test_feed_gap_means_resync(store):
+    for seq in range(1, FEED_SIZE + 3):
+        if seq in (1, 2, FEED_SIZE + 2):
+            store.put_account(new_snapshot(1, False), seq)
+        else:
+            store._set("head", seq)  # simulate the many writes in between cheaply
+    assert store.changes_since(0) is None
+    assert store.changes_since(5) is None  # slot for seq 6 never written at that seq
+
+
+def test_status_carries_heartbeat(store):
+    store.put_status({"mode": "ws"})
+    status = store.status()
+    assert status["mode"] == "ws" and status["heartbeat_at"] > 0
+
+
+def test_follow_wakes_on_change(store):
+    stop = threading.Event()
+    batches = []
+
+    def reader():
+        for batch in store.follow(0, stop, timeout=0.2):
+            batches.append(batch)
+            if batch:
+                stop.set()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    store.put_account(new_snapshot(7, False), 1)
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert [c.seq for c in batches[-1]] == [1]
+
+
+def test_freshness_is_computed_at_read_time():
+    snap = new_snapshot(1, False)
+    snap["as_of"] = 1_000
+    snap["sections"]["summary"].update(as_of=1_000, data={"collateral": "1"}, source="rest")
+    fresh = with_freshness(snap, ttl_s=5, now=3_000)
+    assert (fresh["age_ms"], fresh["stale"], fresh["sections"]["summary"]["stale"]) == (2_000, False, False)
+    old = with_freshness(snap, ttl_s=5, now=7_000)
+    assert old["stale"] and old["age_ms"] == 6_000
+    assert with_freshness(new_snapshot(2, False), 5)["stale"] is True
+
+
+def test_file_store_directory_is_private(tmp_path):
+    Store.from_settings(from_env({"CACHE_DIR": str(tmp_path / "s")}))
+    assert (tmp_path / "s").stat().st_mode & 0o777 == 0o700
