@@ -106,6 +106,22 @@ class Settings:
     def account(self, index: int) -> Account | None:
         return next((a for a in self.accounts if a.account_index == index), None)
 
+    def secrets(self) -> list[str]:
+        """Every secret value, for log redaction. Never log or serve what this returns."""
+        values = [a.private_key.reveal() for a in self.accounts if a.private_key]
+        values += [p.password.reveal() for group in self.proxies.values() for p in group if p.password]
+        values += [s.reveal() for s in (self.api_token, self.redis_url) if s]
+        return values
+
+
+def load(dotenv_path: str | None = ".env") -> Settings:
+    """Settings for a process entry point: `.env` (if present) under the real environment, then from_env."""
+    if dotenv_path and os.path.exists(dotenv_path):
+        from dotenv import load_dotenv
+
+        load_dotenv(dotenv_path, override=False)
+    return from_env(os.environ)
+
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from a mapping (os.environ by default). Raises SettingsError naming the variable."""
