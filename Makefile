@@ -4,23 +4,40 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
 .PHONY: run test system-deps clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
+# The virtualenv. Debian ships `venv` separately (python3-venv): install it when the first attempt fails.
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.version_info[:2] == (3, 11) or print("warning: tested on Python 3.11, this is", sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV) && $(SUDO) apt-get update -qq && \
+	  $(APT_INSTALL) python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
+
+# Stamps: each re-installs when its requirement files change.
+# Runtime requirements only: enough for `make run`.
+$(VENV)/.installed-run: requirements.txt | $(PY)
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+# Runtime + test tools: what `make test` needs.
+$(VENV)/.installed: requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-# What the tests need from the OS: redis-server (our own throwaway instances), Chromium (dashboard tests).
+# The whole service: web + worker (honcho, Procfile) on the file store; with no account configured, the simulator too.
+run: $(VENV)/.installed-run
+	$(PY) scripts/run_local.py
+
+# What the tests need from the OS: redis-server (our own throwaway instances), Chromium (dashboard tests),
+# tinyproxy (proxy tests).
 system-deps:
 	@command -v redis-server >/dev/null && command -v chromium >/dev/null && command -v tinyproxy >/dev/null || \
-	  { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      redis-server chromium tinyproxy >/dev/null; }
+	  { $(SUDO) apt-get update -qq && $(APT_INSTALL) redis-server chromium tinyproxy >/dev/null; }
 
 test: $(VENV)/.installed system-deps
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache

@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""`make run`: web + worker from the Procfile (honcho) on this machine, plus the simulator when no account is set.
+
+Demo mode (no `Lighter_*_Account_Index` in the environment or `.env`): start `python -m simulator`, wait for its
+listening line, read its accounts from `/_sim/accounts`, write them to `.cache/demo.env` (mode 0600; simulated
+keys, not real ones) and start web + worker with that file as their environment. Real mode: start web + worker
+only; each process reads `.env` itself (app.settings.load()).
+
+PORT (default 5000) is the web port; SIM_PORT (default 8765, 0 = any free port) the simulator's. Ctrl-C or
+SIGTERM stops web and worker first (honcho), then the simulator. Exit status: honcho's, or 2 for bad settings.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.settings import SettingsError, from_env  # noqa: E402  (needs ROOT on sys.path)
+
+DEFAULT_SIM_PORT = 8765
+SIM_ARGS = ("--seed", "1", "--tick-ms", "500")
+LISTENING = re.compile(r"simulator listening on (http://\S+?):(\d+)")
+STARTUP_DEADLINE_S = 20.0   # simulator listening line
+READY_DEADLINE_S = 90.0     # web answering /health
+HONCHO_STOP_S = 8.0         # honcho itself SIGKILLs its children after 5 s
+SIM_STOP_S = 3.0
+
+
+def say(message: str) -> None:
+    print(f"run_local | {message}", flush=True)
+
+
+def merged_environment(env_file: Path) -> dict[str, str]:
+    """What web and worker will see: `.env` under the real environment (same precedence as settings.load)."""
+    from dotenv import dotenv_values
+
+    file_values = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if env_file.exists() else {}
+    return {**file_values, **os.environ}
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGTERM us if the launcher dies without cleaning up (Linux only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def pump(stream: IO[bytes], prefix: str) -> None:
+    """Copy a child's remaining output to our stdout, line by line, prefixed."""
+    for raw in iter(stream.readline, b""):
+        sys.stdout.write(f"{prefix} | {raw.decode(errors='replace')}")
+        sys.stdout.flush()
+    stream.close()
+
+
+def start_simulator(port: int, child_env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """Start the simulator in its own process group (Ctrl-C reaches it through us, last) and wait until it listens."""
+    cmd = [sys.executable, "-u", "-m", "simulator", "--host", "127.0.0.1", "--port", str(port), *SIM_ARGS]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            process_group=0, preexec_fn=die_with_parent)
+    assert proc.stdout is not None
+    seen: list[str] = []
+    found: list[str] = []
+
+    def read_until_listening() -> None:
+        for raw in iter(proc.stdout.readline, b""):
+            line = raw.decode(errors="replace")
+            seen.append(line)
+            match = LISTENING.search(line)
+            if match:
+                found.append(f"{match.group(1)}:{match.group(2)}")
+                return
+
+    reader = threading.Thread(target=read_until_listening, daemon=True)
+    reader.start()
+    reader.join(STARTUP_DEADLINE_S)
+    if not found:
+        stop_process(proc, "simulator", SIM_STOP_S)
+        output = "".join(seen).strip() or "(no output)"
+        raise RuntimeError(f"the simulator did not report listening within {STARTUP_DEADLINE_S:.0f} s:\n{output}")
+    threading.Thread(target=pump, args=(proc.stdout, "simulator"), daemon=True).start()
+    return proc, found[0]
+
+
+def simulator_accounts(base_url: str) -> list[dict]:
+    with urllib.request.urlopen(f"{base_url}/_sim/accounts", timeout=5) as response:
+        accounts = json.load(response)["accounts"]
+    if not accounts:
+        raise RuntimeError("the simulator reported no accounts")
+    return accounts
+
+
+def write_demo_env(path: Path, base_url: str, accounts: list[dict], cache_dir: str | None) -> None:
+    """The demo's environment for web + worker, private to this user (it holds the simulator's demo keys)."""
+    ws_url = "ws" + base_url[len("http"):] + "/stream"
+    lines = ["# Written by scripts/run_local.py for `make run` in demo mode; rewritten on every start.",
+             "# These are the simulator's generated demo keys, not real Lighter keys.",
+             f"LIGHTER_BASE_URL={base_url}", f"LIGHTER_WS_URL={ws_url}"]
+    if cache_dir:
+        lines.append(f"CACHE_DIR={cache_dir}")
+    for n, account in enumerate(accounts, start=1):
+        prefix = f"Lighter_1_{n}_"
+        lines.append(f"{prefix}Account_Index={account['account_index']}")
+        if account.get("private_key"):
+            lines.append(f"{prefix}API_KEY_Index={account['api_key_index']}")
+            lines.append(f"{prefix}PRIVATE={account['private_key']}")
+        if account.get("public_key"):
+            lines.append(f"{prefix}PUBLIC={account['public_key']}")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write("\n".join(lines) + "\n")
+
+
+def start_honcho(port: int, env_file: str, child_env: dict[str, str]) -> subprocess.Popen:
+    """honcho runs the Procfile's web and worker; web gets $PORT=port. Same process group as us: Ctrl-C reaches it."""
+    cmd = [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"), "-e", env_file,
+           "-d", str(ROOT), "-p", str(port)]
+    return subprocess.Popen(cmd, cwd=ROOT, env=child_env)
+
+
+def stop_process(proc: subprocess.Popen, name: str, grace_s: float) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            say(f"{name} did not stop within {grace_s:.0f} s; killing it")
+            proc.kill()
+    proc.wait()
+
+
+def health_ok(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def supervise(honcho: subprocess.Popen, simulator: subprocess.Popen | None, port: int, banner: str,
+              stop: threading.Event) -> int:
+    """Announce the dashboard once /health answers; return when asked to stop or a child exits."""
+    announced = False
+    deadline = time.monotonic() + READY_DEADLINE_S
+    while not stop.is_set():
+        if honcho.poll() is not None:
+            say(f"web/worker stopped (honcho exit status {honcho.returncode})")
+            return honcho.returncode or 1
+        if simulator is not None and simulator.poll() is not None:
+            say(f"the simulator exited (status {simulator.returncode}); stopping web and worker")
+            return 1
+        if not announced and health_ok(port):
+            announced = True
+            say(banner)
+            say("press Ctrl-C to stop")
+        elif not announced and time.monotonic() > deadline:
+            announced = True
+            say(f"web did not answer http://127.0.0.1:{port}/health within {READY_DEADLINE_S:.0f} s; see the logs")
+        stop.wait(0.25)
+    return 0
+
+
+def install_stop_handlers(stop: threading.Event, caught: list[int]) -> None:
+    def handler(signum: int, _frame: object) -> None:
+        if not caught:
+            say(f"{signal.Signals(signum).name} received; stopping")
+        caught.append(signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def child_environment() -> dict[str, str]:
+    """Our environment, with the virtualenv first on PATH so the Procfile's `gunicorn` and `python` are ours."""
+    env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if (Path(bin_dir) / "activate").exists():
+        env["VIRTUAL_ENV"] = str(Path(bin_dir).parent)
+    return env
+
+
+def run(env_file: Path = ROOT / ".env") -> int:
+    merged = merged_environment(env_file)
+    try:
+        settings = from_env(merged)
+    except SettingsError as exc:
+        say(f"configuration error: {exc}")
+        return 2
+    port = settings.port
+    stop, caught = threading.Event(), []
+    install_stop_handlers(stop, caught)
+    child_env = child_environment()
+    simulator = None
+    demo_env_file = ROOT / ".cache" / "demo.env"
+    try:
+        if settings.accounts:
+            names = ", ".join(str(a.account_index) for a in settings.accounts)
+            say(f"tracking configured accounts {names} on {settings.lighter_base_url}")
+            honcho_env_file, banner = os.devnull, f"dashboard: http://127.0.0.1:{port}/"
+        else:
+            sim_port = int(merged.get("SIM_PORT", "").strip() or DEFAULT_SIM_PORT)
+            if "SIM_PORT" not in merged and not port_is_free(sim_port):
+                say(f"port {sim_port} is busy; the simulator takes any free port instead")
+                sim_port = 0
+            say("no Lighter_*_Account_Index configured: demo mode, starting the simulator")
+            simulator, base_url = start_simulator(sim_port, child_env)
+            accounts = simulator_accounts(base_url)
+            cache_dir = None if merged.get("CACHE_DIR", "").strip() else str(ROOT / ".cache" / "demo-store")
+            write_demo_env(demo_env_file, base_url, accounts, cache_dir)
+            honcho_env_file = str(demo_env_file)
+            indexes = ", ".join(str(a["account_index"]) for a in accounts)
+            banner = (f"demo is up: dashboard http://127.0.0.1:{port}/ (simulated accounts {indexes} "
+                      f"from the simulator at {base_url})")
+        if stop.is_set():
+            return 130
+        honcho = start_honcho(port, honcho_env_file, child_env)
+        try:
+            status = supervise(honcho, simulator, port, banner, stop)
+        finally:
+            # honcho stops web and worker on SIGTERM (a repeat after a terminal's Ctrl-C is harmless).
+            stop_process(honcho, "honcho", HONCHO_STOP_S)
+        return (128 + caught[0]) if caught else status
+    except (RuntimeError, OSError, urllib.error.URLError, KeyError, ValueError) as exc:
+        say(f"could not start: {exc}")
+        return 1
+    finally:
+        if simulator is not None:
+            stop_process(simulator, "simulator", SIM_STOP_S)
+
+
+if __name__ == "__main__":
+    sys.exit(run())
