@@ -1,0 +1,30 @@
+"""The web process: `create_app(settings)` is the only place a Flask app is built."""
+from __future__ import annotations
+
+from flask import Flask
+
+from app.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app: REST, /ws fan-out, dashboard, limits, metrics, errors; all from `settings`."""
+    from app import api, dashboard, errors, limits, metrics, settings as settings_module, ws
+    from app.hub import Hub
+    from app.store import Store
+    from app.views import StatusCache
+
+    settings = settings if settings is not None else settings_module.load()
+    app = Flask(__name__, static_folder=None)
+    app.json.sort_keys = False
+    store = Store.from_settings(settings)
+    status = StatusCache(store, settings.cache_ttl, settings.poll_interval)
+    process_metrics = metrics.Metrics()
+    app.extensions.update(lb_settings=settings, lb_store=store, lb_status=status, lb_metrics=process_metrics,
+                          lb_hub=Hub(store, status, settings.cache_ttl, process_metrics))
+    errors.init_app(app)
+    metrics.init_app(app, process_metrics)
+    limits.init_app(app, settings, api.api, api.not_modified)
+    api.init_app(app)
+    ws.init_app(app)
+    dashboard.init_app(app)
+    return app

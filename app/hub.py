@@ -1,0 +1,174 @@
+"""The per-process fan-out hub: one watcher greenlet follows the store's change feed and feeds every client.
+
+Each change is encoded once and the same frame bytes go into each subscribed client's bounded queue. A gap in
+the feed (a slow watcher, a store reset) or a store outage ends in a resync: fresh snapshots marked `resync`.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any, Iterator
+
+import gevent
+from gevent.event import Event
+
+from app import messages, transport
+from app.clients import Client
+from app.store import Store
+from app.views import StatusCache
+
+log = logging.getLogger(__name__)
+
+
+def backoff(first: float = 0.5, factor: float = 2.0, cap: float = 10.0) -> Iterator[float]:
+    """Retry delays: jittered start, growing, capped (the same shape as the worker's reconnect loops)."""
+    delay = first * random.uniform(0.5, 1.0)
+    while True:
+        yield delay
+        delay = min(cap, delay * factor)
+
+
+class Hub:
+    def __init__(self, store: Store, status: StatusCache, ttl_s: float, metrics: Any, queue_size: int = 256,
+                 heartbeat_s: float = 20.0, status_every_s: float = 1.0) -> None:
+        self.store = store
+        self.status = status
+        self.ttl_s = ttl_s
+        self.metrics = metrics
+        self.queue_size = queue_size
+        self.heartbeat_s = heartbeat_s
+        self.status_every_s = status_every_s
+        self.clients: set[Client] = set()
+        self.seq = 0
+        self.stopping = Event()
+        self._watcher: gevent.Greenlet | None = None
+        self._last_status: str | None = None
+
+    # -- clients -----------------------------------------------------------------------------------------------
+    def ensure_started(self) -> None:
+        """Start the watcher in this process on first use (after gunicorn's fork; we never preload)."""
+        if self._watcher is None or self._watcher.dead:
+            self._watcher = gevent.spawn(self._run)
+            self._watcher.link_exception(lambda g: log.error("hub watcher died: %r", g.exception))
+
+    def register(self, client: Client) -> None:
+        self.clients.add(client)
+        self.metrics.clients.set(len(self.clients))
+        client.start()
+
+    def unregister(self, client: Client) -> None:
+        self.clients.discard(client)
+        self.metrics.clients.set(len(self.clients))
+
+    def sync(self, client: Client, accounts: list[int] | None, since: int | None) -> None:
+        """Queue what `client` needs for `accounts` (None: its subscription): a replay from `since` when the feed
+        still has it, else fresh snapshots (marked resync when the client asked to resume)."""
+        client.holding = True
+        initial: list[tuple[int, int, bytes]] = []
+        try:
+            initial = self._initial(client, accounts, since)
+        finally:
+            client.release(initial)
+
+    def _initial(self, client: Client, accounts: list[int] | None, since: int | None) -> list[tuple[int, int, bytes]]:
+        wanted = [a for a in (accounts if accounts is not None else self.store.tracked()) if client.wants(a)]
+        if since is not None:
+            changes = self.store.changes_since(since)
+            if changes is not None:
+                mine = [c for c in changes if c.snapshot["account_index"] in wanted]
+                # A replay longer than the queue would only overflow it: snapshots are cheaper.
+                if len(mine) <= self.queue_size // 2:
+                    return [(c.snapshot["account_index"], c.seq, transport.frame_text(messages.update(c, self.ttl_s)))
+                            for c in mine]
+        snapshots = [s for s in (self.store.account(a) for a in wanted) if s is not None]
+        return [(s["account_index"], s.get("seq", 0),
+                 transport.frame_text(messages.account_message("snapshot", s, self.ttl_s, resync=since is not None)))
+                for s in snapshots]
+
+    def status_frame(self) -> bytes:
+        return transport.frame_text(messages.status(self.status.view(clients=len(self.clients))))
+
+    # -- the watcher -------------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        delays = backoff()
+        resync = False
+        while not self.stopping.is_set():
+            try:
+                head = self.store.head()
+                if resync or head < self.seq:
+                    self._resync_all()
+                self.seq = head
+                if resync:
+                    log.info("hub: store reachable again at seq %d; clients resynced", head)
+                    delays, resync = backoff(), False
+                self._follow()
+            except Exception:  # noqa: BLE001 - any store failure: log, back off, retry, then resync everyone
+                delay = next(delays)
+                log.warning("hub: store unavailable; retrying in %.1f s", delay, exc_info=True)
+                resync = True
+                self._push_status(force=True)
+                self.stopping.wait(delay)
+
+    def _follow(self) -> None:
+        last_heartbeat = time.monotonic()
+        last_status = 0.0
+        for batch in self.store.follow(self.seq, self.stopping, timeout=self.status_every_s):
+            if batch is None:
+                self.seq = self.store.head()
+                self._resync_all()
+            elif batch:
+                self._deliver(batch)
+            now = time.monotonic()
+            if now - last_status >= self.status_every_s:
+                last_status = now
+                self._push_status()
+            if now - last_heartbeat >= self.heartbeat_s:
+                last_heartbeat = now
+                self._broadcast(transport.frame_text(messages.heartbeat(self.seq)))
+
+    def _deliver(self, batch: list[Any]) -> None:
+        for change in batch:
+            account = change.snapshot["account_index"]
+            frame = transport.frame_text(messages.update(change, self.ttl_s))
+            for client in list(self.clients):
+                if client.wants(account):
+                    client.offer(account, change.seq, frame)
+            self.seq = change.seq
+            self.metrics.changes.inc()
+
+    def _resync_all(self) -> None:
+        """Fresh snapshots for every client, each account encoded once."""
+        frames = {}
+        for snapshot in self.store.accounts():
+            account = snapshot["account_index"]
+            frames[account] = (snapshot.get("seq", 0),
+                               transport.frame_text(messages.account_message("snapshot", snapshot, self.ttl_s, True)))
+        for client in list(self.clients):
+            for account, (seq, frame) in frames.items():
+                if not client.wants(account):
+                    continue
+                if client.holding:  # its own sync is in flight: let release() order this after it
+                    client.pending.append((account, seq, frame))
+                else:
+                    client.last_sent[account] = seq  # may go backwards after a store reset: that is the point
+                    client.send(frame)
+        self.metrics.resyncs.inc()
+
+    def _push_status(self, force: bool = False) -> None:
+        frame_text = messages.status(self.status.view(clients=len(self.clients), fresh=True))
+        if frame_text == self._last_status and not force:
+            return
+        self._last_status = frame_text
+        self._broadcast(transport.frame_text(frame_text))
+
+    def _broadcast(self, frame: bytes) -> None:
+        for client in list(self.clients):
+            client.send(frame)
+
+    # -- shutdown ----------------------------------------------------------------------------------------------
+    def shutdown(self, code: int = 1001, reason: str = "server shutting down") -> None:
+        """Close every client politely (gunicorn's SIGTERM) so nothing is cut mid-frame."""
+        self.stopping.set()
+        for client in list(self.clients):
+            client.close(code, reason)

@@ -1,0 +1,146 @@
+"""/ws: the WebSocket protocol (docs/websocket.md) on top of the hub and the transport adapter."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from flask import Blueprint, Flask, Response, abort, current_app, request
+
+from app import auth, messages, transport
+from app.clients import Client
+from app.hub import Hub
+
+log = logging.getLogger(__name__)
+bp = Blueprint("ws", __name__)
+MAX_MESSAGE = 4096    # client frames are small commands; anything bigger is closed with 1009
+MAX_ERRORS = 20       # error frames before we give up on a client that keeps sending garbage
+
+
+def _since(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 19:
+        raise ValueError("since must be a non-negative integer")
+    return int(raw)
+
+
+def _query_accounts(raw: str | None) -> set[int] | None:
+    if not raw:
+        return None
+    parts = [p.strip() for p in raw.split(",")]
+    if len(parts) > 1000 or not all(p.isdigit() and len(p) <= 19 for p in parts):
+        raise ValueError("accounts must be a comma-separated list of account indexes")
+    return {int(p) for p in parts}
+
+
+@bp.route("/ws", websocket=True)
+def websocket() -> Response:
+    conn = transport.accept(request.environ, MAX_MESSAGE)
+    if conn is None:  # werkzeug routes only upgrade requests here; this is a belt-and-braces 400
+        abort(400, "WebSocket upgrade required")
+    hub: Hub = current_app.extensions["lb_hub"]
+    settings = current_app.extensions["lb_settings"]
+    client = Client(conn, hub.queue_size, hub.metrics)
+    hub.register(client)
+    # gevent-websocket has already answered 101 when the view runs: refusals are error frames and close codes.
+    try:
+        if not auth.authorized(settings, request, allow_query=True):
+            _refuse(client, 4001, "unauthorized", "missing or wrong token")
+            return Response(status=204)
+        try:
+            since = _since(request.args.get("since"))
+            client.accounts = _query_accounts(request.args.get("accounts"))
+        except ValueError as exc:
+            _refuse(client, 1008, "bad_query", str(exc))
+        else:
+            hub.ensure_started()
+            _serve(hub, client, since)
+    finally:
+        hub.unregister(client)
+        client.close(1000, "bye")
+        client.closed.wait(client.close_grace_s + 1)
+        conn.mark_closed()
+    return Response(status=204)
+
+
+def _refuse(client: Client, code: int, error: str, text: str) -> None:
+    client.send(transport.frame_text(messages.error(error, text)))
+    client.close(code, error, flush=True)
+
+
+def _serve(hub: Hub, client: Client, since: int | None) -> None:
+    tracked = hub.store.tracked()
+    subscribed = sorted(client.accounts) if client.accounts is not None else None
+    client.send(transport.frame_text(messages.hello(tracked, hub.heartbeat_s, MAX_MESSAGE, subscribed)))
+    hub.sync(client, None, since)
+    client.send(hub.status_frame())
+    errors = 0
+    while client.closing is None:
+        try:
+            message = client.conn.receive(client.send)
+        except transport.MessageTooBig:
+            client.close(1009, f"message too big (limit {MAX_MESSAGE} bytes)")
+            return
+        except transport.PeerClosed as closed:
+            client.close(closed.code, "")
+            return
+        except transport.TransportError:
+            return
+        if not _handle(hub, client, message):
+            errors += 1
+            if errors >= MAX_ERRORS:
+                client.close(1008, "too many bad messages")
+
+
+def _handle(hub: Hub, client: Client, message: str | bytes) -> bool:
+    """Apply one client command. False (after sending an error frame) when it was not a valid command."""
+    def error(code: str, text: str) -> bool:
+        client.send(transport.frame_text(messages.error(code, text)))
+        return False
+
+    if isinstance(message, bytes):
+        return error("bad_message", "send JSON text frames")
+    try:
+        command: Any = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return error("bad_json", "message is not valid JSON")
+    if not isinstance(command, dict):
+        return error("bad_message", "message must be a JSON object with an 'op'")
+    op = command.get("op")
+    if op in ("subscribe", "unsubscribe"):
+        return _subscription(hub, client, op, command.get("accounts"), error)
+    if op == "resume":
+        since = command.get("since")
+        if not isinstance(since, int) or isinstance(since, bool) or since < 0:
+            return error("bad_since", "since must be a non-negative integer")
+        hub.sync(client, None, since)
+        return True
+    if op == "ping":
+        client.send(transport.frame_text(messages.encode({"type": "pong", "id": command.get("id")})))
+        return True
+    return error("unknown_op", "op must be one of subscribe, unsubscribe, resume, ping")
+
+
+def _subscription(hub: Hub, client: Client, op: str, raw: Any, error: Any) -> bool:
+    accounts = messages.parse_accounts(raw)
+    if accounts is None:
+        return error("bad_accounts", "accounts must be a list of at most 1000 account indexes")
+    tracked = hub.store.tracked()
+    current = set(tracked) if client.accounts is None else set(client.accounts)
+    if op == "unsubscribe":
+        client.accounts = current - set(accounts)
+        client.send(transport.frame_text(messages.subscribed(sorted(client.accounts))))
+        return True
+    unknown = [a for a in accounts if a not in tracked]
+    added = [a for a in accounts if a not in current and a in tracked]
+    client.accounts = current | set(added)
+    client.send(transport.frame_text(messages.subscribed(sorted(client.accounts))))
+    hub.sync(client, added, None)
+    if unknown:
+        return error("unknown_accounts", f"not tracked: {unknown[:20]}")
+    return True
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,37 @@
+"""gunicorn settings for the web process. Read by `gunicorn -c gunicorn.conf.py wsgi:app`.
+
+The port comes from app.settings (PORT); the worker count from WEB_CONCURRENCY, which gunicorn itself reads
+(default 1 here: each worker has its own hub and metrics, so more workers help REST throughput, not fan-out).
+"""
+import signal
+
+from app.settings import load
+
+_settings = load()
+
+# gevent-websocket's worker: /ws is declared with websocket=True (see ../shared/stack-notes.md).
+worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
+bind = f"0.0.0.0:{_settings.port}"
+# One gevent worker holds thousands of idle WebSockets (~27 KB each); each open socket takes a connection slot.
+worker_connections = 10000
+# honcho and Render send SIGKILL after a few seconds: close WebSockets ourselves and keep the wait short.
+graceful_timeout = 3
+timeout = 30
+preload_app = False                   # gevent patches after fork; the hub starts lazily in each worker
+control_socket_disable = True         # gunicorn 27 otherwise creates ~/.gunicorn/gunicorn.ctl
+accesslog = None                      # one line per request is noise at thousands of polls; use /metrics
+errorlog = "-"
+loglevel = "warning"
+
+
+def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn hook signature
+    """On SIGTERM, close every WebSocket with 1001 before gunicorn's graceful wait starts."""
+    previous = worker.handle_exit
+
+    def handle_exit(sig, frame) -> None:  # noqa: ANN001
+        hub = worker.wsgi.extensions.get("lb_hub") if hasattr(worker.wsgi, "extensions") else None
+        if hub is not None:
+            hub.shutdown()
+        previous(sig, frame)
+
+    signal.signal(signal.SIGTERM, handle_exit)

@@ -1,0 +1,120 @@
+"""REST against the real gunicorn server and a real file store fed the way the worker feeds it."""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.fixtures.web import run_web
+from tests.web.conftest import Feeder
+
+INT64_MAX = 2**63 - 1
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    env = {"CACHE_DIR": str(tmp_path_factory.mktemp("rest") / "store"), "RATE_LIMIT": "1000/minute"}
+    feeder = Feeder(env)
+    feeder.track([11, 22])
+    feeder.status()
+    with run_web(env) as web:
+        yield web, feeder
+
+
+def test_health_is_open_and_cheap(served):
+    web, _ = served
+    body = requests.get(web.url + "/health", timeout=5).json()
+    assert body["ok"] is True and body["store_reachable"] is True and body["worker_up"] is True
+
+
+def test_account_bodies_match_the_store(served):
+    web, feeder = served
+    seq = feeder.put(11, collateral="123.450000")
+    response = requests.get(f"{web.url}/api/accounts/11", timeout=5)
+    assert response.status_code == 200
+    body = response.json()
+    stored = feeder.store.account(11)
+    assert body["seq"] == seq == stored["seq"]
+    assert body["sections"]["summary"]["data"] == stored["sections"]["summary"]["data"]
+    assert {"seq", "as_of", "age_ms", "stale"} <= body.keys() and body["stale"] is False
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["ETag"] == f'W/"{seq}"'
+    assert float(response.headers["X-Poll-Interval"]) == 1.5  # the worker's effective poll interval
+    listing = requests.get(f"{web.url}/api/accounts", timeout=5).json()
+    assert [a["account_index"] for a in listing["accounts"]] == [11, 22]
+    assert listing["accounts"][0]["seq"] == seq
+
+
+def test_matching_etag_gives_304_not_counted(served):
+    web, feeder = served
+    feeder.put(22)
+    first = requests.get(f"{web.url}/api/accounts/22", timeout=5)
+    remaining = int(first.headers["X-RateLimit-Remaining"])
+    for _ in range(5):
+        again = requests.get(f"{web.url}/api/accounts/22", headers={"If-None-Match": first.headers["ETag"]},
+                             timeout=5)
+        assert again.status_code == 304 and again.content == b""
+        assert again.headers["ETag"] == first.headers["ETag"] and "X-Poll-Interval" in again.headers
+    feeder.put(22)
+    changed = requests.get(f"{web.url}/api/accounts/22", headers={"If-None-Match": first.headers["ETag"]},
+                           timeout=5)
+    assert changed.status_code == 200 and changed.headers["ETag"] != first.headers["ETag"]
+    assert int(changed.headers["X-RateLimit-Remaining"]) == remaining - 1  # the five 304s were free
+
+
+@pytest.mark.parametrize("raw,status", [("abc", 400), ("-1", 400), ("1.5", 400), (str(INT64_MAX + 1), 400),
+                                        ("9" * 40, 400), ("33", 404), (str(INT64_MAX), 404)])
+def test_bad_and_untracked_indexes_are_json(served, raw, status):
+    web, _ = served
+    response = requests.get(f"{web.url}/api/accounts/{raw}", timeout=5)
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["status"] == status and response.json()["message"]
+
+
+def test_other_errors_are_json(served):
+    web, _ = served
+    for method, path, status in [("GET", "/api/nope", 404), ("POST", "/api/accounts", 405), ("GET", "/ws", 400)]:
+        response = requests.request(method, web.url + path, timeout=5)
+        assert response.status_code == status, path
+        assert response.json()["status"] == status
+    page = requests.get(web.url + "/nope", headers={"Accept": "text/html"}, timeout=5)
+    assert page.status_code == 404 and page.headers["Content-Type"].startswith("text/html")
+
+
+def test_worker_down_serves_stale_data_flagged(served):
+    web, feeder = served
+    feeder.status(heartbeat_age_ms=10_000)
+    try:
+        status = requests.get(f"{web.url}/api/status", timeout=5).json()
+        assert status["worker"]["up"] is False and status["worker"]["heartbeat_age_ms"] >= 10_000
+        assert status["mode"] == "ws" and set(status["accounts"]) == {"11", "22"}
+        feeder.put(11, as_of=1_000)  # data confirmed long ago
+        body = requests.get(f"{web.url}/api/accounts/11", timeout=5)
+        assert body.status_code == 200 and body.json()["stale"] is True
+        assert body.headers["ETag"].endswith('-stale"')
+    finally:
+        feeder.status()
+
+
+def test_rate_limit_token_and_metrics(tmp_path):
+    env = {"CACHE_DIR": str(tmp_path / "store"), "RATE_LIMIT": "3/minute", "API_TOKEN": "s3cret-token"}
+    feeder = Feeder(env)
+    feeder.track([5])
+    with run_web(env) as web:
+        auth = {"Authorization": "Bearer s3cret-token"}
+        denied = requests.get(f"{web.url}/api/accounts/5", timeout=5)
+        assert denied.status_code == 401 and denied.json()["status"] == 401
+        assert "s3cret" not in denied.text
+        assert requests.get(f"{web.url}/api/accounts/5?token=s3cret-token", timeout=5).status_code == 401
+        assert requests.get(web.url + "/health", timeout=5).status_code == 200
+        assert requests.get(web.url + "/metrics", timeout=5).status_code == 401
+        # The two refused requests counted too (guessing tokens costs budget): one good request is left.
+        assert requests.get(f"{web.url}/api/accounts/5", headers=auth, timeout=5).status_code == 200
+        limited = requests.get(f"{web.url}/api/accounts/5", headers=auth, timeout=5)
+        assert limited.status_code == 429
+        assert limited.headers["Content-Type"] == "application/json" and limited.json()["status"] == 429
+        assert int(limited.headers["Retry-After"]) > 0 and limited.headers["X-RateLimit-Remaining"] == "0"
+        assert all(requests.get(web.url + "/health", timeout=5).status_code == 200 for _ in range(5))
+        metrics = requests.get(web.url + "/metrics", headers=auth, timeout=5).text
+        assert 'lb_http_requests_total{route="/api/accounts/<index>",status="429"}' in metrics
+        assert 'lb_snapshot_age_seconds{account="5"}' in metrics
