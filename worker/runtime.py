@@ -1,0 +1,117 @@
+"""Process-wide worker state shared by the greenlets: accounts, egresses, recent errors, frame dispatch."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gevent.event
+
+from app.logs import redact
+from app.settings import Account, Settings
+from app.store import Store, now_ms
+from worker.config import Tuning
+from worker.egress import Egress, build_egresses
+from worker.merge import AccountState
+from worker.parse import Frame
+from worker.sink import Sink
+from worker.tokens import Tokens
+
+log = logging.getLogger(__name__)
+MAX_ERRORS = 20
+# Which snapshot sections a live WS channel vouches for while its connection is healthy.
+CHANNEL_SECTIONS = {"account_all": ("positions", "trades"), "user_stats": ("stats", "summary"),
+                    "account_all_orders": ("orders",)}
+
+
+@dataclass
+class AccountStats:
+    """Per-account counters for status and the once-a-minute summary log line."""
+
+    egress: str
+    last_rest_at: int | None = None
+    last_ws_at: int | None = None
+    requests: int = 0
+    rate_limited: int = 0
+    errors: int = 0
+    ws_frames: int = 0
+
+    def reset_counters(self) -> None:
+        self.requests = self.rate_limited = self.errors = self.ws_frames = 0
+
+
+class Runtime:
+    """Everything the greenlets share. Single-threaded (gevent), so plain attributes need no locks."""
+
+    def __init__(self, settings: Settings, tuning: Tuning, store: Store,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.tuning = tuning
+        self.store = store
+        self.clock = clock
+        self.stop = gevent.event.Event()
+        self.pid = os.getpid()
+        self.started_at = now_ms()
+        self.simulator = False
+        self.accounts: dict[int, Account] = {a.account_index: a for a in settings.accounts}
+        self.egresses: list[Egress] = build_egresses(settings, tuning, clock)
+        self.stats = {a.account_index: AccountStats(e.id) for e in self.egresses for a in e.accounts}
+        self.states = {i: AccountState(i, a.public_only, self._previous(i)) for i, a in self.accounts.items()}
+        self.errors: deque[dict[str, Any]] = deque(maxlen=MAX_ERRORS)
+        self.tokens = Tokens(settings.lighter_base_url, tuning.token_ttl_s, tuning.token_refresh_before_s)
+        confirm_every = max(0.25, min(2.0, settings.cache_ttl / 3))
+        self.sink = Sink(store, self.states.values(), confirm_every, self.record_error, clock)
+
+    def _previous(self, index: int) -> dict[str, Any] | None:
+        """The last snapshot a previous run wrote: serve it (aging into staleness) until upstream answers."""
+        try:
+            return self.store.account(index)
+        except Exception as exc:  # noqa: BLE001 - any backend failure just means "start empty"
+            log.warning("could not read the previous snapshot of account %s: %s", index, exc)
+            return None
+
+    def record_error(self, where: str, message: str) -> None:
+        text = redact(str(message), self.settings.secrets())[:300]
+        last = self.errors[-1] if self.errors else None
+        if last and last["where"] == where and last["message"] == text:
+            last["at"] = now_ms()  # a repeating error moves to now instead of flooding the list
+            last["count"] = last.get("count", 1) + 1
+            return
+        self.errors.append({"at": now_ms(), "where": where, "message": text})
+
+    def apply_frame(self, frame: Frame, egress: Egress) -> None:
+        """Merge one account frame and wake the writer (a WS update reaches the store immediately)."""
+        state = self.states.get(frame.account)
+        if state is None:
+            return  # a frame for an account we never asked about
+        now = now_ms()
+        stats = self.stats[frame.account]
+        stats.last_ws_at = now
+        stats.ws_frames += 1
+        payload = frame.payload
+        if frame.kind == "account_all":
+            if payload["positions"] is not None:
+                state.apply_positions(payload["positions"], now)
+            if payload["trades"] or frame.snapshot:
+                state.apply_trades(payload["trades"], now)
+        elif frame.kind == "user_stats":
+            state.apply_stats(payload["stats"], now)
+        elif frame.kind == "account_all_orders":
+            if frame.snapshot:
+                state.apply_orders(payload["orders"], "ws", now)
+            else:
+                state.apply_order_delta(payload["orders"], now)
+        if state.changed:
+            self.sink.notify()
+
+    def confirm_live(self, channels: set[tuple[str, int]], at: int) -> None:
+        """Live channels vouch that their sections were current at `at`, the connection's last frame:
+        frames arrive in order, so every update sent before that frame has been merged."""
+        for name, index in channels:
+            state = self.states.get(index)
+            if state is not None:
+                state.confirm(CHANNEL_SECTIONS.get(name, ()), at)
+        self.sink.notify()

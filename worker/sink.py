@@ -1,0 +1,99 @@
+"""The single store writer: owns the global seq, writes changes at once, survives a dead backend."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Iterable
+
+import gevent.event
+import orjson
+from redis.exceptions import RedisError
+
+from app.store import Store, StoreError
+from worker.backoff import Retry
+from worker.merge import AccountState
+
+log = logging.getLogger(__name__)
+STORE_ERRORS = (StoreError, RedisError, OSError)
+
+
+class Sink:
+    """Producers mutate AccountStates and call `notify()`; this greenlet writes what moved.
+
+    One writer keeps `seq` and `head` in order (two concurrent writers could move head backwards).
+    Data changes are written immediately; `as_of`-only confirmations at most every `confirm_every` s.
+    If the backend fails, data stays in memory and everything is rewritten once it is back.
+    """
+
+    def __init__(self, store: Store, states: Iterable[AccountState], confirm_every: float,
+                 on_error: Callable[[str, str], None], clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.states = list(states)
+        self.confirm_every = confirm_every
+        self._on_error = on_error
+        self._clock = clock
+        self._wake = gevent.event.Event()
+        self._retry = Retry(clock, 0.2, cap=5.0, healthy_after=10.0)
+        self._last_confirm = 0.0
+        self.seq: int | None = None
+        self.healthy = False
+        self.writes = 0
+        self.failures = 0
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def _connect(self) -> None:
+        """(Re)learn where the feed is and publish what we track; after an outage the store may be empty."""
+        head = self.store.head()
+        self.seq = max(self.seq or 0, head)
+        self.store.set_tracked([s.index for s in self.states])
+        for state in self.states:
+            state.changed = True
+        self.healthy = True
+        self._retry.up()
+
+    def flush(self, confirmations: bool) -> None:
+        if not self.healthy:
+            self._connect()
+        for state in self.states:
+            if not (state.changed or (confirmations and state.confirmed)):
+                continue
+            snapshot = state.take()
+            # A detached copy: the store serialises twice (account key, feed slot) around I/O, and
+            # producers may mutate the live snapshot in between.
+            frozen: dict[str, Any] = orjson.loads(orjson.dumps(snapshot))
+            try:
+                self.store.put_account(frozen, self.seq + 1)
+            except STORE_ERRORS:
+                state.changed = True
+                raise
+            self.seq += 1
+            self.writes += 1
+
+    def run(self, stop: gevent.event.Event) -> None:
+        while not stop.is_set():
+            self._wake.wait(timeout=self.confirm_every)
+            self._wake.clear()
+            if stop.is_set():
+                break
+            due = self._clock() - self._last_confirm >= self.confirm_every
+            if self.write_once(due):
+                if due:
+                    self._last_confirm = self._clock()
+                continue
+            stop.wait(self._retry.next_delay())
+            self._wake.set()
+
+    def write_once(self, confirmations: bool) -> bool:
+        """One flush; False (and the error recorded) if the backend failed."""
+        try:
+            self.flush(confirmations)
+            return True
+        except STORE_ERRORS as exc:
+            self.failures += 1
+            if self.healthy:
+                log.warning("store write failed, keeping data in memory and retrying: %s", exc)
+            self.healthy = False
+            self._on_error("store", f"write failed: {exc}")
+            return False

@@ -1,0 +1,87 @@
+"""The worker status record (schema 1, documented in docs/worker.md) and the per-minute summary log."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from app.store import now_ms
+from worker.runtime import Runtime
+
+log = logging.getLogger(__name__)
+STATUS_SCHEMA = 1
+# Worst first: the top-level mode is the worst mode any egress is in.
+MODES = ("rest-only", "ws-readonly", "ws")
+
+
+def _intervals(rt: Runtime) -> dict[str, Any]:
+    settings = rt.settings
+    plans = [e.plan for e in rt.egresses if e.accounts]
+    stretched = [p for p in plans if p.stretched]
+    slowest = max(plans, key=lambda p: p.poll, default=None)
+    return {
+        "poll": {"configured": settings.poll_interval,
+                 "effective": slowest.poll if slowest else settings.poll_interval},
+        "orders": {"configured": settings.orders_interval,
+                   "effective": max((p.orders for p in plans), default=settings.orders_interval)},
+        "stretched": bool(stretched),
+        "reason": stretched[0].reason if stretched else None,
+    }
+
+
+def _egress(rt: Runtime, egress: Any) -> dict[str, Any]:
+    ws = egress.ws
+    return {
+        "id": egress.id,
+        "proxy": egress.proxy.redacted if egress.proxy else None,
+        "accounts": [a.account_index for a in egress.accounts],
+        "ws": {"state": ws.state, "since": ws.since, "last_frame_at": ws.last_frame_at,
+               "reconnects": ws.reconnects, "mode": ws.mode},
+        "budget": {"per_minute": egress.budget.per_minute, "used_last_minute": egress.budget.used()},
+        "intervals": {"poll": egress.plan.poll, "orders": egress.plan.orders, "stretched": egress.plan.stretched},
+        "requests": egress.requests,
+        "rate_limited": egress.rate_limited,
+        "errors": egress.errors,
+        "backoff_until": _backoff_until(rt, egress),
+    }
+
+
+def _backoff_until(rt: Runtime, egress: Any) -> int | None:
+    remaining = egress.budget.paused_until - rt.clock()
+    return now_ms() + int(remaining * 1000) if remaining > 0 else None
+
+
+def build_status(rt: Runtime) -> dict[str, Any]:
+    """The record `store.put_status` writes every second (it adds `heartbeat_at`)."""
+    modes = [e.ws.mode for e in rt.egresses if e.accounts] or ["ws"]
+    return {
+        "schema": STATUS_SCHEMA,
+        "pid": rt.pid,
+        "started_at": rt.started_at,
+        "upstream": {"base_url": rt.settings.lighter_base_url, "ws_url": rt.settings.lighter_ws_url,
+                     "simulator": rt.simulator},
+        "mode": min(modes, key=MODES.index),
+        "intervals": _intervals(rt),
+        "egresses": [_egress(rt, e) for e in rt.egresses],
+        "accounts": {str(i): {"egress": s.egress, "public_only": rt.accounts[i].public_only,
+                              "last_rest_at": s.last_rest_at, "last_ws_at": s.last_ws_at}
+                     for i, s in rt.stats.items()},
+        "store": {"kind": rt.store.kind, "healthy": rt.sink.healthy, "seq": rt.sink.seq,
+                  "writes": rt.sink.writes},
+        "errors": list(rt.errors),
+    }
+
+
+def log_summary(rt: Runtime, period_s: float) -> None:
+    """One line per account per period instead of a line per request."""
+    now = now_ms()
+    for index, stats in rt.stats.items():
+        state = rt.states[index]
+        ages = {name: (now - s["as_of"]) / 1000 if s["as_of"] else None
+                for name, s in state.snapshot["sections"].items() if s["data"] is not None}
+        oldest = max((a for a in ages.values() if a is not None), default=None)
+        flagged = sorted(n for n, s in state.snapshot["sections"].items() if s["error"])
+        log.info("account %s via %s: last %.0fs %d requests, %d rate-limited, %d errors, %d ws frames; "
+                 "oldest section %s; flagged %s", index, stats.egress, period_s, stats.requests,
+                 stats.rate_limited, stats.errors, stats.ws_frames,
+                 "n/a" if oldest is None else f"{oldest:.1f}s old", ",".join(flagged) or "none")
+        stats.reset_counters()
