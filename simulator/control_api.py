@@ -138,7 +138,9 @@ async def trade(request: web.Request) -> web.Response:
     acct = _account(sim, request.match_info["index"])
     body = await _body(request)
     try:
-        market_id, is_ask = int(body["market_id"]), bool(body.get("is_ask", False))
+        market_id, is_ask = int(body["market_id"]), body.get("is_ask", False)
+        if not isinstance(is_ask, bool):
+            raise BadRequest("is_ask must be a boolean")
         size = Decimal(str(body["size"]))
         if market_id not in MARKETS_BY_ID:
             raise BadRequest(f"unknown market_id {market_id}")
