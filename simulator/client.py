@@ -13,6 +13,7 @@ class SimControl:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        self.session.trust_env = False  # a proxy from the environment must never sit between us and loopback
 
     def _call(self, method: str, path: str, body: dict | None = None) -> Any:
         resp = self.session.request(method, f"{self.base_url}/_sim/{path}", json=body, timeout=self.timeout)

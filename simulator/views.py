@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from .accounts import Account, Order, Position, liquidation_price, metrics
+from .accounts import Account, Metrics, Order, Position, liquidation_price, metrics
 from .markets import MARKETS, MARKETS_BY_ID, fmt, order_book_entry, usdc
 from .model import Fill, Model
 
@@ -14,11 +14,11 @@ EMPTY_POOL_INFO = {
 }
 
 
-def position_json(pos: Position, acct: Account, model: Model) -> dict:
+def position_json(pos: Position, acct: Account, model: Model, m: Metrics | None = None) -> dict:
     """An AccountPosition row; the same row is used in REST and in account_all frames."""
     spec = MARKETS_BY_ID[pos.market_id]
     mark = model.marks[pos.market_id]
-    m = metrics(acct, model.marks)
+    m = m or metrics(acct, model.marks)
     orders = [o for o in acct.orders.values() if o.market_id == pos.market_id]
     return {
         "market_id": pos.market_id,
@@ -45,7 +45,7 @@ def position_json(pos: Position, acct: Account, model: Model) -> dict:
 def detailed_account(acct: Account, model: Model) -> dict:
     """One DetailedAccount in the strict-valid shape (see shapes.lenient for the live-like one)."""
     m = metrics(acct, model.marks)
-    positions = [position_json(p, acct, model) for _, p in sorted(acct.positions.items())]
+    positions = [position_json(p, acct, model, m) for _, p in sorted(acct.positions.items())]
     body = {
         "code": 0, "account_type": 0, "account_trading_mode": 0,
         "index": acct.index, "account_index": acct.index, "l1_address": acct.l1_address,

@@ -1,7 +1,7 @@
 """WebSocket frame payloads (pure). Channels are subscribed with '/' and echoed with ':'."""
 from __future__ import annotations
 
-from .accounts import Order
+from .accounts import Order, metrics
 from .model import Fill, Model
 from .views import order_json, position_json, trade_json, user_stats
 
@@ -16,12 +16,13 @@ def frame_channel(channel: str) -> str:
 def account_all(model: Model, index: int, kind: str, fills: list[Fill], ts_ms: int) -> dict:
     """account_all snapshot/update: every listed position, plus the fills of this change."""
     acct = model.accounts[index]
+    m = metrics(acct, model.marks)
     trades: dict[str, list[dict]] = {}
     for f in fills:
         trades.setdefault(str(f.market_id), []).append(trade_json(f))
     return {
         "type": f"{kind}/account_all", "channel": f"account_all:{index}", "account": index,
-        "positions": {str(mid): position_json(p, acct, model) for mid, p in sorted(acct.positions.items())},
+        "positions": {str(mid): position_json(p, acct, model, m) for mid, p in sorted(acct.positions.items())},
         "trades": trades, "funding_histories": {}, "liquidations": [], "shares": [], "timestamp": ts_ms,
     }
 
