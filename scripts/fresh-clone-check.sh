@@ -28,13 +28,12 @@ trap cleanup EXIT
 
 say "cloning $SRC (HEAD $(git -C "$SRC" rev-parse --short HEAD)) into $WORK/repo"
 git clone -q "$SRC" "$WORK/repo"
-cd "$WORK/repo"
 
 say "starting \`make run\` on port $PORT (log: $LOG)"
 # A clean environment, as on a fresh machine: nothing configured, so the demo (simulator) mode starts.
 # timeout(1) forwards our SIGTERM to make's whole process group, as a terminal's Ctrl-C would.
-env -i HOME="$HOME" PATH="$PATH" LANG=C.UTF-8 PORT="$PORT" SIM_PORT=0 \
-  timeout --kill-after=20 "$RUN_DEADLINE_S" make run >"$LOG" 2>&1 &
+(cd "$WORK/repo" && exec env -i HOME="$HOME" PATH="$PATH" LANG=C.UTF-8 PORT="$PORT" SIM_PORT=0 \
+  timeout --kill-after=20 "$RUN_DEADLINE_S" make run >"$LOG" 2>&1) &
 RUN_PID=$!
 
 status=0
@@ -131,8 +130,9 @@ kill -TERM "$RUN_PID"
 rc=0; wait "$RUN_PID" || rc=$?
 RUN_PID=
 elapsed=$(python3 -c "import time; print(f'{time.time() - $t0:.1f}')")
-leftovers=$(for p in /proc/[0-9]*; do
-  [ "$(readlink "$p/cwd" 2>/dev/null)" = "$WORK/repo" ] && echo "${p#/proc/}"; done || true)
+leftovers=$(for p in /proc/[0-9]*; do  # anything still running inside the clone
+  case "$(readlink "$p/cwd" 2>/dev/null)" in "$WORK/repo" | "$WORK/repo"/*) printf '%s ' "${p#/proc/}" ;; esac
+done)
 sim_port=$(sed -E 's#.*:([0-9]+)$#\1#' "$WORK/sim-url")
 busy=$(python3 - "$PORT" "$sim_port" <<'PY'
 import socket, sys
