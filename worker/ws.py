@@ -73,6 +73,8 @@ class Upstream:
         except (OSError, websocket.WebSocketException) as exc:
             self.rt.record_error(f"ws:{self.egress.id}", f"connect failed: {type(exc).__name__}: {exc}")
             return self.retry.next_delay()
+        if (conn.getheaders() or {}).get("x-lighter-simulator") == "1":
+            self.rt.simulator = True
         try:
             self._serve(conn, stop)
         except (OSError, websocket.WebSocketException, Reconnect, ParseError) as exc:
