@@ -16,7 +16,7 @@ from gevent.event import Event
 from app import messages, transport
 from app.clients import Client
 from app.store import Store
-from app.views import StatusCache
+from app.views import StatusCache, unreachable_view
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,8 @@ class Hub:
                 delay = next(delays)
                 log.warning("hub: store unavailable; retrying in %.1f s", delay, exc_info=True)
                 resync = True
-                self._push_status(force=True)
+                self._last_status = None
+                self._broadcast(transport.frame_text(messages.status(unreachable_view(len(self.clients)))))
                 self.stopping.wait(delay)
 
     def _follow(self) -> None:

@@ -57,6 +57,13 @@ def status_view(store: Store, ttl_s: float, clients: int, status: dict[str, Any]
             "clients": {"websocket": clients}, "cache_ttl_s": ttl_s}
 
 
+def unreachable_view(clients: int) -> dict[str, Any]:
+    """The status pushed to /ws clients while the store cannot be read: nothing is known but that."""
+    return {"server_time": now_ms(), "worker": worker_view(None, now_ms()), "store": {"reachable": False},
+            "upstream": None, "mode": None, "intervals": None, "egresses": [], "accounts": {}, "errors": [],
+            "clients": {"websocket": clients}}
+
+
 class StatusCache:
     """The worker's status, read at most once per `max_age_s` per process (poll hints, /ws pushes)."""
 

@@ -1,0 +1,107 @@
+"""The hand-written OpenAPI 3.0 document for the REST API (`/api/openapi.json`); tests check conformance."""
+from __future__ import annotations
+
+from typing import Any
+
+NULLABLE_INT = {"type": "integer", "nullable": True}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {400: "Bad index", 401: "Missing or wrong bearer token (only when API_TOKEN is set)",
+            404: "Account not tracked", 429: "Rate limited; see Retry-After", 503: "Store unreachable"}
+    headers = {429: {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}}}
+    return {str(s): _json(_ref("Error"), text[s], headers.get(s)) for s in statuses}
+
+
+POLL_HEADERS = {
+    "ETag": {"schema": {"type": "string"}, "description": "weak; from the account seq (and staleness)"},
+    "X-Poll-Interval": {"schema": {"type": "string"}, "description": "useful poll interval, seconds"},
+    "Cache-Control": {"schema": {"type": "string"}},
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "required": ["error", "status", "message"],
+              "properties": {"error": {"type": "string"}, "status": {"type": "integer"},
+                             "message": {"type": "string"}}},
+    "Section": {"type": "object", "required": ["source", "as_of", "data", "error", "age_ms", "stale"],
+                "properties": {"source": {"type": "string", "nullable": True, "enum": ["ws", "rest", None]},
+                               "as_of": NULLABLE_INT, "data": {"nullable": True}, "age_ms": NULLABLE_INT,
+                               "error": {"type": "string", "nullable": True}, "stale": {"type": "boolean"}}},
+    "Account": {"type": "object",
+                "required": ["account_index", "seq", "prev_seq", "as_of", "age_ms", "stale", "public_only",
+                             "sections"],
+                "properties": {"schema": {"type": "integer"}, "account_index": {"type": "integer", "minimum": 0},
+                               "seq": {"type": "integer", "minimum": 0}, "prev_seq": NULLABLE_INT,
+                               "written_at": NULLABLE_INT, "as_of": NULLABLE_INT, "age_ms": NULLABLE_INT,
+                               "stale": {"type": "boolean"}, "public_only": {"type": "boolean"},
+                               "sections": {"type": "object",
+                                            "additionalProperties": _ref("Section"),
+                                            "properties": {n: _ref("Section") for n in
+                                                           ("summary", "positions", "orders", "stats", "trades")}}}},
+    "AccountList": {"type": "object", "required": ["accounts", "server_time"],
+                    "properties": {"accounts": {"type": "array", "items": _ref("Account")},
+                                   "server_time": {"type": "integer"}}},
+    "Worker": {"type": "object", "required": ["up", "heartbeat_at", "heartbeat_age_ms"],
+               "properties": {"up": {"type": "boolean"}, "pid": NULLABLE_INT, "started_at": NULLABLE_INT,
+                              "heartbeat_at": NULLABLE_INT, "heartbeat_age_ms": NULLABLE_INT}},
+    "Status": {"type": "object",
+               "required": ["server_time", "worker", "store", "mode", "intervals", "egresses", "accounts", "errors",
+                            "clients"],
+               "properties": {"server_time": {"type": "integer"}, "worker": _ref("Worker"),
+                              "store": {"type": "object", "properties": {"kind": {"type": "string"},
+                                                                         "reachable": {"type": "boolean"}}},
+                              "upstream": {"type": "object", "nullable": True},
+                              "mode": {"type": "string", "nullable": True},
+                              "intervals": {"type": "object", "nullable": True},
+                              "egresses": {"type": "array", "items": {"type": "object"}},
+                              "accounts": {"type": "object", "additionalProperties": {"type": "object"}},
+                              "errors": {"type": "array", "items": {"type": "object"}},
+                              "clients": {"type": "object",
+                                          "properties": {"websocket": {"type": "integer", "minimum": 0}}},
+                              "cache_ttl_s": {"type": "number"}}},
+    "Health": {"type": "object", "required": ["ok", "server_time", "store_reachable", "worker_up"],
+               "properties": {"ok": {"type": "boolean"}, "server_time": {"type": "integer"},
+                              "store_reachable": {"type": "boolean"}, "worker_up": {"type": "boolean"}}},
+}
+
+
+def document() -> dict[str, Any]:
+    index = {"name": "index", "in": "path", "required": True, "description": "Lighter account index (int64)",
+             "schema": {"type": "integer", "format": "int64", "minimum": 0}}
+    if_none_match = {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}
+    not_modified = {"description": "Unchanged since the ETag you sent (not counted by the rate limit)",
+                    "headers": POLL_HEADERS}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Lighter Broadcaster", "version": "1",
+                 "description": "Read-only snapshots of tracked Lighter accounts. See docs/api.md."},
+        "components": {"schemas": SCHEMAS,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                                      "description": "Required only when API_TOKEN is set"}}},
+        "security": [{}, {"bearer": []}],
+        "paths": {
+            "/health": {"get": {"summary": "Liveness (never rate limited, never needs a token)", "security": [],
+                                "responses": {"200": _json(_ref("Health"), "Alive")}}},
+            "/api/status": {"get": {"summary": "Worker, upstream and per-account freshness",
+                                    "responses": {"200": _json(_ref("Status"), "Status"),
+                                                  **_errors(401, 429, 503)}}},
+            "/api/accounts": {"get": {"summary": "Every tracked account", "parameters": [if_none_match],
+                                      "responses": {"200": _json(_ref("AccountList"), "Accounts", POLL_HEADERS),
+                                                    "304": not_modified, **_errors(401, 429, 503)}}},
+            "/api/accounts/{index}": {"get": {"summary": "One tracked account", "parameters": [index, if_none_match],
+                                              "responses": {"200": _json(_ref("Account"), "Account", POLL_HEADERS),
+                                                            "304": not_modified,
+                                                            **_errors(400, 401, 404, 429, 503)}}},
+        },
+    }
