@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +29,13 @@ class Conn:
         self.readonly = readonly
         self.session_id = str(uuid.uuid4())
         self.subs: set[str] = set()
-        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(QUEUE_MAX)
+        self.queue: asyncio.Queue[tuple[str, Any, float]] = asyncio.Queue(QUEUE_MAX)
         self.last_client = now
         self.last_ping = now
 
     def put(self, item: tuple[str, Any]) -> None:
         try:
-            self.queue.put_nowait(item)
+            self.queue.put_nowait((*item, time.monotonic()))
         except asyncio.QueueFull:
             log.warning("dropping slow WS client %s", self.session_id)
             self.abort()
@@ -122,7 +123,7 @@ class Hub:
     async def writer(self, conn: Conn) -> None:
         """Drain one connection's queue in order; faults decide per frame."""
         while True:
-            op, arg = await conn.queue.get()
+            op, arg, queued_at = await conn.queue.get()
             if op == "abort":
                 conn.abort()
                 return
@@ -134,7 +135,10 @@ class Hub:
                 continue
             now = self.sim.clock()
             for f in self.sim.faults.ws("latency", {channel} if channel else conn.subs, now):
-                await asyncio.sleep(float(f.params.get("ms", 0)) / 1000)
+                # Delay relative to when the frame was queued, so throughput is kept (frames pipeline).
+                delay = queued_at + float(f.params.get("ms", 1000)) / 1000 - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             if self.sim.faults.ws("schema_drift", {channel} if channel else conn.subs, now):
                 data = orjson.dumps(shapes.drift(orjson.loads(orjson.dumps(frame)))).decode()
             elif op == "text":

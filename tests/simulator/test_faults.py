@@ -138,3 +138,18 @@ def test_refuse_upgrade(simulator) -> None:
     with pytest.raises(InvalidStatus):
         connect(simulator.ws_url + "?readonly=true")
     assert ctl.counters()["ws"]["refused_upgrades"] == 2
+
+
+def test_ws_schema_drift_and_latency(simulator) -> None:
+    ctl = simulator.control
+    with _subscribed(simulator) as ws:
+        ctl.add_fault("schema_drift", ws=["order_book"])
+        frame = recv_until(ws, lambda f: f["type"] == "update/order_book" and "sim_drift_version" in f)
+        assert frame["order_book"]["sim_drift_version"] == 2
+        ctl.clear_faults()
+        ctl.add_fault("latency", ws="*", ms=300)
+        _drain(ws, 0.15)
+        t0 = time.monotonic()
+        ws.send(json.dumps({"type": "ping"}))
+        recv_until(ws, lambda f: f["type"] == "pong")
+        assert time.monotonic() - t0 >= 0.3
