@@ -156,7 +156,7 @@ function renderAccount(index) {
         el("td", { class: "size", text: `${p.sign < 0 ? "-" : ""}${p.position}` }),
         el("td", { text: p.avg_entry_price }), el("td", { text: fmtNum(p.position_value) }),
         el("td", {}, signed(p.unrealized_pnl)), el("td", { text: p.liquidation_price })))),
-    sectionTitle("Active orders", sections.orders, index),
+    sectionTitle("Active orders", account.public_only ? null : sections.orders, index),
     account.public_only ? el("p", { class: "muted", text: "Orders need the account's API key." })
       : table(["Market", "Side", "Price", "Remaining", "Age"], ((sections.orders && sections.orders.data) || []).map((o) =>
         el("tr", { class: "order" }, el("td", { text: o.market_symbol || String(o.market_index) }),

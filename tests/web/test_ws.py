@@ -168,3 +168,31 @@ def test_two_servers_share_one_redis(redis_env):
             received = _updates(ws, len(sent))
             assert [m["seq"] for m in received] == sent
             assert_in_order(received, start)
+
+
+def test_store_outage_is_503_then_clients_resync(tmp_path):
+    from tests.fixtures.redis import RedisServer
+
+    server = RedisServer()  # our own, so we may stop it
+    server.start()
+    env = {"CACHE_DIR": str(tmp_path / "store"), "REDIS_URL": server.url}
+    try:
+        Feeder(env).track([1])
+        with run_web(env) as web, open_ws(web.ws_url) as ws:
+            assert _updates(ws, 1)[0]["type"] == "snapshot"
+            server.stop()
+            down = requests.get(f"{web.url}/api/accounts/1", timeout=10)
+            assert down.status_code == 503 and down.json()["status"] == 503
+            health = requests.get(f"{web.url}/health", timeout=10)
+            assert health.status_code == 200 and health.json()["store_reachable"] is False
+            until(ws, lambda m: m["type"] == "status" and m["status"]["store"]["reachable"] is False)
+            server.start()  # empty again: the worker would rewrite from seq 1, which is a store reset
+            feeder = Feeder(env)
+            feeder.track([1])
+            again = until(ws, lambda m: m["type"] == "snapshot", deadline_s=20)
+            assert again["resync"] is True and again["seq"] == feeder.seq
+            live = feeder.put(1)
+            assert until(ws, lambda m: m["type"] == "update")["seq"] == live
+            assert requests.get(f"{web.url}/api/accounts/1", timeout=5).status_code == 200
+    finally:
+        server.stop()
