@@ -1,0 +1,173 @@
+"""Fan-out: N /ws clients, 10 accounts × 2 Hz (20 changes/s, ~2 KB each); ours vs a websockets.broadcast() server.
+
+Ours: bench.driver writes stamped snapshots into the store (the worker's role) and gunicorn serves /ws from it,
+so latency covers store write → web watcher → per-client queue → socket → client. The reference stamps and
+broadcasts in one process. Both are read by the same client harness; each size runs `runs` back-to-back windows
+on one set of connections (median and spread are over those windows).
+"""
+from __future__ import annotations
+
+import json
+import os
+import math
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.request import urlopen
+
+from bench import procs, stats
+from bench.clients import ClientPool
+
+ACCOUNTS = list(range(1000, 1010))
+WS_PATH = "/ws"
+SUBSCRIBE = ""  # our /ws sends every tracked account by default
+
+
+@dataclass
+class FanoutConfig:
+    sizes: tuple[int, ...] = (100, 1000, 3000, 5000)
+    rate_hz: float = 20.0             # changes per second over all accounts (10 accounts × 2 Hz)
+    payload_bytes: int = 2048
+    runs: int = 3
+    window_s: dict[int, float] = field(default_factory=lambda: {1000: 8.0})
+    default_window_s: float = 5.0
+    warmup_s: float = 2.0
+    grace_s: float = 3.0
+    store: str = "redis"
+    servers: tuple[str, ...] = ("reference", "ours")
+
+
+def _processes(clients: int) -> int:
+    return max(2, min(6, math.ceil(clients / 1000)))
+
+
+class Sampler:
+    """Server CPU seconds and RSS at each window boundary, taken by a thread at those wall-clock times."""
+
+    def __init__(self, server: procs.Server, boundaries: list[float]) -> None:
+        self.server, self.samples = server, []
+        self.thread = threading.Thread(target=self._run, args=(boundaries,), daemon=True)
+        self.thread.start()
+
+    def _run(self, boundaries: list[float]) -> None:
+        for t in boundaries:
+            time.sleep(max(0.0, t - time.time()))
+            self.samples.append((time.time(), self.server.cpu_seconds(), self.server.rss_bytes()))
+
+    def window(self, i: int) -> dict[str, float]:
+        self.thread.join()
+        (t0, c0, _), (t1, c1, rss) = self.samples[i], self.samples[i + 1]
+        return {"cpu_percent": 100 * (c1 - c0) / (t1 - t0), "rss_mb": rss / 2**20, "cpu_s": c1 - c0}
+
+
+def _window_result(res: dict[str, Any], stamps: list[float], window: tuple[float, float],
+                   server: dict[str, float]) -> dict[str, Any]:
+    expected = sum(1 for s in stamps if window[0] <= s / 1000 < window[1])
+    keep_up = [i for i, closed in enumerate(res["closed"]) if not closed and not res["resyncs"][i]]
+    gaps = sum(res["missing"][i] + res["prev_seq_breaks"][i] for i in keep_up)
+    undelivered = sum(max(0, expected - res["received"][i]) for i in keep_up)
+    delivered = sum(res["received"])
+    out = {**stats.latency_summary(res["hist"]), "expected_per_client": expected, "delivered": delivered,
+           "clients_keeping_up": len(keep_up), "clients_closed": sum(res["closed"]),
+           "clients_resynced": sum(1 for r in res["resyncs"] if r), "lost_keeping_up": gaps,
+           "undelivered_after_grace": undelivered, "client_cpu_percent": res["client_cpu_percent"],
+           "server_cpu_percent": round(server["cpu_percent"], 1), "server_rss_mb": round(server["rss_mb"], 1),
+           "server_cpu_us_per_delivery": round(1e6 * server["cpu_s"] / delivered, 2) if delivered else None}
+    if res["errors"]:
+        out["errors"] = res["errors"]
+    return out
+
+
+def _start(kind: str, cfg: FanoutConfig, tmp: str, total_s: float) -> tuple[list, procs.Server, str, dict]:
+    """Start one server under test; returns (things to stop, the server to measure, its ws URL, store env)."""
+    if kind == "reference":
+        ref = procs.reference(cfg.rate_hz, cfg.payload_bytes, len(ACCOUNTS), max_seconds=total_s + 300)
+        return [ref], ref, f"ws://127.0.0.1:{ref.match.group(1)}/", {}
+    env, redis = procs.store_env(cfg.store, tmp)
+    env = procs.web_env(env, ACCOUNTS)
+    stops: list = [redis] if redis else []
+    # Seed every account once so /ws has data from the first connection.
+    subprocess.run([sys.executable, "-m", "bench.driver", "--seconds", "0.5", "--rate", "20", "--first-account",
+                    str(ACCOUNTS[0]), "--accounts", str(len(ACCOUNTS))], cwd=procs.ROOT, check=True,
+                   env={**os.environ, **env}, stdout=subprocess.DEVNULL)
+    web, port = procs.gunicorn("wsgi:app", env)
+    return [web, *stops], web, f"ws://127.0.0.1:{port}{WS_PATH}", env
+
+
+def measure(kind: str, clients: int, cfg: FanoutConfig) -> dict[str, Any]:
+    window_s = cfg.window_s.get(clients, cfg.default_window_s)
+    total_s = cfg.warmup_s + cfg.runs * window_s + cfg.grace_s
+    with tempfile.TemporaryDirectory(prefix="lb-bench-") as tmp:
+        stops, server, url, env = _start(kind, cfg, tmp, total_s)
+        driver = None
+        try:
+            with ClientPool(url, clients, _processes(clients), SUBSCRIBE, max_seconds=total_s + 300) as pool:
+                t_connect = time.time()
+                ready = pool.wait_ready()
+                connect_s = time.time() - t_connect
+                if kind == "ours":
+                    driver = subprocess.Popen(
+                        [sys.executable, "-m", "bench.driver", "--seconds", str(total_s - cfg.grace_s + 0.5),
+                         "--rate", str(cfg.rate_hz), "--bytes", str(cfg.payload_bytes), "--first-account",
+                         str(ACCOUNTS[0]), "--accounts", str(len(ACCOUNTS))],
+                        cwd=procs.ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE,
+                        text=True)
+                start = time.time() + cfg.warmup_s
+                windows = [(start + i * window_s, start + (i + 1) * window_s) for i in range(cfg.runs)]
+                sampler = Sampler(server, [w[0] for w in windows] + [windows[-1][1]])
+                results = pool.measure(windows, cfg.grace_s)
+                still_open = pool.open_count()
+            stamps = _stamps(kind, server, driver)
+            runs = [_window_result(r, stamps, w, sampler.window(i)) for i, (r, w) in enumerate(zip(results, windows))]
+        finally:
+            if driver is not None and driver.poll() is None:
+                driver.terminate()
+                driver.wait()
+            for item in stops:
+                item.stop()
+    return {"server": kind, "clients": clients, "connected": ready["connected"], "connect_failed": ready["failed"],
+            "first_connect_error": ready["first_error"], "connect_s": round(connect_s, 1),
+            "open_at_end": still_open, "window_s": window_s, "runs": runs, **_summary(runs)}
+
+
+def _stamps(kind: str, server: procs.Server, driver: subprocess.Popen | None) -> list[float]:
+    if kind == "reference":
+        port = server.match.group(1)
+        with urlopen(f"http://127.0.0.1:{port}/stats", timeout=30) as resp:
+            return [s for _, s in json.load(resp)["stamps"]]
+    out, _ = driver.communicate(timeout=60)
+    return [s for _, s in json.loads(out.strip().splitlines()[-1])["stamps"]]
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("p50_ms", "p99_ms", "max_ms", "server_cpu_percent", "server_rss_mb", "server_cpu_us_per_delivery")
+    out = {key: stats.spread([r[key] for r in runs]) for key in keys}
+    out["lost_keeping_up"] = sum(r["lost_keeping_up"] for r in runs)
+    out["undelivered_after_grace"] = sum(r["undelivered_after_grace"] for r in runs)
+    out["clients_keeping_up_min"] = min(r["clients_keeping_up"] for r in runs)
+    return out
+
+
+def run(cfg: FanoutConfig, log=print) -> dict[str, Any]:
+    from bench.wsclient import raise_fd_limit
+
+    limit = raise_fd_limit(max(cfg.sizes) * 2 + 4096)  # inherited by every server and client we start
+    results = []
+    for clients in cfg.sizes:
+        for kind in cfg.servers:
+            log(f"fanout: {kind} × {clients} clients")
+            results.append(measure(kind, clients, cfg))
+            r = results[-1]
+            log(f"  connected {r['connected']}/{clients}, p50 {r['p50_ms']['median']} p99 {r['p99_ms']['median']} "
+                f"ms, lost {r['lost_keeping_up']}, cpu {r['server_cpu_percent']['median']}%")
+    ratios = {}
+    for clients in cfg.sizes:
+        by = {r["server"]: r for r in results if r["clients"] == clients}
+        if "ours" in by and "reference" in by:
+            ratios[str(clients)] = stats.ratio(by["ours"]["p99_ms"]["median"], by["reference"]["p99_ms"]["median"])
+    return {"config": {**cfg.__dict__, "window_s": {str(k): v for k, v in cfg.window_s.items()},
+                       "fd_limit": limit}, "results": results, "p99_ratio_ours_over_reference": ratios}

@@ -1,0 +1,89 @@
+"""`python -m bench.reference_server`: the reference fan-out, a plain `websockets` server using `broadcast()`.
+
+It pushes the same payloads at the same rate as bench.driver writes into our store (same Feed, same message
+encoding), stamping each just before broadcasting. `GET /stats` returns the stamps sent so far. Bounded: exits
+after --max-seconds or on SIGTERM.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import time
+
+from websockets.asyncio.server import broadcast, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Response
+
+from bench.driver import Feed
+from bench.payload import DEFAULT_BYTES
+from bench.protocol import encode_update
+
+CLIENTS: set = set()
+
+
+async def handler(ws) -> None:
+    CLIENTS.add(ws)
+    try:
+        async for _ in ws:  # subscribe frames and anything else are ignored: every client gets everything
+            pass
+    finally:
+        CLIENTS.discard(ws)
+
+
+async def pump(feed: Feed, rate_hz: float, stop: asyncio.Event) -> None:
+    interval, start, k = 1.0 / rate_hz, time.monotonic(), 0
+    while not stop.is_set():
+        delay = start + k * interval - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        broadcast(CLIENTS, encode_update(feed.next_change()).decode())  # str: one text frame, encoded once
+        k += 1
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    feed = Feed(list(range(args.first_account, args.first_account + args.accounts)), args.bytes)
+    stop = asyncio.Event()
+
+    def process_request(connection, request):
+        if request.path == "/stats":
+            body = json.dumps({"stamps": feed.stamps, "clients": len(CLIENTS)}).encode()
+            return Response(200, "OK", Headers({"Content-Type": "application/json",
+                                                "Content-Length": str(len(body))}), body)
+        return None
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    async with serve(handler, "127.0.0.1", args.port, compression=None, ping_interval=None, max_queue=None,
+                     process_request=process_request, backlog=4096) as server:
+        port = server.sockets[0].getsockname()[1]
+        print(f"reference listening on ws://127.0.0.1:{port}/", flush=True)
+        tasks = [asyncio.create_task(pump(feed, args.rate, stop))] if args.rate > 0 else []
+        try:
+            await asyncio.wait_for(stop.wait(), args.max_seconds)
+        except asyncio.TimeoutError:
+            pass
+        stop.set()
+        for task in tasks:
+            task.cancel()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.reference_server")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--accounts", type=int, default=10)
+    p.add_argument("--first-account", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=20.0, help="changes per second over all accounts; 0 = idle")
+    p.add_argument("--bytes", type=int, default=DEFAULT_BYTES)
+    p.add_argument("--max-seconds", type=float, default=900)
+    args = p.parse_args(argv)
+    from bench.wsclient import raise_fd_limit
+
+    raise_fd_limit(30000)
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Results file (bench/results/latest.json) and the generated docs/benchmarks.md."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.procs import ROOT
+
+RESULTS = ROOT / "bench" / "results" / "latest.json"
+DOCS = ROOT / "docs" / "benchmarks.md"
+P99_CEILING_MS = 150.0
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def save(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1, sort_keys=False) + "\n")
+
+
+def num(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, (int, float)) and abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def spread(s: dict[str, Any] | None, digits: int = 1, unit: str = "") -> str:
+    """`median (min–max)` for a figure measured over several runs."""
+    if not s or s.get("median") is None:
+        return "–"
+    runs = [r for r in s.get("runs", []) if r is not None]
+    if len(runs) < 2:
+        return f"{num(s['median'], digits)}{unit}"
+    return f"{num(s['median'], digits)}{unit} ({num(s['min'], digits)}–{num(s['max'], digits)})"
+
+
+def met(ok: bool | None) -> str:
+    return "–" if ok is None else ("**met**" if ok else "**missed**")
+
+
+def _fanout_rows(f: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    by = {(r["server"], r["clients"]): r for r in f.get("results", [])}
+    ours_1000, ref_1000 = by.get(("ours", 1000)), by.get(("reference", 1000))
+    ratio = (f.get("p99_ratio_ours_over_reference") or {}).get("1000")
+    if ours_1000 or ref_1000:
+        rows.append(["/ws fan-out p99, 1,000 clients × 20 msg/s × ~2 KB", spread((ours_1000 or {}).get("p99_ms"),
+                     unit=" ms"), spread((ref_1000 or {}).get("p99_ms"), unit=" ms") + " `websockets.broadcast()`",
+                     f"{num(ratio, 2)}×", "≤ 1.0×", met(None if ratio is None else ratio <= 1.0)])
+    for kind in ("ours", "reference"):
+        held = [r["clients"] for r in f.get("results", []) if r["server"] == kind and _holds(r)]
+        if kind == "ours":
+            best = max(held) if held else None
+            ref_held = [r["clients"] for r in f.get("results", []) if r["server"] == "reference" and _holds(r)]
+            tried = max((r["clients"] for r in f.get("results", [])), default=None)
+            rows.append([f"Most clients at 20 Hz with p99 ≤ {P99_CEILING_MS:.0f} ms, no loss (tried up to "
+                         f"{num(tried)})", num(best), num(max(ref_held) if ref_held else None), "", "≥ 3,000",
+                         met(None if not f.get("results") else (best or 0) >= 3000)])
+    return rows
+
+
+def _holds(r: dict[str, Any]) -> bool:
+    p99 = (r.get("p99_ms") or {}).get("median")
+    return (p99 is not None and p99 <= P99_CEILING_MS and r["lost_keeping_up"] == 0
+            and r["connected"] == r["clients"] and r["clients_keeping_up_min"] == r["clients"])
+
+
+def headline(results: dict[str, Any]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    if "fanout" in results:
+        rows += _fanout_rows(results["fanout"])
+    if "memory" in results:
+        by = {r["server"]: {p["clients"]: p for p in r["points"]} for r in results["memory"]["results"]}
+        for size in results["memory"]["config"]["sizes"]:
+            ours, ref = by.get("ours", {}).get(size), by.get("reference", {}).get(size)
+            kb = ours["kb_per_client"] if ours else None
+            rows.append([f"Idle /ws memory per client at {num(size)} clients", f"{num(kb)} KB",
+                         f"{num(ref['kb_per_client'] if ref else None)} KB `websockets`",
+                         f"{num(kb / ref['kb_per_client'], 2) if kb and ref and ref['kb_per_client'] else '–'}×",
+                         "≤ 15 KB", met(None if kb is None else kb <= 15)])
+    if "rest" in results:
+        r = results["rest"]
+        t, ratios = r["targets"], r["ratios"]
+        rows.append(["REST `/api/accounts/<i>` 200, limiting on (req/s)", spread(t["ours_200"]["rps"], 0),
+                     spread(t["bare_200"]["rps"], 0) + " bare Flask", f"{num(ratios['ours_200_over_bare_200'], 2)}×",
+                     "≥ 0.8×", met(_ge(ratios["ours_200_over_bare_200"], 0.8))])
+        rows.append(["REST 304 path (If-None-Match) (req/s)", spread(t["ours_304"]["rps"], 0),
+                     spread(t["bare_200"]["rps"], 0) + " bare Flask 200", f"{num(ratios['ours_304_over_bare_200'], 2)}×",
+                     "≥ 1.2×", met(_ge(ratios["ours_304_over_bare_200"], 1.2))])
+    if "upstream" in results:
+        u = results["upstream"]
+        ok = u["equal_within_tolerance"] and u["idle"]["rate_limited"] == 0 and u["loaded"]["rate_limited"] == 0
+        rows.append([f"Upstream REST req/s, 0 vs {num(u['loaded']['clients'])} /ws clients (429s)",
+                     f"{u['idle']['requests_per_s']} vs {u['loaded']['requests_per_s']} "
+                     f"({u['idle']['rate_limited']} / {u['loaded']['rate_limited']})", "", "",
+                     f"equal (±{u['tolerance_requests']} req/window), 0 × 429", met(ok)])
+    if "freshness" in results:
+        fr = results["freshness"]
+        added = fr.get("ws_p99_added_ms")
+        loaded = next((p for p in fr["phases"] if p["background_clients"]), None)
+        rows.append(["Simulator trade → /ws, p99 added at 1,000 clients", f"{num(added)} ms", "", "", "≤ 25 ms",
+                     met(None if added is None else added <= 25)])
+        if loaded:
+            rows.append(["Simulator trade → /ws p99 at 1,000 clients (absolute, all clients)",
+                         f"{num(loaded.get('all_clients_ws_p99_ms'))} ms", "", "", "", ""])
+    return rows
+
+
+def _ge(value: float | None, floor: float) -> bool | None:
+    return None if value is None else value >= floor
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    from bench.report_text import details, intro, method
+
+    m = results.get("machine", {})
+    pk = m.get("packages", {})
+    parts = [intro(results), "## Machine", table(["", ""], [
+        ["CPU", f"{m.get('nproc')} × {m.get('cpu_model')} (`nproc` = {m.get('nproc')})"],
+        ["RAM", f"{m.get('ram_gb')} GB"], ["Kernel", m.get("kernel")],
+        ["Python", m.get("python")],
+        ["gunicorn / gevent / gevent-websocket", f"{pk.get('gunicorn')} / {pk.get('gevent')} / "
+                                                 f"{pk.get('gevent-websocket')}"],
+        ["Flask / flask-limiter / websockets", f"{pk.get('flask')} / {pk.get('flask-limiter')} / "
+                                              f"{pk.get('websockets')}"],
+        ["wrk / redis-server", f"{m.get('wrk')} / {m.get('redis_server')}"],
+        ["Commit", m.get("git_commit")], ["Load average at start", m.get("load_average_at_start")]]),
+        "## Targets", "Median over the runs, (min–max) in brackets; references measured in the same run.",
+        table(["Figure", "Ours", "Reference", "Ours ÷ ref", "Target", ""], headline(results)),
+        *details(results), method()]
+    return "\n\n".join(p for p in parts if p) + "\n"

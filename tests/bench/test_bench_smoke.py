@@ -1,0 +1,31 @@
+"""The benchmark harness at tiny scale: both fan-out servers, result file fields, zero loss (< 30 s)."""
+import json
+import shutil
+
+import pytest
+
+from bench.__main__ import main
+
+
+@pytest.mark.timeout(90)
+def test_fanout_quick_writes_results_with_zero_loss(tmp_path):
+    results, docs = tmp_path / "latest.json", tmp_path / "benchmarks.md"
+    store = "redis" if shutil.which("redis-server") else "file"
+    assert main(["fanout", "--quick", "--store", store, "--results", str(results), "--docs", str(docs)]) == 0
+    data = json.loads(results.read_text())
+    assert {"machine", "fanout", "finished_at"} <= data.keys()
+    assert data["machine"]["nproc"] >= 1
+    fanout = data["fanout"]
+    by_server = {r["server"]: r for r in fanout["results"]}
+    assert by_server.keys() == {"reference", "ours"}
+    for result in by_server.values():
+        assert result["connected"] == result["clients"]
+        assert result["lost_keeping_up"] == 0
+        assert result["undelivered_after_grace"] == 0
+        assert result["clients_keeping_up_min"] == result["clients"]
+        for key in ("p50_ms", "p99_ms", "max_ms", "server_cpu_percent", "server_rss_mb"):
+            assert result[key]["median"] is not None, key
+        assert all(run["delivered"] > 0 for run in result["runs"])
+    assert fanout["p99_ratio_ours_over_reference"][str(result["clients"])] > 0
+    text = docs.read_text()
+    assert "## Fan-out" in text and "## Machine" in text
