@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
-.PHONY: run test system-deps clean
+.PHONY: run test system-deps clean bench
 
 # The virtualenv. Debian ships `venv` separately (python3-venv): install it when the first attempt fails.
 $(PY):
@@ -31,13 +31,17 @@ run: $(VENV)/.installed-run
 	$(PY) scripts/run_local.py
 
 # What the tests need from the OS: redis-server (our own throwaway instances), Chromium (dashboard tests),
-# tinyproxy (proxy tests).
+# tinyproxy (proxy tests), wrk (make bench).
 system-deps:
-	@command -v redis-server >/dev/null && command -v chromium >/dev/null && command -v tinyproxy >/dev/null || \
-	  { $(SUDO) apt-get update -qq && $(APT_INSTALL) redis-server chromium tinyproxy >/dev/null; }
+	@command -v redis-server >/dev/null && command -v chromium >/dev/null && command -v tinyproxy >/dev/null && command -v wrk >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(APT_INSTALL) redis-server chromium tinyproxy wrk >/dev/null; }
 
 test: $(VENV)/.installed system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache
+
+# Benchmarks against references measured in the same run (~10 min): bench/results/latest.json, docs/benchmarks.md.
+bench: $(VENV)/.installed system-deps
+	$(PY) -m bench
