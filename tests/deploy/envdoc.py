@@ -53,5 +53,14 @@ def launcher_only() -> set[str]:
     return {"SIM_PORT"}
 
 
+def process_variables() -> set[str]:
+    """Read outside app/settings.py: gunicorn's worker count, worker.py's dotenv path, worker tuning knobs."""
+    from dataclasses import fields
+
+    from worker.config import Tuning
+
+    return {"WEB_CONCURRENCY", "WORKER_DOTENV"} | {f"WORKER_{f.name.upper()}" for f in fields(Tuning)}
+
+
 def documented_settings() -> tuple[set[str], list[re.Pattern]]:
     return set(example_values()), variable_patterns()

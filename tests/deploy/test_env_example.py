@@ -6,7 +6,8 @@ import re
 import pytest
 
 from app.settings import from_env
-from tests.deploy.envdoc import ROOT, example_values, launcher_only, settings_variables, variable_patterns
+from tests.deploy.envdoc import (ROOT, example_values, launcher_only, process_variables, settings_variables,
+                                 variable_patterns)
 
 ACCOUNT_SUFFIXES = ("Account_Index", "API_KEY_Index", "PRIVATE", "PUBLIC")
 
@@ -25,7 +26,9 @@ def test_every_setting_is_documented():
     for suffix in ACCOUNT_SUFFIXES:
         assert any(re.match(rf"^Lighter_\d+_[A-Za-z0-9]+_{suffix}$", name) for name in documented), suffix
     assert any(re.match(r"^Lighter_\d+_PROXY_\d+_URL$", name) for name in documented)
-    for name in documented - settings_variables() - launcher_only():
+    missing = process_variables() - documented
+    assert not missing, f".env.example lacks {sorted(missing)}"
+    for name in documented - settings_variables() - launcher_only() - process_variables():
         assert any(p.match(name) for p in patterns), f".env.example documents {name}, which nothing reads"
 
 
@@ -33,6 +36,13 @@ def test_every_setting_is_documented():
 def test_documented_default_is_the_real_default(name):
     value = example_values()[name]
     assert from_env({name: value}) == from_env({}), f".env.example says {name}={value!r}; that is not the default"
+
+
+def test_documented_worker_tuning_is_the_real_default():
+    from worker.config import Tuning, tuning_from_env
+
+    documented = {k: v for k, v in example_values().items() if k.startswith("WORKER_") and k != "WORKER_DOTENV"}
+    assert tuning_from_env(documented) == Tuning(), "a WORKER_* default in .env.example is not the real one"
 
 
 def test_example_configures_nothing_when_copied_verbatim(tmp_path):
