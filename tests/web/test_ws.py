@@ -196,3 +196,16 @@ def test_store_outage_is_503_then_clients_resync(tmp_path):
             assert requests.get(f"{web.url}/api/accounts/1", timeout=5).status_code == 200
     finally:
         server.stop()
+
+
+def test_sigterm_closes_websockets_politely_and_fast(file_env):
+    Feeder(file_env).track([1])
+    with run_web(file_env) as web, open_ws(web.ws_url) as ws:
+        assert _updates(ws, 1)[0]["type"] == "snapshot"
+        started = time.monotonic()
+        web.proc.terminate()
+        with pytest.raises(ConnectionClosed):
+            _updates(ws, 1, deadline_s=10)
+        assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 1001
+        web.proc.wait(timeout=10)
+        assert time.monotonic() - started < 4.5  # honcho sends SIGKILL at 5 s
