@@ -7,7 +7,8 @@ keys, not real ones) and start web + worker with that file as their environment.
 only; each process reads `.env` itself (app.settings.load()).
 
 PORT (default 5000) is the web port; SIM_PORT (default 8765, 0 = any free port) the simulator's. Ctrl-C or
-SIGTERM stops web and worker first (honcho), then the simulator. Exit status: honcho's, or 2 for bad settings.
+SIGTERM stops web and worker first (honcho), then the simulator. Exit status: 0 after such a requested stop,
+1 when something failed or exited by itself, 2 for bad settings.
 """
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def pump(stream: IO[bytes], prefix: str) -> None:
 
 
 def start_simulator(port: int, child_env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    """Start the simulator in its own process group (Ctrl-C reaches it through us, last) and wait until it listens."""
+    """Start the simulator in its own process group (we stop it, last) and wait until it listens."""
     cmd = [sys.executable, "-u", "-m", "simulator", "--host", "127.0.0.1", "--port", str(port), *SIM_ARGS]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             process_group=0, preexec_fn=die_with_parent)
@@ -140,10 +141,11 @@ def write_demo_env(path: Path, base_url: str, accounts: list[dict], cache_dir: s
 
 
 def start_honcho(port: int, env_file: str, child_env: dict[str, str]) -> subprocess.Popen:
-    """honcho runs the Procfile's web and worker; web gets $PORT=port. Same process group as us: Ctrl-C reaches it."""
+    """honcho runs the Procfile's web and worker; web gets $PORT=port. In its own process group, so a terminal's
+    Ctrl-C reaches only us and honcho gets exactly one SIGTERM, from us."""
     cmd = [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"), "-e", env_file,
            "-d", str(ROOT), "-p", str(port)]
-    return subprocess.Popen(cmd, cwd=ROOT, env=child_env)
+    return subprocess.Popen(cmd, cwd=ROOT, env=child_env, process_group=0, preexec_fn=die_with_parent)
 
 
 def stop_process(proc: subprocess.Popen, name: str, grace_s: float) -> None:
@@ -219,6 +221,9 @@ def run(env_file: Path = ROOT / ".env") -> int:
         say(f"configuration error: {exc}")
         return 2
     port = settings.port
+    if not port_is_free(port):
+        say(f"port {port} is in use (another `make run`?); stop it or choose another port: PORT=8000 make run")
+        return 1
     stop, caught = threading.Event(), []
     install_stop_handlers(stop, caught)
     child_env = child_environment()
@@ -249,15 +254,15 @@ def run(env_file: Path = ROOT / ".env") -> int:
         try:
             status = supervise(honcho, simulator, port, banner, stop)
         finally:
-            # honcho stops web and worker on SIGTERM (a repeat after a terminal's Ctrl-C is harmless).
-            stop_process(honcho, "honcho", HONCHO_STOP_S)
-        return (128 + caught[0]) if caught else status
+            stop_process(honcho, "honcho", HONCHO_STOP_S)  # honcho stops web and worker, SIGKILL after 5 s
+        return 0 if caught else status  # a requested stop is a success (and keeps make from reporting an error)
     except (RuntimeError, OSError, urllib.error.URLError, KeyError, ValueError) as exc:
         say(f"could not start: {exc}")
         return 1
     finally:
         if simulator is not None:
             stop_process(simulator, "simulator", SIM_STOP_S)
+        say("stopped")
 
 
 if __name__ == "__main__":
