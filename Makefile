@@ -10,7 +10,7 @@ APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
 # The virtualenv. Debian ships `venv` separately (python3-venv): install it when the first attempt fails.
 $(PY):
-	@$(PYTHON) -c 'import sys; sys.version_info[:2] == (3, 11) or print("warning: tested on Python 3.11, this is", sys.version.split()[0])'
+	@$(PYTHON) -c 'import sys; sys.version_info[:2] == (3, 11) or print("warning: tested on Python 3.11, not", sys.version)'
 	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV) && $(SUDO) apt-get update -qq && \
 	  $(APT_INSTALL) python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
@@ -32,9 +32,11 @@ run: $(VENV)/.installed-run
 
 # What the tests need from the OS: redis-server (our own throwaway instances), Chromium (dashboard tests),
 # tinyproxy (proxy tests), wrk (make bench).
+# Each is a Debian package of the same name; only the missing ones are installed.
+SYSTEM_DEPS := redis-server chromium tinyproxy wrk
 system-deps:
-	@command -v redis-server >/dev/null && command -v chromium >/dev/null && command -v tinyproxy >/dev/null && command -v wrk >/dev/null || \
-	  { $(SUDO) apt-get update -qq && $(APT_INSTALL) redis-server chromium tinyproxy wrk >/dev/null; }
+	@missing=$$(for cmd in $(SYSTEM_DEPS); do command -v $$cmd >/dev/null || echo $$cmd; done); \
+	  [ -z "$$missing" ] || { $(SUDO) apt-get update -qq && $(APT_INSTALL) $$missing >/dev/null; }
 
 test: $(VENV)/.installed system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
