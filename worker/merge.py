@@ -29,6 +29,9 @@ class AccountState:
             self.snapshot["sections"].setdefault(name, {"source": None, "as_of": None, "data": None, "error": None})
         self.orders: dict[int, dict[str, Any]] = {
             o["order_index"]: o for o in (self.section("orders")["data"] or []) if isinstance(o, dict)}
+        # Who raised each section's error flag: a REST failure stays flagged while the WS keeps the data
+        # fresh (reconciliation is still broken); only REST's success, which replaces everything, clears it.
+        self._flagged_by: dict[str, str] = {}
         self.changed = not usable
         self.confirmed = False
 
@@ -41,20 +44,25 @@ class AccountState:
 
     def _set(self, name: str, data: Any, source: str, now: int) -> None:
         section = self.section(name)
-        if section["data"] != data or section["error"] is not None:
+        clears = section["error"] is not None and (source == "rest" or self._flagged_by.get(name) == source)
+        if section["data"] != data or clears:
             self.changed = True
         elif section["source"] != source or section["as_of"] != now:
             self.confirmed = True
-        section.update(data=data, source=source, as_of=now, error=None)
+        section.update(data=data, source=source, as_of=now)
+        if clears:
+            section["error"] = None
+            self._flagged_by.pop(name, None)
         self._touch(now)
 
     def _touch(self, now: int) -> None:
         stamps = [s["as_of"] for s in self.snapshot["sections"].values() if s["as_of"] is not None]
         self.snapshot["as_of"] = max(stamps) if stamps else None
 
-    def fail(self, name: str, message: str) -> None:
+    def fail(self, name: str, message: str, source: str) -> None:
         """Flag a section: its last good data and `as_of` stay, so readers see it age into staleness."""
         section = self.section(name)
+        self._flagged_by[name] = source
         if section["error"] != message:
             section["error"] = message
             self.changed = True

@@ -119,7 +119,7 @@ class RestPoller:
     def _failed(self, index: int, what: str, message: str, sections: tuple[str, ...]) -> None:
         state = self.rt.states[index]
         for name in sections:
-            state.fail(name, f"rest {what}: {message}")
+            state.fail(name, f"rest {what}: {message}", "rest")
         self.rt.stats[index].errors += 1
         self.rt.record_error(f"rest:{what}:{index}", message)
         if state.changed:

@@ -31,6 +31,7 @@ class Upstream:
         self.retry = Retry(rt.clock, tuning.backoff_initial_s, cap=tuning.backoff_max_s,
                            healthy_after=tuning.healthy_after_s)
         self.readonly = False
+        self.readonly_since = 0.0
         self.live: set[tuple[str, int]] = set()
         self.ping_s = tuning.ping_interval(rt.settings.cache_ttl)
 
@@ -63,6 +64,8 @@ class Upstream:
 
     def _attempt(self, stop: gevent.event.Event) -> float:
         """One connection's life; returns how long to wait before the next."""
+        if self.readonly and self.rt.clock() - self.readonly_since >= self.rt.tuning.ws_retry_s:
+            self.readonly = False  # a geo-block can lift: re-probe the full socket now and then
         url = self.rt.settings.lighter_ws_url + ("?readonly=true" if self.readonly else "")
         try:
             conn = websocket.create_connection(url, timeout=self.rt.tuning.ws_connect_timeout_s,
@@ -94,7 +97,7 @@ class Upstream:
         if status != 400:
             return self.retry.next_delay()
         if not self.readonly:
-            self.readonly = True
+            self.readonly, self.readonly_since = True, self.rt.clock()
             return 0.0
         self.readonly = False  # next probe starts from the plain URL again
         self._set_state("rest-only", "rest-only")
@@ -171,7 +174,7 @@ class Upstream:
         if state is None:
             return
         for name in CHANNEL_SECTIONS[key[0]]:
-            state.fail(name, f"ws {key[0]}: {message}")
+            state.fail(name, f"ws {key[0]}: {message}", "ws")
         self.rt.record_error(f"ws:{key[0]}:{key[1]}", message)
         self.rt.sink.notify()
 

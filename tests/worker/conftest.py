@@ -65,5 +65,9 @@ def tinyproxy() -> Iterator[TinyProxy]:
         yield TinyProxy(port, directory / "tinyproxy.log")
     finally:
         proc.terminate()
-        proc.wait(timeout=5)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         shutil.rmtree(directory, ignore_errors=True)

@@ -46,13 +46,13 @@ def test_same_data_only_confirms_new_data_changes() -> None:
 
 def test_failure_keeps_data_and_age() -> None:
     state = _state()
-    state.fail("summary", "rest account: HTTP 503")
+    state.fail("summary", "rest account: HTTP 503", "rest")
     assert state.changed
     summary = state.section("summary")
     assert summary["data"]["collateral"] == "1000.000000" and summary["as_of"] == 1000
     assert summary["error"] == "rest account: HTTP 503"
     state.take()
-    state.fail("summary", "rest account: HTTP 503")
+    state.fail("summary", "rest account: HTTP 503", "rest")
     assert not state.changed  # the same flag again is not news
 
 
@@ -89,7 +89,7 @@ def test_trades_dedupe_newest_first_and_cap() -> None:
 
 def test_confirm_moves_as_of_without_touching_flags() -> None:
     state = _state()
-    state.fail("positions", "rest account: timeout")
+    state.fail("positions", "rest account: timeout", "rest")
     state.take()
     state.confirm(("positions", "orders"), 5000)
     assert state.section("positions")["as_of"] == 5000 and state.section("positions")["error"]
@@ -104,3 +104,16 @@ def test_resume_from_previous_snapshot() -> None:
     other = AccountState(99, public_only=False, previous=previous)  # someone else's snapshot: start empty
     assert other.snapshot == {**new_snapshot(99, False)}
     assert orjson.dumps(state.snapshot)  # JSON-safe
+
+
+def test_rest_flag_survives_ws_data_until_rest_succeeds() -> None:
+    state = _state()
+    state.fail("positions", "rest account: HTTP 503", "rest")
+    state.apply_positions([], 2000)
+    assert state.section("positions")["error"] == "rest account: HTTP 503"  # reconciliation still broken
+    state.fail("stats", "ws user_stats: bad row", "ws")
+    state.apply_stats({"collateral": "1", "portfolio_value": "1", "available_balance": "1"}, 2100)
+    assert state.section("stats")["error"] is None  # the channel it came from delivered good data
+    body = parse_account((PAYLOADS / "account_ok.json").read_bytes(), 123456)
+    state.apply_account(body.summary, body.positions, 3000)
+    assert state.section("positions")["error"] is None
