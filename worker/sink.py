@@ -50,6 +50,9 @@ class Sink:
         self.store.set_tracked([s.index for s in self.states])
         for state in self.states:
             state.changed = True
+        if self.failures:
+            log.info("store reachable again (%d failed writes so far); rewriting every snapshot from seq %d",
+                     self.failures, self.seq)
         self.healthy = True
         self._retry.up()
 
