@@ -66,12 +66,15 @@ class Sink:
             # A detached copy: the store serialises twice (account key, feed slot) around I/O, and
             # producers may mutate the live snapshot in between.
             frozen: dict[str, Any] = orjson.loads(orjson.dumps(snapshot))
+            # The contract's prev_seq: this account's previous write (a previous run's, when resumed from the store).
+            frozen["prev_seq"] = snapshot.get("seq") or None
             try:
                 self.store.put_account(frozen, self.seq + 1)
             except STORE_ERRORS:
                 state.changed = True
                 raise
             self.seq += 1
+            snapshot["seq"] = self.seq
             self.writes += 1
 
     def run(self, stop: gevent.event.Event) -> None:
