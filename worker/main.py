@@ -58,6 +58,18 @@ def _prime_tokens(rt: Runtime) -> None:
             rt.record_error(f"auth:{account.account_index}", str(exc))
 
 
+class _LogStream:
+    """gevent prints greenlet tracebacks to a stream; route them through logging so they are redacted."""
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            log.error("%s", text.rstrip())
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
 def _install_signals(rt: Runtime) -> None:
     def handle() -> None:
         if rt.stop.is_set():
@@ -84,6 +96,7 @@ def _shutdown(rt: Runtime, group: gevent.pool.Group) -> None:
 def main(settings: Settings, tuning: Tuning, store: Store | None = None) -> int:
     """Run until SIGTERM/SIGINT (exit 0) or until a greenlet crashes (exit 1)."""
     rt = Runtime(settings, tuning, store or Store.from_settings(settings))
+    gevent.get_hub().exception_stream = _LogStream()
     _install_signals(rt)
     log.info("worker starting: %d account(s) over %d egress(es), store=%s, upstream=%s, ws=%s",
              len(rt.accounts), len(rt.egresses), rt.store.kind, settings.lighter_base_url,

@@ -79,6 +79,10 @@ class RestPoller:
                 self._poll_account(task.account)
             else:
                 self._poll_orders(task.account)
+        except Exception as exc:  # noqa: BLE001 - one request's bug must not stop the feed (rq-style job
+            # failure): logged with its traceback, counted, and the task runs again at its next interval.
+            log.exception("unexpected error polling %s of account %s", task.kind, task.account.account_index)
+            self.rt.record_error(f"rest:{task.kind}:{task.account.account_index}", f"internal: {exc!r}")
         finally:
             task.due = max(started + self.interval(task), self.rt.clock())
             task.running = False
