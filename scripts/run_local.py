@@ -213,6 +213,27 @@ def child_environment() -> dict[str, str]:
     return env
 
 
+def start_demo(merged: dict[str, str], child_env: dict[str, str], port: int) -> tuple[subprocess.Popen, str, str]:
+    """Simulator up, its accounts in .cache/demo.env; returns (simulator, env file for honcho, banner)."""
+    sim_port = int(merged.get("SIM_PORT", "").strip() or DEFAULT_SIM_PORT)
+    if "SIM_PORT" not in merged and not port_is_free(sim_port):
+        say(f"port {sim_port} is busy; the simulator takes any free port instead")
+        sim_port = 0
+    say("no Lighter_*_Account_Index configured: demo mode, starting the simulator")
+    simulator, base_url = start_simulator(sim_port, child_env)
+    try:
+        accounts = simulator_accounts(base_url)
+        cache_dir = None if merged.get("CACHE_DIR", "").strip() else str(ROOT / ".cache" / "demo-store")
+        demo_env_file = ROOT / ".cache" / "demo.env"
+        write_demo_env(demo_env_file, base_url, accounts, cache_dir)
+    except BaseException:
+        stop_process(simulator, "simulator", SIM_STOP_S)
+        raise
+    indexes = ", ".join(str(a["account_index"]) for a in accounts)
+    banner = f"demo is up: dashboard http://127.0.0.1:{port}/ (simulated accounts {indexes} from {base_url})"
+    return simulator, str(demo_env_file), banner
+
+
 def run(env_file: Path = ROOT / ".env") -> int:
     merged = merged_environment(env_file)
     try:
@@ -228,28 +249,15 @@ def run(env_file: Path = ROOT / ".env") -> int:
     install_stop_handlers(stop, caught)
     child_env = child_environment()
     simulator = None
-    demo_env_file = ROOT / ".cache" / "demo.env"
     try:
         if settings.accounts:
             names = ", ".join(str(a.account_index) for a in settings.accounts)
             say(f"tracking configured accounts {names} on {settings.lighter_base_url}")
             honcho_env_file, banner = os.devnull, f"dashboard: http://127.0.0.1:{port}/"
         else:
-            sim_port = int(merged.get("SIM_PORT", "").strip() or DEFAULT_SIM_PORT)
-            if "SIM_PORT" not in merged and not port_is_free(sim_port):
-                say(f"port {sim_port} is busy; the simulator takes any free port instead")
-                sim_port = 0
-            say("no Lighter_*_Account_Index configured: demo mode, starting the simulator")
-            simulator, base_url = start_simulator(sim_port, child_env)
-            accounts = simulator_accounts(base_url)
-            cache_dir = None if merged.get("CACHE_DIR", "").strip() else str(ROOT / ".cache" / "demo-store")
-            write_demo_env(demo_env_file, base_url, accounts, cache_dir)
-            honcho_env_file = str(demo_env_file)
-            indexes = ", ".join(str(a["account_index"]) for a in accounts)
-            banner = (f"demo is up: dashboard http://127.0.0.1:{port}/ (simulated accounts {indexes} "
-                      f"from the simulator at {base_url})")
+            simulator, honcho_env_file, banner = start_demo(merged, child_env, port)
         if stop.is_set():
-            return 130
+            return 0
         honcho = start_honcho(port, honcho_env_file, child_env)
         try:
             status = supervise(honcho, simulator, port, banner, stop)

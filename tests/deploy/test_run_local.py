@@ -1,5 +1,5 @@
-"""`make run`'s launcher end to end in demo mode: simulator + worker + web from a copy of the repository, the
-simulator's accounts served live by /api/accounts, and SIGTERM stopping every process it started."""
+"""`make run`'s launcher end to end, from a copy of the repository: demo mode (simulator + worker + web, the
+simulator's accounts served live) and real mode (accounts from `.env`), each stopped by one SIGTERM."""
 from __future__ import annotations
 
 import contextlib
@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,21 +25,54 @@ ROOT = Path(__file__).resolve().parents[2]
 # Not copied: they would leak this checkout's state (.env, store, venv) into what should look like a fresh clone.
 SKIP = {".git", ".venv", ".cache", ".env", "tests", "bench", "docs", "__pycache__", ".pytest_cache"}
 STOP_DEADLINE_S = 6.5  # web and worker stop within 5 s (honcho SIGKILLs after that); then the simulator
+SCRUB = ("API_TOKEN", "REDIS_URL", "LIGHTER_BASE_URL", "LIGHTER_WS_URL", "CACHE_DIR", "PORT", "SIM_PORT",
+         "WORKER_DOTENV")
 
 
-def wait_for(proc: subprocess.Popen, log: Path, predicate: Callable[[], Any], deadline_s: float, what: str) -> Any:
-    end = time.monotonic() + deadline_s
-    while True:
-        with contextlib.suppress(requests.RequestException, OSError, ValueError, KeyError):
-            value = predicate()
-            if value:
-                return value
-        if proc.poll() is not None:
-            pytest.fail(f"launcher exited ({proc.returncode}) while waiting for {what}:\n{log.read_text()[-4000:]}")
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {deadline_s}s waiting for {what}:\n{log.read_text()[-4000:]}")
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=0.1)  # waits on the launcher itself, so a crash fails fast
+@dataclass
+class Launch:
+    proc: subprocess.Popen
+    log: Path
+    port: int
+    marker: str
+
+    @property
+    def web(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, predicate: Callable[[], Any], deadline_s: float, what: str) -> Any:
+        end = time.monotonic() + deadline_s
+        while True:
+            with contextlib.suppress(requests.RequestException, OSError, ValueError, KeyError):
+                value = predicate()
+                if value:
+                    return value
+            if self.proc.poll() is not None:
+                pytest.fail(f"launcher exited ({self.proc.returncode}) waiting for {what}:\n{self.text()[-4000:]}")
+            if time.monotonic() > end:
+                pytest.fail(f"timed out after {deadline_s}s waiting for {what}:\n{self.text()[-4000:]}")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=0.1)  # waits on the launcher itself, so a crash fails fast
+
+    def accounts(self) -> list[dict]:
+        return requests.get(f"{self.web}/api/accounts", timeout=3).json()["accounts"]
+
+    def stop(self) -> tuple[int, float, list[int]]:
+        """SIGTERM the launcher only; (exit code, seconds to exit, processes of ours still alive)."""
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=STOP_DEADLINE_S + 5)
+        finally:
+            elapsed = time.monotonic() - started
+            leftovers = processes_with(self.marker)
+            for pid in leftovers:  # never leave strays behind, whatever the assertions say
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        return code, elapsed, leftovers
 
 
 def processes_with(marker: str) -> list[int]:
@@ -57,6 +91,25 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def launch(checkout: Path, log: Path, **env_vars: str) -> Launch:
+    port, marker = free_port(), uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if not k.startswith("Lighter_") and k not in SCRUB}
+    env.update(PORT=str(port), PYTHONUNBUFFERED="1", LB_LAUNCHER_TEST=marker, **env_vars)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "scripts/run_local.py"], cwd=checkout, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    return Launch(proc, log, port, f"LB_LAUNCHER_TEST={marker}")
+
+
+def assert_stopped_cleanly(run: Launch, ports: list[int]) -> None:
+    code, elapsed, leftovers = run.stop()
+    assert code == 0, run.text()[-3000:]
+    assert elapsed <= STOP_DEADLINE_S, f"took {elapsed:.1f}s to stop"
+    assert not leftovers, f"processes left running: {leftovers}"
+    assert not any(port_open(p) for p in ports)
+    assert "SIGKILL" not in run.text(), "honcho had to kill something"
+
+
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
     target = tmp_path / "repo"
@@ -65,21 +118,11 @@ def checkout(tmp_path: Path) -> Path:
 
 
 def test_demo_mode_serves_the_simulator_accounts_and_stops_cleanly(checkout: Path, tmp_path: Path):
-    port, marker = free_port(), f"LB_LAUNCHER_TEST={uuid.uuid4().hex}"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("Lighter_") and k not in ("API_TOKEN", "REDIS_URL", "LIGHTER_BASE_URL",
-                                                         "LIGHTER_WS_URL")}
-    env.update(PORT=str(port), SIM_PORT="0", CACHE_DIR=str(tmp_path / "store"), PYTHONUNBUFFERED="1")
-    env[marker.split("=")[0]] = marker.split("=")[1]
-    log = tmp_path / "run.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "scripts/run_local.py"], cwd=checkout, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    web = f"http://127.0.0.1:{port}"
+    run = launch(checkout, tmp_path / "run.log", SIM_PORT="0", CACHE_DIR=str(tmp_path / "store"))
     try:
         demo_env = checkout / ".cache" / "demo.env"
-        wait_for(proc, log, lambda: "demo is up" in log.read_text(), 60, "the launcher's dashboard banner")
-        assert f"http://127.0.0.1:{port}/" in log.read_text()
+        run.wait_for(lambda: "demo is up" in run.text(), 60, "the launcher's dashboard banner")
+        assert f"http://127.0.0.1:{run.port}/" in run.text()
         assert stat.S_IMODE(demo_env.stat().st_mode) == 0o600, "demo.env holds keys: owner-only"
         values = dict(line.split("=", 1) for line in demo_env.read_text().splitlines()
                       if line and not line.startswith("#"))
@@ -88,35 +131,48 @@ def test_demo_mode_serves_the_simulator_accounts_and_stops_cleanly(checkout: Pat
         truth = sorted(a["account_index"] for a in requests.get(f"{sim}/_sim/accounts", timeout=3).json()["accounts"])
         assert truth
 
-        def live() -> list[dict] | None:
-            accounts = requests.get(f"{web}/api/accounts", timeout=3).json()["accounts"]
-            ready = sorted(a["account_index"] for a in accounts) == truth and all(
+        def live() -> bool:
+            accounts = run.accounts()
+            return sorted(a["account_index"] for a in accounts) == truth and all(
                 a["sections"]["summary"]["data"] is not None and a["sections"]["orders"]["data"] is not None
                 and not a["stale"] for a in accounts)
-            return accounts if ready else None
 
-        wait_for(proc, log, live, 30, "/api/accounts to list the simulator's accounts with live data")
+        run.wait_for(live, 30, "/api/accounts to list the simulator's accounts with live data")
         assert any((tmp_path / "store").iterdir()), "the file store lives in CACHE_DIR"
-        assert processes_with(marker), "sanity: the marker reaches the children"
+        assert len(processes_with(run.marker)) >= 4, "sanity: launcher, simulator, honcho, web, worker"
     finally:
-        started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=STOP_DEADLINE_S + 5)
-        finally:
-            elapsed = time.monotonic() - started
-            leftovers = processes_with(marker)
-            for pid in leftovers:  # never leave strays behind, whatever the assertions below say
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-    assert code == 0, log.read_text()[-3000:]
-    assert elapsed <= STOP_DEADLINE_S, f"took {elapsed:.1f}s to stop"
-    assert not leftovers, f"processes left running: {leftovers}"
-    assert not port_open(port) and not port_open(int(sim.rsplit(":", 1)[1]))
-    text = log.read_text()
-    assert "SIGKILL" not in text, "honcho had to kill something"
+        assert_stopped_cleanly(run, [run.port])
+    assert not port_open(int(sim.rsplit(":", 1)[1])), "the simulator stopped"
     private_keys = [v for k, v in values.items() if k.endswith("_PRIVATE")]
-    assert private_keys and not any(key in text for key in private_keys), "a demo key reached the output"
+    assert private_keys and not any(key in run.text() for key in private_keys), "a demo key reached the output"
+
+
+def test_real_mode_tracks_the_accounts_in_dotenv_without_a_simulator(checkout: Path, tmp_path: Path, simulator):
+    # `simulator` plays the real Lighter here: the launcher must not start one of its own.
+    keyed, public = simulator.control.accounts()[:2]
+    (checkout / ".env").write_text("\n".join([
+        f"LIGHTER_BASE_URL={simulator.base_url}",
+        f"CACHE_DIR={tmp_path / 'store'}",
+        f"Lighter_1_main_Account_Index={keyed['account_index']}",
+        f"Lighter_1_main_API_KEY_Index={keyed['api_key_index']}",
+        f"Lighter_1_main_PRIVATE={keyed['private_key']}",
+        f"Lighter_1_watch_Account_Index={public['account_index']}",
+    ]) + "\n")
+    run = launch(checkout, tmp_path / "run.log")
+    try:
+        run.wait_for(lambda: "dashboard: http://127.0.0.1:" in run.text(), 60, "the launcher's dashboard banner")
+
+        def tracked() -> bool:
+            accounts = {a["account_index"]: a for a in run.accounts()}
+            return (set(accounts) == {keyed["account_index"], public["account_index"]}
+                    and accounts[keyed["account_index"]]["sections"]["orders"]["data"] is not None
+                    and accounts[public["account_index"]]["public_only"])
+
+        run.wait_for(tracked, 30, "/api/accounts to list the .env accounts")
+        assert "demo mode" not in run.text() and not (checkout / ".cache" / "demo.env").exists()
+    finally:
+        assert_stopped_cleanly(run, [run.port])
+    assert keyed["private_key"] not in run.text()
 
 
 def test_bad_settings_stop_before_anything_starts(checkout: Path):
