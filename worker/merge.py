@@ -32,6 +32,8 @@ class AccountState:
         # Who raised each section's error flag: a REST failure stays flagged while the WS keeps the data
         # fresh (reconciliation is still broken); only REST's success, which replaces everything, clears it.
         self._flagged_by: dict[str, str] = {}
+        # When the WS last pushed data into each section: a REST body requested before that is older.
+        self.pushed_at: dict[str, int] = {}
         self.changed = not usable
         self.confirmed = False
 
@@ -51,9 +53,20 @@ class AccountState:
             self.confirmed = True
         section.update(data=data, source=source, as_of=now)
         if clears:
-            section["error"] = None
-            self._flagged_by.pop(name, None)
+            self._unflag(name)
+        if source == "ws":
+            self.pushed_at[name] = now
         self._touch(now)
+
+    def _unflag(self, name: str) -> None:
+        if self.section(name)["error"] is not None:
+            self.section(name)["error"] = None
+            self.changed = True
+        self._flagged_by.pop(name, None)
+
+    def _newer_push(self, name: str, requested_at: int | None) -> bool:
+        """The WS pushed this section after the REST request left: the response is the older view."""
+        return requested_at is not None and self.pushed_at.get(name, -1) >= requested_at
 
     def _touch(self, now: int) -> None:
         stamps = [s["as_of"] for s in self.snapshot["sections"].values() if s["as_of"] is not None]
@@ -80,12 +93,25 @@ class AccountState:
         self._touch(now)
 
     # -- REST ----------------------------------------------------------------------------------------------
-    def apply_account(self, summary: dict[str, Any], positions: list[dict[str, Any]], now: int) -> None:
+    def apply_account(self, summary: dict[str, Any], positions: list[dict[str, Any]], now: int,
+                      requested_at: int | None = None) -> None:
+        """A REST account body. Parts the WS pushed while the request was in flight are newer and stay."""
+        if self._newer_push("summary", requested_at):
+            current = self.section("summary")["data"] or {}
+            summary = {**summary, **{k: current[k] for k in STATS_TO_SUMMARY.values() if k in current}}
         self._set("summary", summary, "rest", now)
-        self._set("positions", positions, "rest", now)
+        if self._newer_push("positions", requested_at):
+            self._unflag("positions")  # REST works again, its flag goes; the pushed rows are newer
+        else:
+            self._set("positions", positions, "rest", now)
 
-    def apply_orders(self, orders: list[dict[str, Any]], source: str, now: int) -> None:
-        """A full active-orders list (REST body or WS snapshot) replaces the map."""
+    def apply_orders(self, orders: list[dict[str, Any]], source: str, now: int,
+                     requested_at: int | None = None) -> None:
+        """A full active-orders list (REST body or WS snapshot) replaces the map, unless WS deltas
+        arrived while the REST request was in flight (replacing would roll them back)."""
+        if self._newer_push("orders", requested_at):
+            self._unflag("orders")
+            return
         self.orders = {o["order_index"]: o for o in orders}
         self._set("orders", sort_orders(list(self.orders.values())), source, now)
 

@@ -91,6 +91,7 @@ class RestPoller:
     def _poll_account(self, account: Account) -> None:
         index = account.account_index
         state = self.rt.states[index]
+        requested_at = now_ms()
         try:
             raw = self._get("/api/v1/account", {"by": "index", "value": str(index)}, index)
             body = parse_account(raw, index)
@@ -98,7 +99,7 @@ class RestPoller:
             self._failed(index, "account", str(exc), ("summary", "positions"))
             return
         now = now_ms()
-        state.apply_account(body.summary, body.positions, now)
+        state.apply_account(body.summary, body.positions, now, requested_at)
         self.rt.stats[index].last_rest_at = now
         if state.changed:
             self.rt.sink.notify()
@@ -106,6 +107,7 @@ class RestPoller:
     def _poll_orders(self, account: Account) -> None:
         index = account.account_index
         state = self.rt.states[index]
+        requested_at = now_ms()
         try:
             token = self.rt.tokens.get(account)
             raw = self._get("/api/v1/accountActiveOrders", {"account_index": str(index)}, index,
@@ -115,7 +117,7 @@ class RestPoller:
             self._failed(index, "orders", str(exc), ("orders",))
             return
         now = now_ms()
-        state.apply_orders(body.orders, "rest", now)
+        state.apply_orders(body.orders, "rest", now, requested_at)
         self.rt.stats[index].last_rest_at = now
         if state.changed:
             self.rt.sink.notify()

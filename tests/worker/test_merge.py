@@ -117,3 +117,23 @@ def test_rest_flag_survives_ws_data_until_rest_succeeds() -> None:
     body = parse_account((PAYLOADS / "account_ok.json").read_bytes(), 123456)
     state.apply_account(body.summary, body.positions, 3000)
     assert state.section("positions")["error"] is None
+
+
+def test_rest_response_older_than_a_ws_push_does_not_roll_it_back() -> None:
+    state = _state()
+    state.apply_orders([_order(1)], "rest", 1000)
+    state.fail("orders", "rest orders: HTTP 503", "rest")
+    state.apply_order_delta([_order(2)], 2000)  # pushed while a REST request sent at 1500 was in flight
+    state.apply_orders([_order(1)], "rest", 2100, requested_at=1500)
+    assert [o["order_index"] for o in state.section("orders")["data"]] == [1, 2]
+    assert state.section("orders")["error"] is None  # REST answered, so its flag goes
+    stats = {"collateral": "7", "portfolio_value": "8", "available_balance": "9"}
+    state.apply_stats(stats, 2200)
+    state.apply_positions([], 2200)
+    body = parse_account((PAYLOADS / "account_ok.json").read_bytes(), 123456)
+    state.apply_account({**body.summary, "total_order_count": 99}, body.positions, 2300, requested_at=2150)
+    summary = state.section("summary")["data"]
+    assert summary["collateral"] == "7" and summary["total_order_count"] == 99  # fresh money, REST the rest
+    assert state.section("positions")["data"] == []
+    state.apply_account(body.summary, body.positions, 2500, requested_at=2400)  # nothing pushed since
+    assert state.section("positions")["data"] == body.positions
