@@ -1,0 +1,86 @@
+"""Drill 2: `kill -9` of the worker under live REST and /ws traffic, then a restart.
+
+The web must keep serving the last data (flagged stale once older than CACHE_TTL), report the worker down
+within 3 s, and a restarted worker must carry on the feed: seq keeps increasing and clients see each account's
+first new update chained to the last one they saw (or an explicit resync).
+"""
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from tests.drills.helpers import TTL_S, RestPoller, WsWatcher, live_stack, now_ms
+
+pytestmark = pytest.mark.drill
+DOWN_WITHIN_S = 3.0
+POLL_SLACK_S = 0.25  # our own polling granularity and request time on a shared 2-core machine
+
+
+def test_kill_9_worker_then_restart(tmp_path):
+    with live_stack(tmp_path, {"CACHE_DIR": str(tmp_path / "store")}, accounts=2) as stack:
+        stack.wait_until(stack.fresh_everywhere, 20, "fresh data before the kill")
+        watcher = WsWatcher(stack.web.ws_url, name="ws")
+        poller = RestPoller(stack.web.url, stack.accounts)
+        try:
+            watcher.wait_for(lambda w: w.updates >= 5, 10, "live updates before the kill")
+            old_pid = stack.status()["worker"]["pid"]
+            assert old_pid == stack.worker.proc.pid
+
+            stack.worker.proc.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            killed_ms = now_ms()
+            stack.worker.proc.wait(timeout=5)
+            stack.killed.add("worker")
+            assert stack.worker.proc.returncode == -signal.SIGKILL
+            last_seen = dict(watcher.last)
+
+            # /api/status shows the worker down within 3 s of the kill.
+            stack.wait_until(lambda: stack.status()["worker"]["up"] is False, 10, "worker down in /api/status",
+                             interval=0.02)
+            down_after = time.monotonic() - killed
+            assert down_after <= DOWN_WITHIN_S + POLL_SLACK_S, f"worker reported down only after {down_after:.2f}s"
+            print(f"drill: worker reported down {down_after:.2f}s after kill -9")
+            health = stack.get("/health").json()
+            assert health["worker_up"] is False and health["store_reachable"] is True
+
+            # The web keeps serving the last data, flagged stale with its age once past the TTL.
+            def stale_but_served() -> bool:
+                for index in stack.accounts:
+                    response = stack.get(f"/api/accounts/{index}")
+                    body = response.json()
+                    if response.status_code != 200 or not body["stale"] or body["age_ms"] <= TTL_S * 1000:
+                        return False
+                    assert all(body["sections"][n]["data"] is not None for n in ("summary", "positions", "stats"))
+                    assert body["seq"] == last_seen[index]  # nobody wrote: exactly the last good snapshot
+                return True
+
+            stack.wait_until(stale_but_served, TTL_S + 5, "last data served and flagged stale")
+            watcher.wait_for(lambda w: w.status_after(killed_ms, lambda s: s["worker"]["up"] is False and all(
+                a["stale"] for a in s["accounts"].values())), 5, "a /ws status push: worker down, accounts stale")
+            assert watcher.since(killed_ms, ("update",)) == []  # nothing new to say, and nothing made up
+
+            # A restarted worker resumes the feed from the store.
+            restarted_ms = now_ms()
+            worker = stack.start_worker()
+            stack.wait_until(lambda: (s := stack.status())["worker"]["up"] and s["worker"]["pid"] == worker.proc.pid,
+                             15, "the new worker up in /api/status")
+            stack.wait_until(stack.fresh_everywhere, 15, "fresh data from the restarted worker")
+            watcher.wait_for(lambda w: w.fresh_update_after(restarted_ms, stack.accounts), 10,
+                             "fresh /ws updates from the restarted worker")
+            after = watcher.since(restarted_ms, ("update",))
+            assert after and min(m["seq"] for m in after) > max(last_seen.values())
+            first = {}
+            for message in after:
+                first.setdefault(message["account_index"], message)
+            assert {i: m["prev_seq"] for i, m in first.items()} == {i: last_seen[i] for i in first}
+
+            stack.assert_alive()
+            assert watcher.closed is None, watcher.closed
+            assert watcher.violations == [] and watcher.resyncs == 0, watcher.violations[:10]
+            assert watcher.missing_seqs() == []
+            assert poller.violations == [] and not poller.errors, (poller.violations[:10], poller.errors[:5])
+        finally:
+            watcher.close()
+            poller.close()
