@@ -11,16 +11,18 @@ from bench import stats
 
 
 class ClientPool:
-    """`clients` WebSocket clients spread over `processes` load-generator processes."""
+    """`clients` WebSocket clients spread over `processes` load-generator processes; `handshakes` connections
+    (and with `wait_sync`, initial syncs) in flight at once over all processes."""
 
     def __init__(self, url: str, clients: int, processes: int = 2, subscribe: str = "",
-                 max_seconds: float = 600, handshakes: int = 64) -> None:
+                 max_seconds: float = 600, handshakes: int = 16, wait_sync: bool = False) -> None:
         self.url, self.total = url, clients
         processes = max(1, min(processes, clients))
         share = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
         self.procs = [subprocess.Popen(
             [sys.executable, "-m", "bench.wsclient", "--url", url, "--clients", str(n), "--subscribe", subscribe,
-             "--max-seconds", str(max_seconds), "--handshakes", str(handshakes)],
+             "--max-seconds", str(max_seconds), "--handshakes", str(max(1, handshakes // processes)),
+             *(["--wait-sync"] if wait_sync else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1) for n in share]
         self.connected = self.failed = 0
         self.first_error: str | None = None

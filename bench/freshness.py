@@ -24,8 +24,8 @@ MARKET, SIZE = 0, "0.01"
 
 @dataclass
 class FreshnessConfig:
-    trials: int = 30
-    gap_s: float = 0.25
+    trials: int = 40
+    gap_s: float = 0.15
     background_clients: tuple[int, ...] = (0, 1000)
     store: str = "redis"
 
@@ -46,6 +46,9 @@ class Probe:
         self.account, self.seen, self.cond = account, [], threading.Condition()
         self.ws = connect(url, compression=None, max_size=2**24)
         threading.Thread(target=self._run, daemon=True).start()
+        with self.cond:  # the initial snapshot first, so no trial is answered by the initial sync
+            self.cond.wait_for(lambda: self.seen, timeout=10)
+        time.sleep(0.5)
 
     def _run(self) -> None:
         try:
@@ -108,7 +111,7 @@ def _phase(stack: Stack, clients: int, cfg: FreshnessConfig, log: Callable) -> d
     pool, measured, holder = None, {}, {}
     try:
         if clients:
-            pool = ClientPool(stack.ws_url, clients, 2)
+            pool = ClientPool(stack.ws_url, clients, 2, wait_sync=True)
             ready = pool.wait_ready()
             span = cfg.trials * (cfg.gap_s + 0.2) + 30
             windows = [(time.time() + 1, time.time() + 1 + span)]
@@ -137,9 +140,14 @@ def _phase(stack: Stack, clients: int, cfg: FreshnessConfig, log: Callable) -> d
         out.update(all_clients_ws_samples=len(all_ws), all_clients_ws_p50_ms=stats.exact_percentile(all_ws, 50),
                    all_clients_ws_p99_ms=stats.exact_percentile(all_ws, 99),
                    all_clients_ws_max_ms=max(all_ws) if all_ws else None)
-    log(f"freshness with {clients} clients: REST p50/p99 {out['rest_p50_ms']}/{out['rest_p99_ms']} ms, "
-        f"/ws p50/p99 {out['ws_p50_ms']}/{out['ws_p99_ms']} ms")
+    log(f"freshness with {clients} clients: REST p50/p99 {_ms(out['rest_p50_ms'])}/{_ms(out['rest_p99_ms'])} ms, "
+        f"/ws p50/p99 {_ms(out['ws_p50_ms'])}/{_ms(out['ws_p99_ms'])} ms, every client p99 "
+        f"{_ms(out.get('all_clients_ws_p99_ms'))} ms")
     return out
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
 
 
 def run(cfg: FreshnessConfig, log=print) -> dict[str, Any]:

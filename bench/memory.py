@@ -59,13 +59,13 @@ def measure(kind: str, cfg: MemoryConfig, log=print) -> dict[str, Any]:
         stops, server, url = _start(kind, cfg, tmp)
         pools: list[ClientPool] = []
         try:
-            pools.append(ClientPool(url, WARM_CLIENTS, 1))
+            pools.append(ClientPool(url, WARM_CLIENTS, 1, wait_sync=kind == "ours"))
             pools[-1].wait_ready()
             baseline = _settled_rss(server, cfg.settle_s)
             held = 0
             for size in cfg.sizes:
                 add = size - held
-                pools.append(ClientPool(url, add, max(2, math.ceil(add / 2500)), handshakes=128))
+                pools.append(ClientPool(url, add, max(2, math.ceil(add / 2500)), wait_sync=kind == "ours"))
                 ready = pools[-1].wait_ready()
                 held += ready["connected"]
                 rss = _settled_rss(server, cfg.settle_s)

@@ -30,7 +30,8 @@ def _fanout(f: dict[str, Any]) -> str:
     c = f["config"]
     return "\n\n".join([
         "## Fan-out", f"{num(c['rate_hz'], 0)} changes/s (10 accounts × 2 Hz), ~{c['payload_bytes']} B snapshots, "
-        f"{c['runs']} windows per size (8 s at 1,000 clients, {c['default_window_s']} s otherwise), store "
+        f"{c['runs']} windows per size (8 s at 1,000 clients, {c['default_window_s']} s otherwise; "
+        f"{', '.join(f'{k} clients: {v}' for k, v in c.get('runs_by_size', {}).items()) or 'no exceptions'}), store "
         f"{c['store']}, open-file limit raised to {num(c['fd_limit'])} in-process. Latency in ms, server stamp → "
         "client receipt. Ours p99 ÷ reference p99: " + (ratios or "–") + ".",
         table(["Server", "Clients", "Connected (time)", "p50", "p99", "max", "Lost*", "Late†", "Kept up",

@@ -52,7 +52,7 @@ def spread(values: list[float | None]) -> dict:
     got = [v for v in values if v is not None]
     if not got:
         return {"median": None, "min": None, "max": None, "runs": values}
-    return {"median": statistics.median(got), "min": min(got), "max": max(got), "runs": values}
+    return {"median": round(statistics.median(got), 3), "min": min(got), "max": max(got), "runs": values}
 
 
 def ratio(ours: float | None, reference: float | None) -> float | None:

@@ -38,7 +38,7 @@ def run(cfg: UpstreamConfig, log: Callable = print) -> dict[str, Any]:
         time.sleep(cfg.settle_s)  # past the worker's start-up fetches, into its steady schedule
         idle = _window(stack, cfg.window_s)
         log(f"upstream: 0 clients: {idle}")
-        with ClientPool(stack.ws_url, cfg.clients, 2) as pool:
+        with ClientPool(stack.ws_url, cfg.clients, 2, wait_sync=True) as pool:
             ready = pool.wait_ready()
             loaded = _window(stack, cfg.window_s)
             open_clients = pool.open_count()

@@ -1,5 +1,8 @@
 """`python -m bench.wsclient`: one load-generator process holding many asyncio `websockets` clients.
 
+Each client is `websockets`' sans-I/O protocol on a bare asyncio.Protocol (bench.leanws): the library's own
+handshake and framing at a quarter of the CPU per message of its full asyncio client.
+
 Driven over stdin/stdout with JSON lines, so a parent can run several of these in separate processes:
   -> {"event": "ready", "connected": n, "failed": m}          once every client has tried to connect
   <- {"cmd": "measure", "windows": [[t0, t1], ...], "grace_s": 3}   (wall-clock seconds)
@@ -23,9 +26,9 @@ import time
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import connect
 
 from bench import protocol, stats
+from bench.leanws import open_client
 
 
 class Client:
@@ -56,7 +59,8 @@ class Harness:
         self.receipts: dict[int, list[float]] | None = None
         self.stop_measure = asyncio.Event()
 
-    def handle(self, client: Client, raw: str | bytes) -> None:
+    def handle(self, client: Client, raw: bytes) -> str | None:
+        """Account for one message; returns its type."""
         now = time.time() * 1000
         msg = orjson.loads(raw)
         kind = msg.get("type")
@@ -65,9 +69,9 @@ class Harness:
                 client.resyncs += 1
             client.last_by_account[msg["account_index"]] = msg["seq"]
             client.seq = max(client.seq or 0, msg["seq"])
-            return
+            return kind
         if kind != "update":
-            return
+            return kind
         account, seq, prev_seq = msg["account_index"], msg["seq"], msg.get("prev_seq")
         if self.measuring and client.seq is not None and seq > client.seq + 1:
             client.missing += seq - client.seq - 1
@@ -81,35 +85,50 @@ class Harness:
         if stamp is None and self.receipts is not None and self.measuring:
             self.receipts.setdefault(seq, []).append(round(now, 1))
         if stamp is None or not self.windows:
-            return
+            return kind
         stamp_s = stamp / 1000
         for i, (t0, t1) in enumerate(self.windows):
             if t0 <= stamp_s < t1:
                 stats.record(self.hists[i], now - stamp)
                 client.received[i] += 1
                 break
+        return kind
 
     async def run_client(self, client: Client, gate: asyncio.Semaphore) -> None:
+        """Connect, then read until closed. With --wait-sync the handshake slot is held until the server's
+        initial sync is done (first `status`/`update`), so at most --handshakes syncs run at once."""
+        await gate.acquire()
+        held = [True]
+
+        def release() -> None:
+            if held[0]:
+                held[0] = False
+                gate.release()
+
+        def on_message(payload: bytes) -> None:
+            if self.handle(client, payload) in ("status", "update"):
+                release()
         try:
-            async with gate:
-                ws = await connect(self.args.url, compression=None, max_size=2**24, ping_interval=None,
-                                   open_timeout=120, close_timeout=2, max_queue=None)
-                if self.args.subscribe:
-                    await ws.send(self.args.subscribe)
-                self.connected += 1
+            ws = await open_client(self.args.url, on_message)
+            if self.args.subscribe:
+                ws.send_text(self.args.subscribe)
+            self.connected += 1
         except Exception as exc:  # counted and reported: a benchmark reports failures, it does not hide them
+            release()
             self.failed += 1
             client.closed, client.error = True, f"{type(exc).__name__}: {exc}"
             self.first_error = self.first_error or client.error
             return
+        if not self.args.wait_sync:
+            release()
+        else:
+            asyncio.get_running_loop().call_later(10, release)  # never wedge the pool on a silent server
         try:
-            async for raw in ws:
-                self.handle(client, raw)
-        except Exception as exc:
-            client.error = f"{type(exc).__name__}: {exc}"
+            client.error = f"closed: {await ws.done}"
         finally:
+            release()
             client.closed = True
-            await ws.close()
+            ws.close()
 
     async def measure(self, windows: list[list[float]], grace_s: float, receipts: bool = False) -> dict[str, Any]:
         for client in self.clients:
@@ -205,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--clients", type=int, required=True)
     p.add_argument("--subscribe", default="", help="text frame sent after connecting")
     p.add_argument("--handshakes", type=int, default=64, help="concurrent handshakes")
+    p.add_argument("--wait-sync", action="store_true", help="hold the handshake slot until the initial sync")
     p.add_argument("--max-seconds", type=float, default=600)
     args = p.parse_args(argv)
     raise_fd_limit(args.clients + 256)
