@@ -12,7 +12,7 @@ class Tuning:
     """Defaults suit the live venue; tests shrink them. Each field maps to `WORKER_<FIELD>` in the env."""
 
     ws: bool = True                   # WORKER_WS=0 runs REST-only (the mode the worker falls back to anyway)
-    ws_ping_s: float = 0.0            # our app-level ping; 0 = derive from CACHE_TTL (well inside the 2 min rule)
+    ws_ping_s: float = 0.0            # our app-level ping; 0 = CACHE_TTL/3 in [1, 15] (well inside the 2 min rule)
     ws_silence_s: float = 20.0        # watchdog: a socket silent this long (despite our pings) is dead
     ws_connect_timeout_s: float = 10.0  # upgrade + waiting for the `connected` frame
     ws_retry_s: float = 60.0          # REST-only mode: how often to try the WebSocket again
@@ -31,7 +31,7 @@ class Tuning:
         """Pings double as liveness proof for `as_of`, so they come faster than the staleness TTL."""
         if self.ws_ping_s > 0:
             return self.ws_ping_s
-        return min(15.0, max(1.0, cache_ttl / 2))
+        return min(15.0, max(1.0, cache_ttl / 3))
 
 
 def tuning_from_env(environ: Mapping[str, str]) -> Tuning:

@@ -62,7 +62,7 @@ class Runtime:
         self.states = {i: AccountState(i, a.public_only, self._previous(i)) for i, a in self.accounts.items()}
         self.errors: deque[dict[str, Any]] = deque(maxlen=MAX_ERRORS)
         self.tokens = Tokens(settings.lighter_base_url, tuning.token_ttl_s, tuning.token_refresh_before_s)
-        confirm_every = max(0.25, min(2.0, settings.cache_ttl / 3))
+        confirm_every = max(0.25, min(2.0, settings.cache_ttl / 5))
         self.sink = Sink(store, self.states.values(), confirm_every, self.record_error, clock)
 
     def _previous(self, index: int) -> dict[str, Any] | None:

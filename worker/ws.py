@@ -142,19 +142,19 @@ class Upstream:
             _send(conn, {"type": "subscribe", "channel": f"account_all_orders/{index}", "auth": token})
 
     def _keepalive(self, conn: websocket.WebSocket, stop: gevent.event.Event) -> None:
-        """Our pings keep us inside the 2-minute client-idle rule and make pongs prove liveness;
-        each tick confirms live channels up to the last frame received."""
+        """Our pings keep us inside the 2-minute client-idle rule, and their pongs prove liveness."""
         while not stop.wait(self.ping_s):
             try:
                 _send(conn, {"type": "ping"})
             except (OSError, websocket.WebSocketException):
                 return  # the reader sees the broken socket and reconnects
-            if self.live and self.egress.ws.last_frame_at:
-                self.rt.confirm_live(self.live, self.egress.ws.last_frame_at)
 
     def _handle(self, conn: websocket.WebSocket, frame: Frame) -> None:
-        if frame.kind == "ping":
-            _send(conn, {"type": "pong"})
+        if frame.kind in ("ping", "pong"):
+            if frame.kind == "ping":
+                _send(conn, {"type": "pong"})
+            if self.live:  # every update sent before this frame has been merged: live sections are current
+                self.rt.confirm_live(self.live, self.egress.ws.last_frame_at)
         elif frame.kind == "shutdown":
             raise Reconnect(f"upstream shutdown (close_in_ms={frame.payload.get('close_in_ms')})")
         elif frame.kind == "error":

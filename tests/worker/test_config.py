@@ -14,7 +14,7 @@ def test_tuning_defaults_and_overrides() -> None:
     assert tuning_from_env({}) == Tuning()
     tuning = tuning_from_env({"WORKER_WS": "0", "WORKER_WS_SILENCE_S": "2.5", "WORKER_REST_CONCURRENCY": "2"})
     assert (tuning.ws, tuning.ws_silence_s, tuning.rest_concurrency) == (False, 2.5, 2)
-    assert Tuning().ping_interval(5.0) == 2.5 and Tuning(ws_ping_s=7).ping_interval(5.0) == 7
+    assert Tuning().ping_interval(6.0) == 2.0 and Tuning(ws_ping_s=7).ping_interval(5.0) == 7
     with pytest.raises(SettingsError, match="WORKER_HTTP_TIMEOUT_S"):
         tuning_from_env({"WORKER_HTTP_TIMEOUT_S": "soon"})
     with pytest.raises(SettingsError, match="WORKER_WS"):

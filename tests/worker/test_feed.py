@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.simulator import run_simulator
-from tests.fixtures.worker import run_worker, worker_env_for
+from app.store import Store, with_freshness
+from tests.fixtures.simulator import RunningSimulator, run_simulator
+from tests.fixtures.worker import RunningWorker, run_worker, worker_env_for
 from tests.worker.helpers import assert_no_secrets, has_data, mismatches
 
 ALL = ("summary", "positions", "orders", "stats")
@@ -71,7 +72,25 @@ def test_ws_update_reaches_store_and_public_only_account(tmp_path: Path) -> None
             public = store.account(accounts[2])
             assert public["public_only"] and public["sections"]["orders"]["data"] is None
             assert status["accounts"][str(accounts[2])]["public_only"] is True
+            _quiet_sections_stay_fresh_then_age_when_silent(sim, worker, store, index)
         assert worker.exit_code == 0
     log = worker.log_text()
     assert "public-only" in log and str(accounts[2]) in log
     assert_no_secrets(log, keys)
+
+
+def _stale(store: Store, index: int) -> set[str]:
+    sections = with_freshness(store.account(index), ttl_s=5.0)["sections"]
+    return {name for name in ("summary", "positions", "orders", "stats") if sections[name]["stale"]}
+
+
+def _quiet_sections_stay_fresh_then_age_when_silent(sim: RunningSimulator, worker: RunningWorker, store: Store,
+                                                    index: int) -> None:
+    """Market frozen, REST stretched to ~8 s: only the healthy socket's pongs can keep `as_of` young."""
+    worker.run_for(6.0)  # longer than CACHE_TTL with nothing changing upstream
+    assert _stale(store, index) == set()
+    fault = sim.control.add_fault("ws_silence", ws="*")
+    worker.wait_for(lambda: "stats" in _stale(store, index), 10, message="WS-only stats to age into stale")
+    assert store.account(index)["sections"]["stats"]["data"] is not None  # kept, only flagged by age
+    sim.control.remove_fault(fault)
+    worker.wait_for(lambda: not _stale(store, index), 10, message="fresh again after the silence")
