@@ -1,0 +1,155 @@
+"""Raw WebSocket over a plain socket, for clients no library would write: ones that stop reading after the
+handshake, send malformed or oversized frames, or lie about lengths. RFC 6455 framing only, nothing more."""
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import struct
+import time
+
+TEXT, BINARY, CONTINUATION, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
+
+
+def handshake(port: int, path: str = "/ws", rcvbuf: int | None = None, timeout: float = 10.0) -> socket.socket:
+    """Open a TCP connection and complete the upgrade; reads exactly the response headers and nothing more."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:  # before connect, so the advertised window is small from the start
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(timeout)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        if not byte:
+            raise ConnectionError(f"closed during the handshake: {head!r}")
+        head += byte
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise ConnectionError(f"upgrade refused: {head.splitlines()[0]!r}")
+    return sock
+
+
+def frame(opcode: int, payload: bytes, fin: bool = True, mask: bool = True, rsv: int = 0,
+          claimed_length: int | None = None) -> bytes:
+    """A client frame; `claimed_length` lies about the payload length in the header."""
+    length = len(payload) if claimed_length is None else claimed_length
+    first = (0x80 if fin else 0) | (rsv & 0x7) << 4 | opcode
+    mask_bit = 0x80 if mask else 0
+    if length < 126:
+        header = struct.pack("!BB", first, mask_bit | length)
+    elif length < 1 << 16:
+        header = struct.pack("!BBH", first, mask_bit | 126, length)
+    else:
+        header = struct.pack("!BBQ", first, mask_bit | 127, length)
+    if not mask:
+        return header + payload
+    key = os.urandom(4)
+    return header + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def text(message: str | bytes) -> bytes:
+    return frame(TEXT, message.encode() if isinstance(message, str) else message)
+
+
+class Closed(Exception):
+    """The server ended the conversation: `code` from its close frame (None if it just dropped TCP)."""
+
+    def __init__(self, code: int | None) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class Reader:
+    """Incremental reader of server frames (unmasked, per RFC 6455) on a raw socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+
+    def _parse(self) -> tuple[int, bytes] | None:
+        buf = self.buf
+        if len(buf) < 2:
+            return None
+        opcode, length, offset = buf[0] & 0x0F, buf[1] & 0x7F, 2
+        if length == 126:
+            if len(buf) < 4:
+                return None
+            length, offset = struct.unpack("!H", buf[2:4])[0], 4
+        elif length == 127:
+            if len(buf) < 10:
+                return None
+            length, offset = struct.unpack("!Q", buf[2:10])[0], 10
+        if len(buf) < offset + length:
+            return None
+        self.buf = buf[offset + length:]
+        return opcode, buf[offset:offset + length]
+
+    def next(self, deadline_s: float) -> tuple[int, bytes] | None:
+        """The next frame, None at the deadline; raises Closed on a close frame or EOF."""
+        end = time.monotonic() + deadline_s
+        while True:
+            parsed = self._parse()
+            if parsed is not None:
+                if parsed[0] == CLOSE:
+                    payload = parsed[1]
+                    raise Closed(struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005)
+                return parsed
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                return None
+            except ConnectionError:
+                raise Closed(None) from None
+            if not chunk:
+                raise Closed(None)
+            self.buf += chunk
+
+    def until_text(self, predicate, deadline_s: float) -> dict | None:  # noqa: ANN001
+        """The first JSON text message matching `predicate`, None at the deadline; raises Closed."""
+        import json
+
+        end = time.monotonic() + deadline_s
+        while (left := end - time.monotonic()) > 0:
+            got = self.next(left)
+            if got is None:
+                return None
+            if got[0] == TEXT:
+                message = json.loads(got[1])
+                if predicate(message):
+                    return message
+        return None
+
+    def close_code(self, deadline_s: float) -> tuple[bool, int | None]:
+        """Read until the server closes: (closed within the deadline, close code or None for a bare drop)."""
+        end = time.monotonic() + deadline_s
+        try:
+            while (left := end - time.monotonic()) > 0:
+                self.next(left)
+        except Closed as closed:
+            return True, closed.code
+        return False, None
+
+
+def drain_to_eof(sock: socket.socket, deadline_s: float) -> tuple[bool, int]:
+    """Read and discard until the server ends the connection; (ended, bytes read)."""
+    end = time.monotonic() + deadline_s
+    total = 0
+    while time.monotonic() < end:
+        sock.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            chunk = sock.recv(1 << 20)
+        except socket.timeout:
+            return False, total
+        except ConnectionError:
+            return True, total
+        if not chunk:
+            return True, total
+        total += len(chunk)
+    return False, total
