@@ -111,14 +111,14 @@ def position_rows(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def detailed_account(snapshot: dict[str, Any], active_only: bool = False) -> dict[str, Any]:
-    """One strict DetailedAccount from a snapshot: verbatim summary, else stats-derived fields, then defaults."""
+    """One strict DetailedAccount from a snapshot: verbatim summary, then stats-derived fields, then defaults."""
     index = int(snapshot["account_index"])
     summary = section_data(snapshot, "summary")
-    base = dict(summary) if isinstance(summary, dict) else _from_stats(section_data(snapshot, "stats"))
-    if summary is None:
-        orders = section_data(snapshot, "orders")
-        if isinstance(orders, list):
-            base["total_order_count"] = len(orders)
+    # The REST summary wins; stats fill what it lacks (the worker writes a partial summary from WS data alone).
+    base = {**_from_stats(section_data(snapshot, "stats")), **(summary if isinstance(summary, dict) else {})}
+    orders = section_data(snapshot, "orders")
+    if base.get("total_order_count") is None and isinstance(orders, list):
+        base["total_order_count"] = len(orders)
     base.setdefault("index", index)
     base.setdefault("account_index", index)
     account = _fill(base, ACCOUNT_DEFAULTS)

@@ -1,0 +1,118 @@
+"""Lighter's REST routes served from the store: `/api/v1/account`, `/api/v1/accountActiveOrders`, and `GET /`.
+
+Bodies come from the pure builders in `shapes`; this module only reads the store, checks our token and picks the
+status. Errors use Lighter's `{"code", "message"}` body so the SDK raises the exception it would raise on Lighter.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.exceptions import TooManyRequests
+
+from app.compat import auth, shapes
+from app.store import with_freshness
+
+bp = Blueprint("lighter_compat", __name__, url_prefix="/api/v1")
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    response = Response(orjson.dumps(body), status=status, mimetype="application/json")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers.update(headers or {})
+    return response
+
+
+def _error(error: tuple[int, int, str]) -> Response:
+    body, status = shapes.error_body(error)
+    return _json(body, status)
+
+
+def _ext(name: str) -> Any:
+    return current_app.extensions[name]
+
+
+def _freshness_headers(snapshots: list[dict[str, Any]]) -> dict[str, str]:
+    """Our freshness in headers, not the body: the bodies stay exactly Lighter's shape."""
+    ttl = _ext("lb_settings").cache_ttl
+    views = [with_freshness(s, ttl) for s in snapshots]
+    ages = [v["age_ms"] for v in views if v["age_ms"] is not None]
+    return {"X-Broadcaster-Seq": ",".join(str(v.get("seq", 0)) for v in views),
+            "X-Broadcaster-Age-Ms": str(max(ages)) if ages else "",
+            "X-Broadcaster-Stale": "true" if any(v["stale"] for v in views) else "false"}
+
+
+@bp.before_request
+def _require_token() -> Response | None:
+    """Our API_TOKEN (when set) guards every Lighter route, like the rest of /api: account data is ours to gate."""
+    token = _ext("lb_settings").api_token
+    presented = auth.candidates(request.headers.get("Authorization"), request.args.get("auth"))
+    error = auth.check(token.reveal() if token else None, presented)
+    return _error(error) if error else None
+
+
+@bp.errorhandler(TooManyRequests)
+def _rate_limited(exc: TooManyRequests) -> Response:
+    """Lighter's 429 body (code 23000); the limiter's Retry-After and X-RateLimit-* headers are kept."""
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    return _json({"code": 23000, "message": "Too Many Requests!"}, 429, headers)
+
+
+@bp.get("/account")
+def account() -> Response:
+    """DetailedAccounts for one tracked account (`by=index`) or every tracked account of an owner (`by=l1_address`)."""
+    try:
+        by, value = shapes.parse_account_query(request.args.get("by"), request.args.get("value"))
+    except shapes.LighterError as exc:
+        return _error(exc.error)
+    store = _ext("lb_store")
+    tracked = store.tracked()
+    if by == "index":
+        snapshot = store.account(value) if value in tracked else None
+        snapshots = [snapshot] if snapshot is not None else []
+    else:
+        snapshots = [s for s in store.accounts() if shapes.matches_l1(s, str(value))]
+    if not snapshots:
+        return _error(shapes.ACCOUNT_NOT_FOUND)
+    active_only = (request.args.get("active_only") or "").lower() == "true"
+    return _json(shapes.detailed_accounts(snapshots, active_only), headers=_freshness_headers(snapshots))
+
+
+@bp.get("/accountActiveOrders")
+def account_active_orders() -> Response:
+    """Orders for a tracked account, optionally one market (`market_id`) or market kind (`market_type`)."""
+    index = shapes.parse_int(request.args.get("account_index"))
+    raw_market = request.args.get("market_id")
+    market = shapes.parse_int(raw_market) if raw_market not in (None, "") else None
+    if index is None or index < 0 or (raw_market not in (None, "") and market is None):
+        return _error(shapes.INVALID_PARAM)
+    store = _ext("lb_store")
+    snapshot = store.account(index) if index in store.tracked() else None
+    if snapshot is None:
+        return _error(shapes.ACCOUNT_NOT_FOUND)
+    body, status = shapes.orders_body(snapshot, market, request.args.get("market_type"))
+    return _json(body, status, _freshness_headers([snapshot]))
+
+
+def _status_for_json_clients() -> Response | None:
+    """`GET /` is the dashboard for browsers and Lighter's Status for API clients (the SDK asks for JSON).
+
+    Runs before routing to the dashboard's view so that view stays untouched; like the dashboard page and /health
+    it is not rate limited, and it reads nothing from the store.
+    """
+    if request.path != "/" or request.method not in ("GET", "HEAD"):
+        return None
+    if request.accept_mimetypes.best_match(["text/html", "application/json"]) != "application/json":
+        return None
+    return _json(shapes.status_body(int(time.time())))
+
+
+def init_app(app: Flask) -> None:
+    """Register the routes and put them under the web's per-client rate limit, as every /api route is."""
+    limiters = app.extensions.get("limiter") or set()
+    for limiter in limiters:
+        limiter.limit(app.extensions["lb_settings"].rate_limit)(bp)
+    app.register_blueprint(bp)
+    app.before_request(_status_for_json_clients)

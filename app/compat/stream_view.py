@@ -1,0 +1,167 @@
+"""The `/stream` route: handshake, token, and the loop reading Lighter client frames (subscribe, ping...)."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+import orjson
+from flask import Blueprint, Flask, Response, abort, current_app, request
+from redis.exceptions import RedisError
+
+from app import transport
+from app.compat import auth, frames
+from app.compat.stream import Encoder, LighterClient
+from app.store import StoreError
+
+log = logging.getLogger(__name__)
+bp = Blueprint("lighter_stream", __name__)
+MAX_MESSAGE = 4096            # subscribe frames are small; bigger ones are closed with 1009
+MAX_ERRORS = 20               # error frames before we stop talking to a client that keeps sending garbage
+MAX_SUBSCRIPTIONS = 100       # per connection, Lighter's documented limit (error 23001)
+MESSAGES_PER_MINUTE = 200     # client frames per connection, Lighter's documented limit (error 30009)
+FETCH_FAILED = (30004, "Fetch Failed")
+ACCOUNT_NOT_FOUND = (21100, "account not found")
+TOO_MANY_SUBSCRIPTIONS = (23001, "Too Many Subscriptions")
+
+
+class Session:
+    """One /stream connection's protocol state (the request greenlet is its only user)."""
+
+    def __init__(self, client: LighterClient, store: Any, token: str | None, authorized: bool) -> None:
+        self.client = client
+        self.store = store
+        self.token = token
+        self.authorized = authorized  # our token came with the handshake: no per-subscribe `auth` needed
+        self.errors = 0
+        self.recent: deque[float] = deque(maxlen=MESSAGES_PER_MINUTE)
+
+    def error(self, err: tuple[int, str], extra: dict[str, Any] | None = None) -> None:
+        self.client.push({**frames.error(err), **(extra or {})})
+        self.errors += 1
+        if self.errors >= MAX_ERRORS:
+            self.client.close(1008, "too many bad messages", flush=True)
+
+    def over_rate(self) -> bool:
+        now = time.monotonic()
+        full = len(self.recent) == self.recent.maxlen and now - self.recent[0] < 60
+        self.recent.append(now)
+        return full
+
+    def handle(self, message: str | bytes) -> None:
+        """Apply one client frame; every refusal is a Lighter error frame."""
+        try:
+            command = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            return self.error(frames.INVALID_JSON)
+        if not isinstance(command, dict):
+            return self.error(frames.INVALID_TYPE)
+        kind = command.get("type")
+        if kind == "ping":
+            return self.client.push(frames.pong())
+        if kind == "pong":
+            return None  # the answer to our ping: nothing to do
+        if kind in ("subscribe", "unsubscribe"):
+            return self.subscription(kind, command)
+        if isinstance(kind, str) and kind.startswith("jsonapi/"):
+            # Read-only broadcaster: transactions go to Lighter itself. Replies to jsonapi echo the id.
+            return self.error(frames.NOT_SUPPORTED, {"id": (command.get("data") or {}).get("id")}
+                              if isinstance(command.get("data"), dict) else None)
+        return self.error(frames.INVALID_TYPE)
+
+    def subscription(self, kind: str, command: dict[str, Any]) -> None:
+        parsed = frames.parse_channel(command.get("channel"))
+        if parsed is None:
+            return self.error(frames.INVALID_CHANNEL)
+        name, account = parsed
+        if kind == "unsubscribe":
+            return None if self.client.unsubscribe(name, account) else self.error(frames.NOT_SUBSCRIBED)
+        if not self.authorized:
+            presented = command.get("auth")
+            if not isinstance(presented, str) or not presented:
+                return self.error(frames.auth_required(f"{name}:{account}"))
+            if not auth.matches(self.token or "", [presented]):
+                return self.error(frames.AUTH_INVALID)
+        if (name, account) in self.client.channels:
+            return self.error(frames.ALREADY_SUBSCRIBED)
+        if len(self.client.channels) >= MAX_SUBSCRIPTIONS:
+            return self.error(TOO_MANY_SUBSCRIPTIONS)
+        try:
+            if account not in self.store.tracked():
+                return self.error(ACCOUNT_NOT_FOUND)
+            self.client.watch(name, account)
+            snapshot = self.store.account(account)
+        except (StoreError, RedisError, OSError):
+            log.warning("stream: store unavailable while subscribing to %s/%d", name, account, exc_info=True)
+            if (name, account) in self.client.channels:
+                self.client.unsubscribe(name, account, quiet=True)
+            return self.error(FETCH_FAILED)
+        self.client.subscribe(name, account, snapshot)
+        return None
+
+    def run(self) -> None:
+        """Read client frames until the peer leaves or we close it."""
+        while self.client.closing is None:
+            try:
+                message = self.client.conn.receive(self.client.push)  # protocol pings: the writer sends the pong
+            except transport.MessageTooBig:
+                self.client.close(1009, f"message too big (limit {MAX_MESSAGE} bytes)")
+                return
+            except transport.PeerClosed as closed:
+                self.client.close(closed.code, "")
+                return
+            except transport.TransportError:
+                return
+            if self.over_rate():
+                self.client.push(frames.error(frames.TOO_MANY_MESSAGES))
+                self.client.close(1008, "too many messages", flush=True)
+                return
+            self.handle(message)
+
+
+def _handshake_token(token: str | None) -> tuple[bool, bool]:
+    """(authorized, refused): our token in the URL (`auth`, or `token` as on /ws) or a header authorizes the
+    whole connection; a wrong one is refused; none leaves it to each subscribe's `auth` field (Lighter's way)."""
+    if token is None:
+        return True, False
+    presented = auth.candidates(request.headers.get("Authorization"),
+                                request.args.get("auth") or request.args.get("token"))
+    if not presented:
+        return False, False
+    ok = auth.matches(token, presented)
+    return ok, not ok
+
+
+@bp.route("/stream", websocket=True)
+def stream() -> Response:
+    conn = transport.accept(request.environ, MAX_MESSAGE)
+    if conn is None:  # only upgrade requests reach a websocket rule; belt and braces
+        abort(400, "WebSocket upgrade required")
+    hub = current_app.extensions["lb_hub"]
+    token = current_app.extensions["lb_settings"].api_token
+    token = token.reveal() if token is not None else None
+    client = LighterClient(conn, hub.queue_size, hub.metrics, current_app.extensions["lb_compat_encoder"])
+    authorized, refused = _handshake_token(token)
+    # gevent-websocket has answered 101 before the view runs: a refusal is an error frame and a close.
+    client.push(frames.error(frames.AUTH_INVALID) if refused else frames.connected(str(uuid.uuid4())))
+    hub.register(client)  # starts the writer; `connected` is already first in its queue
+    try:
+        if refused:
+            client.close(1008, "invalid auth", flush=True)
+        else:
+            hub.ensure_started()
+            Session(client, hub.store, token, authorized).run()
+    finally:
+        hub.unregister(client)
+        client.forget()
+        client.close(1000, "bye", flush=True)
+        client.closed.wait(client.close_grace_s + 1)
+        conn.mark_closed()
+    return Response(status=204)
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["lb_compat_encoder"] = Encoder()
+    app.register_blueprint(bp)
