@@ -27,4 +27,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     api.init_app(app)
     ws.init_app(app)
     dashboard.init_app(app)
+    from app import compat  # Lighter-compatible routes (/api/v1/*, GET / as JSON, /stream): app/compat
+    compat.init_app(app)
     return app
