@@ -12,7 +12,6 @@ from typing import Any
 from app.compat.shapes import active_orders, position_rows, section_data
 
 CHANNELS = ("account_all", "user_stats", "account_all_orders")
-PRIVATE = frozenset({"account_all_orders"})  # needs our token when API_TOKEN is set (Lighter: needs auth)
 _CHANNEL = re.compile(r"^([a-z_]+)[/:]([0-9]{1,19})$")
 
 # Lighter's WebSocket error codes (../shared/lighter-protocol.md §4).
