@@ -342,9 +342,11 @@ class Stack:
 def live_stack(log_dir: Path, store_env: Mapping[str, str], accounts: int = 2, tick_ms: int = 100,
                worker_overrides: Mapping[str, str] | None = None, web_overrides: Mapping[str, str] | None = None,
                sim_flags: Mapping[str, Any] | None = None, public_only: tuple[int, ...] = (),
-               extra_worker_env: Callable[[RunningSimulator], Mapping[str, str]] | None = None) -> Iterator[Stack]:
+               extra_worker_env: Callable[[RunningSimulator], Mapping[str, str]] | None = None,
+               required: Callable[[Mapping[str, str]], list[int]] | None = None) -> Iterator[Stack]:
     """Simulator (unlimited tier) -> worker (fast tuning, CACHE_TTL=TTL_S) -> web, all real processes.
-    Yields once every account has its core sections in the store and the web is healthy."""
+    Yields once every account (or those `required(worker_env)` names) has its core sections in the store and
+    the web is healthy."""
     with contextlib.ExitStack() as exits:
         sim = exits.enter_context(run_simulator(tick_ms=tick_ms, tier="unlimited", **(sim_flags or {})))
         env = worker_env_for(sim, store_env, accounts=accounts, public_only=public_only, UPSTREAM_TIER="unlimited",
@@ -354,10 +356,14 @@ def live_stack(log_dir: Path, store_env: Mapping[str, str], accounts: int = 2, t
         env.update(worker_overrides or {})
         worker = exits.enter_context(run_worker(env, log_dir=log_dir))
         store = worker.store()
-        indexes = [int(v) for k, v in sorted(env.items()) if k.endswith("_Account_Index")]
-        worker.wait_for(lambda: len(store.accounts()) == len(indexes) and all(
-            all(a["sections"][n]["data"] is not None for n in SECTIONS_WITH_DATA) for a in store.accounts()),
-            timeout=30, message="every account's first data in the store")
+        indexes = required(env) if required else [int(v) for k, v in env.items() if k.endswith("_Account_Index")]
+
+        def ready() -> bool:
+            snapshots = {a["account_index"]: a for a in store.accounts()}
+            return all(i in snapshots and all(snapshots[i]["sections"][n]["data"] is not None
+                                              for n in SECTIONS_WITH_DATA) for i in indexes)
+
+        worker.wait_for(ready, timeout=30, message="every account's first data in the store")
         web_env = {k: v for k, v in store_env.items()}
         web_env.update(CACHE_TTL=str(TTL_S), RATE_LIMIT="1000000/minute", LOG_LEVEL="INFO")
         web_env.update(web_overrides or {})
