@@ -106,6 +106,7 @@ def main(settings: Settings, tuning: Tuning, store: Store | None = None) -> int:
                  egress.id, egress.proxy.redacted if egress.proxy else "no proxy",
                  [a.account_index for a in egress.accounts], egress.budget.per_minute or "unlimited",
                  egress.plan.poll, egress.plan.orders, " (stretched)" if egress.plan.stretched else "")
+    rt.sink.write_once(confirmations=True)  # publish the tracked list (and any resumed data) right away
     _prime_tokens(rt)
     crashed: list[gevent.Greenlet] = []
 

@@ -40,7 +40,7 @@ def _check(counters: dict, status: dict, seconds: float, share: float) -> None:
 
 def test_rest_only_stays_inside_standard_budget(tmp_path: Path) -> None:
     """REST as the whole feed is the heaviest use of the budget: it plans for all of it."""
-    seconds = 25.0
+    seconds = 20.0
     counters, status = _run(tmp_path, seconds, WORKER_WS="0")
     _check(counters, status, seconds, share=1.0)
     assert status["mode"] == "rest-only"

@@ -12,6 +12,7 @@ from tests.fixtures.worker import RunningWorker, run_worker, worker_env_for
 from tests.worker.helpers import assert_no_secrets, has_data, mismatches
 
 ALL = ("summary", "positions", "orders", "stats")
+TTL = "3"  # CACHE_TTL for the freshness checks (shorter than the default 5 s to keep the test quick)
 
 
 @pytest.fixture(params=["file", "redis"])
@@ -48,7 +49,7 @@ def test_ws_update_reaches_store_and_public_only_account(tmp_path: Path) -> None
     with run_simulator(tick_ms=100) as sim:
         keys = [a["private_key"] for a in sim.control.accounts()]
         accounts = [a["account_index"] for a in sim.control.accounts()]
-        env = worker_env_for(sim, {"CACHE_DIR": str(tmp_path / "store")}, public_only=(2,))
+        env = worker_env_for(sim, {"CACHE_DIR": str(tmp_path / "store")}, public_only=(2,), CACHE_TTL=TTL)
         with run_worker(env, log_dir=tmp_path) as worker:
             store = worker.store()
             worker.wait_for(lambda: all(has_data(store, i, ("positions", "stats")) for i in accounts), 15,
@@ -80,14 +81,14 @@ def test_ws_update_reaches_store_and_public_only_account(tmp_path: Path) -> None
 
 
 def _stale(store: Store, index: int) -> set[str]:
-    sections = with_freshness(store.account(index), ttl_s=5.0)["sections"]
+    sections = with_freshness(store.account(index), ttl_s=float(TTL))["sections"]
     return {name for name in ("summary", "positions", "orders", "stats") if sections[name]["stale"]}
 
 
 def _quiet_sections_stay_fresh_then_age_when_silent(sim: RunningSimulator, worker: RunningWorker, store: Store,
                                                     index: int) -> None:
     """Market frozen, REST stretched to ~8 s: only the healthy socket's pongs can keep `as_of` young."""
-    worker.run_for(6.0)  # longer than CACHE_TTL with nothing changing upstream
+    worker.run_for(float(TTL) + 1)  # longer than CACHE_TTL with nothing changing upstream
     assert _stale(store, index) == set()
     fault = sim.control.add_fault("ws_silence", ws="*")
     worker.wait_for(lambda: "stats" in _stale(store, index), 10, message="WS-only stats to age into stale")
