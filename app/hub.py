@@ -44,11 +44,21 @@ class Hub:
         self.stopping = Event()
         self._watcher: gevent.Greenlet | None = None
         self._last_status: str | None = None
+        self._needs_resync = False
 
     # -- clients -----------------------------------------------------------------------------------------------
     def ensure_started(self) -> None:
-        """Start the watcher in this process on first use (after gunicorn's fork; we never preload)."""
+        """Start the watcher in this process on first use (after gunicorn's fork; we never preload).
+
+        The start position is read here, before the caller syncs its client: a spawned greenlet may not run until
+        much later (local Redis replies without yielding), and changes in between would otherwise be skipped.
+        """
         if self._watcher is None or self._watcher.dead:
+            try:
+                self.seq = self.store.head()
+            except Exception:  # noqa: BLE001 - the store is down: the watcher retries and resyncs everyone
+                log.warning("hub: store unavailable at start", exc_info=True)
+                self._needs_resync = True
             self._watcher = gevent.spawn(self._run)
             self._watcher.link_exception(lambda g: log.error("hub watcher died: %r", g.exception))
 
@@ -92,21 +102,19 @@ class Hub:
     # -- the watcher -------------------------------------------------------------------------------------------
     def _run(self) -> None:
         delays = backoff()
-        resync = False
         while not self.stopping.is_set():
             try:
-                head = self.store.head()
-                if resync or head < self.seq:
-                    self._resync_all()
-                self.seq = head
-                if resync:
-                    log.info("hub: store reachable again at seq %d; clients resynced", head)
-                    delays, resync = backoff(), False
+                if self._needs_resync:
+                    head = self.store.head()
+                    self._resync_all()  # changes after `head` also come as updates; clients drop duplicates
+                    self.seq, self._needs_resync = head, False
+                    log.info("hub: store reachable at seq %d; clients resynced", head)
+                    delays = backoff()
                 self._follow()
             except Exception:  # noqa: BLE001 - any store failure: log, back off, retry, then resync everyone
                 delay = next(delays)
                 log.warning("hub: store unavailable; retrying in %.1f s", delay, exc_info=True)
-                resync = True
+                self._needs_resync = True
                 self._last_status = None
                 self._broadcast(transport.frame_text(messages.status(unreachable_view(len(self.clients)))))
                 self.stopping.wait(delay)

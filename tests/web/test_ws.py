@@ -69,7 +69,8 @@ def test_hello_snapshots_updates_and_commands(file_env):
             assert until(ws, lambda m: m["type"] == "error")["code"] == code
         ws.send(json.dumps({"op": "ping", "id": 7}))
         assert until(ws, lambda m: m["type"] == "pong")["id"] == 7
-        assert until(ws, lambda m: m["type"] == "status")["status"]["worker"]["up"] is True
+        feeder.status()  # a fresh heartbeat: the pushed status says the worker is up
+        assert until(ws, lambda m: m["type"] == "status" and m["status"]["worker"]["up"])["status"]["mode"] == "ws"
         ws.send("x" * 5000)
         with pytest.raises(ConnectionClosed):
             _updates(ws, 1, deadline_s=5)
@@ -142,18 +143,21 @@ def test_slow_client_is_cut_off_while_others_keep_up(redis_env):
         received_all += _updates(fast, len(sent) - len(received_all))
         assert [m["seq"] for m in received_all] == sent
         assert_in_order(received_all, start)
-        # The slow client now reads: an in-order prefix, then a close frame with our code and reason.
-        seqs, close = [], None
+        # The slow client now reads: snapshots, an in-order run of updates, then a close frame with our code.
+        start, updates, close = {}, [], None
         while close is None:
             opcode, data = slow.recv_data(control_frame=True)
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 close = (int.from_bytes(data[:2], "big"), data[2:].decode())
             elif opcode == websocket.ABNF.OPCODE_TEXT:
                 message = json.loads(data)
-                if message["type"] in ("update", "snapshot"):
-                    seqs.append(message["seq"])
+                if message["type"] == "snapshot":  # one per account, each at its account's current seq
+                    start[message["account_index"]] = message["seq"]
+                elif message["type"] == "update":
+                    updates.append(message)
         assert close[0] == 4008 and "too slow" in close[1]
-        assert seqs == sorted(seqs) and len(seqs) < len(sent)
+        assert set(start) == {1, 2} and 0 < len(updates) < len(sent)
+        assert_in_order(updates, start)
         slow.close()
         assert _metric(web, "lb_ws_messages_dropped_total") > 0
 
