@@ -124,6 +124,8 @@ class RestPoller:
 
     def _failed(self, index: int, what: str, message: str, sections: tuple[str, ...]) -> None:
         state = self.rt.states[index]
+        if state.section(sections[0])["error"] is None:  # log transitions, not every failed request
+            log.warning("account %s: %s failing, keeping last good data: %s", index, what, message)
         for name in sections:
             state.fail(name, f"rest {what}: {message}", "rest")
         self.rt.stats[index].errors += 1

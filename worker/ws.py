@@ -74,6 +74,8 @@ class Upstream:
         except websocket.WebSocketBadStatusException as exc:
             return self._refused(exc.status_code)
         except (OSError, websocket.WebSocketException) as exc:
+            if self.retry.failures == 0:  # the first failure of a streak; status counts the rest
+                log.warning("upstream ws %s: connect failed (%s); retrying with backoff", self.egress.id, exc)
             self.rt.record_error(f"ws:{self.egress.id}", f"connect failed: {type(exc).__name__}: {exc}")
             return self.retry.next_delay()
         if (conn.getheaders() or {}).get("x-lighter-simulator") == "1":
@@ -111,6 +113,8 @@ class Upstream:
             raise Reconnect(f"expected 'connected' first, got {frame.kind!r}")
         self._subscribe(conn)
         self._set_state("readonly" if self.readonly else "connected", "ws-readonly" if self.readonly else "ws")
+        log.info("upstream ws %s connected%s; subscribed %d account(s)", self.egress.id,
+                 " (readonly)" if self.readonly else "", len(self.egress.accounts))
         self.retry.up()
         self.egress.ws.last_frame_at = now_ms()
         conn.settimeout(self.rt.tuning.ws_silence_s)  # recv timing out *is* the silence watchdog

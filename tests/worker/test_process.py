@@ -1,4 +1,4 @@
-"""The worker as a process: JSON logs, one summary line per account per period, prompt stop mid-request."""
+"""The worker as a process: JSON logs, per-account summaries, a rejected key, prompt stop mid-request."""
 from __future__ import annotations
 
 import json
@@ -11,12 +11,18 @@ from tests.worker.helpers import has_data
 
 def test_json_logs_summaries_and_stop_with_requests_hanging(simulator: RunningSimulator, tmp_path: Path) -> None:
     accounts = [a["account_index"] for a in simulator.control.accounts()]
+    # Account 2 is configured with an API key index Lighter doesn't know: its orders must be refused and
+    # flagged while everything else keeps working.
     env = worker_env_for(simulator, {"CACHE_DIR": str(tmp_path / "store")}, UPSTREAM_TIER="unlimited",
-                         LOG_FORMAT="json", WORKER_SUMMARY_EVERY_S="1", WORKER_HTTP_TIMEOUT_S="30")
+                         LOG_FORMAT="json", WORKER_SUMMARY_EVERY_S="1", WORKER_HTTP_TIMEOUT_S="30",
+                         Lighter_1_2_API_KEY_Index="200")
     with run_worker(env, log_dir=tmp_path) as worker:
         store = worker.store()
         worker.wait_for(lambda: all(has_data(store, i, ("summary", "positions")) for i in accounts), 15,
                         message="first data")
+        worker.wait_for(lambda: "HTTP 401" in (store.account(accounts[1])["sections"]["orders"]["error"] or ""),
+                        5, message="orders of the misconfigured account flagged")
+        assert has_data(store, accounts[0], ("orders",)) and has_data(store, accounts[2], ("orders",))
         simulator.control.add_fault("hang", rest="*")  # requests now sit in flight until we stop
         worker.wait_for(lambda: worker.log_text().count("via direct: last 1s") >= 2 * len(accounts), 5,
                         message="two rounds of summary lines")
