@@ -61,7 +61,7 @@ class Encoder:
     """
 
     def __init__(self) -> None:
-        self._changes: OrderedDict[int, Change] = OrderedDict()
+        self._changes: OrderedDict[int, tuple[bytes, Change]] = OrderedDict()
         self._latest: dict[int, dict[str, Any]] = {}
         self._watchers: dict[int, int] = {}
 
@@ -82,10 +82,17 @@ class Encoder:
         """A snapshot a subscriber just read from the store starts the chain if no change has yet."""
         self._latest.setdefault(account, snapshot)
 
+    def restart(self, account: int, snapshot: dict[str, Any]) -> None:
+        """The hub resynced (feed gap, store outage or reset, where seqs may restart): chain from its snapshot."""
+        if self._watchers.get(account):
+            self._latest[account] = snapshot
+
     def change(self, account: int, seq: int, hub_frame: bytes) -> Change | None:
+        # The hub offers one frame object per change to every client: identity, not the seq alone, marks a hit
+        # (a seq may come again after a store reset; the entry holds the frame, so its identity stays unique).
         cached = self._changes.get(seq)
-        if cached is not None:
-            return cached
+        if cached is not None and cached[0] is hub_frame:
+            return cached[1]
         try:
             snapshot = orjson.loads(hub_message(hub_frame))["account"]
         except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
@@ -96,7 +103,7 @@ class Encoder:
         change = Change(snapshot, latest if newer else None)
         if newer:
             self._latest[account] = snapshot
-        self._changes[seq] = change
+        self._changes[seq] = (hub_frame, change)
         while len(self._changes) > KEEP_CHANGES:
             self._changes.popitem(last=False)
         return change
@@ -151,6 +158,7 @@ class LighterClient(Client):
             account = int(snapshot["account_index"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return
+        self.encoder.restart(account, snapshot)
         change = Change(snapshot, None)
         for (name, acc) in list(self.channels):
             if acc == account:

@@ -98,3 +98,22 @@ def test_channels_without_data_wait_for_their_first_full_frame() -> None:
     filled["seq"] = empty["seq"] + 1
     client.offer(123456, filled["seq"], hub_frame(filled))
     assert [f["type"] for f in queued(client)] == ["subscribed/account_all_orders"]
+
+
+def test_store_reset_reuses_no_cached_change_and_rechains_from_the_resync() -> None:
+    encoder = Encoder()
+    client = LighterClient(None, 64, Metrics(), encoder)
+    s1 = make_snapshot()
+    s1["seq"] = 9
+    client.watch("account_all_orders", 123456)
+    client.subscribe("account_all_orders", 123456, s1)
+    client.offer(123456, 10, hub_frame(step(s1, 10, price="2400.00")))
+    queued(client)
+    # The store is wiped: the hub resyncs from seq 1, then seq 2 comes again with other data than before.
+    fresh = step(s1, 1, price="100.00")
+    client.send(transport.frame_text(messages.account_message("snapshot", fresh, 5.0, resync=True)))
+    [resync] = queued(client)
+    assert resync["type"] == "subscribed/account_all_orders" and resync["orders"]["0"][0]["price"] == "100.00"
+    client.offer(123456, 2, hub_frame(step(fresh, 2, price="101.00")))
+    [update] = queued(client)
+    assert update["type"] == "update/account_all_orders" and update["orders"]["0"][0]["price"] == "101.00"
