@@ -154,13 +154,17 @@ class Hub:
             frames[account] = (snapshot.get("seq", 0),
                                transport.frame_text(messages.account_message("snapshot", snapshot, self.ttl_s, True)))
         for client in list(self.clients):
+            if not client.holding:
+                # Forget what was sent before: after a store reset seqs start again, and an account with no
+                # snapshot yet must still get its next update.
+                client.last_sent = {}
             for account, (seq, frame) in frames.items():
                 if not client.wants(account):
                     continue
                 if client.holding:  # its own sync is in flight: let release() order this after it
                     client.pending.append((account, seq, frame))
                 else:
-                    client.last_sent[account] = seq  # may go backwards after a store reset: that is the point
+                    client.last_sent[account] = seq
                     client.send(frame)
         self.metrics.resyncs.inc()
 
