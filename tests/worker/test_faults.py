@@ -1,7 +1,6 @@
 """Every simulator fault kind: the worker survives, keeps and flags its data, and recovers by itself."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
