@@ -79,7 +79,8 @@ class Sink:
 
     def run(self, stop: gevent.event.Event) -> None:
         while not stop.is_set():
-            self._wake.wait(timeout=self.confirm_every)
+            # Sleep until woken by a change or until confirmations fall due, whichever comes first.
+            self._wake.wait(timeout=max(0.01, self._last_confirm + self.confirm_every - self._clock()))
             self._wake.clear()
             if stop.is_set():
                 break
