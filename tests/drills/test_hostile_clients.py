@@ -249,10 +249,15 @@ def test_ws_fuzzing(hostile):
     assert not failures, failures
 
     # Subscribe/unsubscribe churn: hundreds of changes, then the connection still follows the right accounts.
+    # Each subscribe queues snapshots for us, so the churner reads as it goes (a client that does not is cut at the
+    # queue bound like any slow client): a ping after every 25 commands, read up to its pong.
     sock, reader = _connect(stack)
     for n in range(300):
         subset = rng.sample(tracked, rng.randint(0, len(tracked)))
         sock.sendall(rawws.text(json.dumps({"op": rng.choice(["subscribe", "unsubscribe"]), "accounts": subset})))
+        if n % 25 == 24:
+            sock.sendall(rawws.text(json.dumps({"op": "ping", "id": n})))
+            assert reader.until_text(lambda m: m["type"] == "pong" and m["id"] == n, 15) is not None
     sock.sendall(rawws.text(json.dumps({"op": "unsubscribe", "accounts": tracked})))
     sock.sendall(rawws.text(json.dumps({"op": "subscribe", "accounts": tracked[:1]})))
     sock.sendall(rawws.text('{"op":"ping","id":"churned"}'))

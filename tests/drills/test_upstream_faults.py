@@ -78,6 +78,23 @@ def _all_stale_kept(drill: Drill, started: int) -> bool:
     return drill.watcher.status_after(started, lambda s: all(a["stale"] for a in s["accounts"].values()))
 
 
+def _diagnosis(drill: Drill, started: int) -> str:
+    status = drill.stack.status()
+    bodies = {i: drill.poller.body(i) for i in drill.stack.accounts}
+    lines = [f"mode={status['mode']} egress ws={[e['ws'] for e in status['egresses']]}",
+             f"faults={drill.stack.sim.control.faults()}"]
+    for index, body in bodies.items():
+        if body:
+            lines.append(f"account {index}: received {body['_received'] - started} ms after start, seq {body['seq']}, "
+                         f"stale {body['stale']}, age {body['age_ms']}, sections " + ", ".join(
+                             f"{n}:{s['stale']}/{s['age_ms']}/{s['source']}" for n, s in body['sections'].items()))
+    statuses = [m["status"] for m in drill.watcher.since(started, ("status",))]
+    last = {k: (a["stale"], a["age_ms"]) for k, a in statuses[-1]["accounts"].items()} if statuses else None
+    lines.append(f"/ws status pushes since start: {len(statuses)}; last accounts: {last}")
+    lines += [f"error {e}" for e in status["errors"][-5:]]
+    return "\n".join(lines)
+
+
 CASES = [
     Case("http_5xx", [("http_5xx", {"status": 503})],
          lambda d, t, c: _errors_since(d, t, "HTTP 503"), "HTTP 503 in the worker's status errors"),
@@ -144,7 +161,10 @@ def test_fault_during_live_traffic(drill: Drill, case: Case) -> None:
             control.add_fault(kind, **kwargs)
         for kind, kwargs in case.pulses:
             control.add_fault(kind, **kwargs)
-        stack.wait_until(lambda: case.evidence(drill, started, counters), EVIDENCE_S, case.shows, interval=0.1)
+        try:
+            stack.wait_until(lambda: case.evidence(drill, started, counters), EVIDENCE_S, case.shows, interval=0.1)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{_diagnosis(drill, started)}") from None
         held = (now_ms() - started) / 1000
         if held < MIN_HOLD_S:
             stack.run_for(MIN_HOLD_S - held)
