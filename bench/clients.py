@@ -24,7 +24,7 @@ class ClientPool:
              "--max-seconds", str(max_seconds), "--handshakes", str(max(1, handshakes // processes)),
              *(["--wait-sync"] if wait_sync else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1) for n in share]
-        self.connected = self.failed = 0
+        self.connected = self.failed = self.slow_syncs = 0
         self.first_error: str | None = None
 
     def _read(self, proc: subprocess.Popen, event: str) -> dict[str, Any]:
@@ -43,7 +43,9 @@ class ClientPool:
             self.connected += msg["connected"]
             self.failed += msg["failed"]
             self.first_error = self.first_error or msg.get("first_error")
-        return {"connected": self.connected, "failed": self.failed, "first_error": self.first_error}
+            self.slow_syncs += msg.get("slow_syncs", 0)
+        return {"connected": self.connected, "failed": self.failed, "first_error": self.first_error,
+                "slow_syncs": self.slow_syncs}
 
     def _send(self, cmd: dict[str, Any]) -> None:
         for proc in self.procs:
@@ -51,8 +53,15 @@ class ClientPool:
             proc.stdin.flush()
 
     def open_count(self) -> int:
+        return self.status()["open"]
+
+    def status(self) -> dict[str, Any]:
+        """Open clients, connected so far, slow initial syncs and a few close reasons, over all processes."""
         self._send({"cmd": "status"})
-        return sum(self._read(p, "status")["open"] for p in self.procs)
+        parts = [self._read(p, "status") for p in self.procs]
+        return {"open": sum(p["open"] for p in parts), "connected": sum(p["connected"] for p in parts),
+                "slow_syncs": sum(p["slow_syncs"] for p in parts),
+                "errors": sorted({e for p in parts for e in p["errors"]})[:3]}
 
     def stop_measure(self) -> None:
         """End a running measure() now (it returns what was recorded so far)."""

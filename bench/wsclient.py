@@ -54,6 +54,7 @@ class Harness:
         self.hists: list[dict[int, int]] = []
         self.connected = 0
         self.failed = 0
+        self.slow_syncs = 0  # initial syncs that took longer than 10 s (slot released by timeout)
         self.first_error: str | None = None
         self.measuring = False
         self.receipts: dict[int, list[float]] | None = None
@@ -122,7 +123,11 @@ class Harness:
         if not self.args.wait_sync:
             release()
         else:
-            asyncio.get_running_loop().call_later(10, release)  # never wedge the pool on a silent server
+            def timed_out() -> None:
+                if held[0]:
+                    self.slow_syncs += 1
+                    release()
+            asyncio.get_running_loop().call_later(10, timed_out)  # never wedge the pool on a silent server
         try:
             client.error = f"closed: {await ws.done}"
         finally:
@@ -179,7 +184,7 @@ async def main_async(args: argparse.Namespace) -> None:
     while harness.connected + harness.failed < args.clients and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     _emit({"event": "ready", "connected": harness.connected, "failed": harness.failed,
-           "first_error": harness.first_error})
+           "first_error": harness.first_error, "slow_syncs": harness.slow_syncs})
     loop = asyncio.get_running_loop()
     while time.monotonic() < deadline:
         remaining = deadline - time.monotonic()
@@ -197,7 +202,9 @@ async def main_async(args: argparse.Namespace) -> None:
         elif cmd["cmd"] == "stop":
             harness.stop_measure.set()
         elif cmd["cmd"] == "status":
-            _emit({"event": "status", "open": sum(not c.closed for c in harness.clients)})
+            _emit({"event": "status", "open": sum(not c.closed for c in harness.clients),
+                   "connected": harness.connected, "slow_syncs": harness.slow_syncs,
+                   "errors": sorted({c.error for c in harness.clients if c.error})[:3]})
         elif cmd["cmd"] == "close":
             break
     for task in tasks:
