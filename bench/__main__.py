@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -22,11 +23,11 @@ def configs(quick: bool, store: str) -> dict[str, Any]:
     if quick:
         return {"fanout": fanout.FanoutConfig(sizes=(20,), runs=2, window_s={}, runs_by_size={}, default_window_s=2.0,
                                               warmup_s=1.0, grace_s=1.5, store=store),
-                "rest": rest.RestConfig(seconds=2, runs=1, connections=10, store=store),
+                "rest": rest.RestConfig(seconds=2, runs=1, connections=10, store=store, also_stores=()),
                 "freshness": freshness.FreshnessConfig(trials=5, background_clients=(0, 20), store=store),
                 "upstream": upstream.UpstreamConfig(window_s=5, settle_s=2, clients=20, store=store),
                 "memory": memory.MemoryConfig(sizes=(50, 100), settle_s=0.5, store="file")}
-    return {"fanout": fanout.FanoutConfig(store=store), "rest": rest.RestConfig(store=store),
+    return {"fanout": fanout.FanoutConfig(store=store), "rest": rest.RestConfig(seconds=6, store=store),
             "freshness": freshness.FreshnessConfig(store=store), "upstream": upstream.UpstreamConfig(store=store),
             "memory": memory.MemoryConfig(store="file")}  # per-client RSS does not depend on the store; the file
     # store lets 10,000 clients connect in ~30 s (with Redis the web accepts ~80 initial syncs/s here)
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=report.RESULTS)
     p.add_argument("--docs", type=Path, default=report.DOCS)
     args = p.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so every `finally` stops the servers it started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     parts = args.parts or list(PARTS)
     unknown = [part for part in parts if part not in PARTS]
     if unknown:

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from bench import stats
+from bench.procs import die_with_parent
 
 
 class ClientPool:
@@ -23,7 +24,8 @@ class ClientPool:
             [sys.executable, "-m", "bench.wsclient", "--url", url, "--clients", str(n), "--subscribe", subscribe,
              "--max-seconds", str(max_seconds), "--handshakes", str(max(1, handshakes // processes)),
              *(["--wait-sync"] if wait_sync else [])],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1) for n in share]
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, preexec_fn=die_with_parent)
+            for n in share]
         self.connected = self.failed = self.slow_syncs = 0
         self.first_error: str | None = None
 

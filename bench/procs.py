@@ -24,6 +24,17 @@ HIGH_RATE_LIMIT = "10000/second"  # limiting stays ON: above any rate one wrk (o
 # caps the moving-window list at 10,000 entries (a limit of 1e9/s never trims it, and each request then scans it)
 
 
+def die_with_parent() -> None:
+    """preexec_fn: the kernel sends SIGTERM to this child when the bench process dies, even by SIGKILL, so a
+    killed bench never leaves servers behind (Linux; elsewhere a no-op)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -53,7 +64,8 @@ class Server:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(STRIPPED_ENV)}
         full_env = {**inherited, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, start_new_session=True)
+                                     text=True, bufsize=1, start_new_session=True,
+                                     preexec_fn=die_with_parent)
         self.match: re.Match | None = None
         self._ready = threading.Event()
         self._pattern = re.compile(ready) if ready else None

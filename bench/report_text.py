@@ -51,8 +51,10 @@ def _rest(r: dict[str, Any]) -> str:
         f"set to `{r['rate_limit']}`: limiting on, never reached. Conditional requests answered 304 are not "
         f"counted by our limiter (by design). 304 check before the run: HTTP {r['etag_status']}.",
         table(["Target", "req/s", "p50 ms", "p99 ms", "non-2xx/3xx + socket errors"], rows),
-        f"Ours ÷ bare: 200 path {num(r['ratios']['ours_200_over_bare_200'], 2)}×, 304 path "
-        f"{num(r['ratios']['ours_304_over_bare_200'], 2)}×."])
+        "Ours ÷ bare 200: " + ", ".join(f"{k.removesuffix('_over_bare_200')} {num(v, 2)}×"
+                                         for k, v in r["ratios"].items()) + ". Targets without a suffix run on the "
+        f"{r.get('store', 'redis')} store (limiter storage there too); `_file` on the file store (limiter in "
+        "memory, per process)."])
 
 
 def _freshness(fr: dict[str, Any]) -> str:

@@ -1,6 +1,8 @@
 """REST: `wrk` against /api/accounts/<index> (200 and If-None-Match → 304) and against bench.bare_app (200).
 
-Both apps run under the same gunicorn.conf.py; ours keeps rate limiting on with a limit it never reaches.
+Both apps run under the same gunicorn.conf.py; ours keeps rate limiting on with a limit it never reaches. Ours
+runs on the configured store (limiter storage in the same Redis) and, for comparison, on the file store
+(limiter in process memory).
 The bare app serves the exact bytes of our 200 response. Runs are interleaved so drift hits all targets alike.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ class RestConfig:
     threads: int = 2
     connections: int = 50
     store: str = "redis"
+    also_stores: tuple[str, ...] = ("file",)  # ours again on these backends (limiter: memory:// without Redis)
 
 
 def parse_wrk(text: str) -> dict[str, Any]:
@@ -60,32 +63,46 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, 
         return err.code, err.read(), dict(err.headers)
 
 
+def _start_ours(store: str, tmp: str, stops: list) -> tuple[str, str, bytes]:
+    """Our web on a fresh store of `store` kind holding one account; returns (url, etag, 200 body)."""
+    env, redis = procs.store_env(store, os.path.join(tmp, store))
+    if redis:
+        stops.append(redis)
+    env = procs.web_env(env, [ACCOUNT])
+    subprocess.run([sys.executable, "-m", "bench.driver", "--seconds", "0.2", "--rate", "20", "--accounts", "1",
+                    "--first-account", str(ACCOUNT)], cwd=procs.ROOT, env={**os.environ, **env}, check=True,
+                   stdout=subprocess.DEVNULL)
+    web, port = procs.gunicorn("wsgi:app", env)
+    stops.insert(0, web)
+    url = f"http://127.0.0.1:{port}/api/accounts/{ACCOUNT}"
+    status, body, headers = fetch(url)
+    etag = headers.get("ETag")
+    if status != 200 or not etag:
+        raise RuntimeError(f"GET {url} gave {status} (ETag {etag!r}): {body[:200]!r}")
+    if fetch(url, {"If-None-Match": etag})[0] != 304:
+        raise RuntimeError(f"GET {url} with If-None-Match: {etag} did not answer 304")
+    return url, etag, body
+
+
 def run(cfg: RestConfig, log=print) -> dict[str, Any]:
+    stores = [cfg.store] + [s for s in cfg.also_stores if s != cfg.store]
+    stops: list = []
+    targets: dict[str, tuple[str, dict[str, str] | None]] = {}
     with tempfile.TemporaryDirectory(prefix="lb-bench-") as tmp:
-        env, redis = procs.store_env(cfg.store, tmp)
-        env = procs.web_env(env, [ACCOUNT])
-        stops: list = [redis] if redis else []
         try:
-            subprocess.run([sys.executable, "-m", "bench.driver", "--seconds", "0.2", "--rate", "20", "--accounts",
-                            "1", "--first-account", str(ACCOUNT)], cwd=procs.ROOT, env={**os.environ, **env},
-                           check=True, stdout=subprocess.DEVNULL)
-            web, port = procs.gunicorn("wsgi:app", env)
-            stops.insert(0, web)
-            url = f"http://127.0.0.1:{port}/api/accounts/{ACCOUNT}"
-            status, body, headers = fetch(url)
-            etag = headers.get("ETag")
-            if status != 200 or not etag:
-                raise RuntimeError(f"GET {url} gave {status} (ETag {etag!r}): {body[:200]!r}")
-            status_304 = fetch(url, {"If-None-Match": etag})[0]
-            body_file = os.path.join(tmp, "body.json")
-            with open(body_file, "wb") as fh:
-                fh.write(body)
-            bare, bare_port = procs.gunicorn("bench.bare_app:app", {"BENCH_BODY_FILE": body_file,
-                                                                   "LOG_LEVEL": "WARNING"})
-            stops.insert(0, bare)
-            bare_url = f"http://127.0.0.1:{bare_port}/api/accounts/{ACCOUNT}"
-            targets = {"bare_200": (bare_url, None), "ours_200": (url, None),
-                       "ours_304": (url, {"If-None-Match": etag})}
+            for store in stores:
+                suffix = "" if store == cfg.store else f"_{store}"
+                url, etag, body = _start_ours(store, tmp, stops)
+                targets[f"ours_200{suffix}"] = (url, None)
+                targets[f"ours_304{suffix}"] = (url, {"If-None-Match": etag})
+                if store == cfg.store:
+                    body_file = os.path.join(tmp, "body.json")
+                    with open(body_file, "wb") as fh:
+                        fh.write(body)
+                    bare, bare_port = procs.gunicorn("bench.bare_app:app", {"BENCH_BODY_FILE": body_file,
+                                                                           "LOG_LEVEL": "WARNING"})
+                    stops.insert(0, bare)
+                    targets = {"bare_200": (f"http://127.0.0.1:{bare_port}/api/accounts/{ACCOUNT}", None), **targets}
             runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
             for i in range(cfg.runs):
                 for name, (target, hdrs) in targets.items():
@@ -94,8 +111,8 @@ def run(cfg: RestConfig, log=print) -> dict[str, Any]:
         finally:
             for item in stops:
                 item.stop()
-    out: dict[str, Any] = {"config": cfg.__dict__, "body_bytes": len(body), "etag_status": status_304,
-                           "rate_limit": procs.HIGH_RATE_LIMIT, "targets": {}}
+    out: dict[str, Any] = {"config": cfg.__dict__, "body_bytes": len(body), "etag_status": 304,
+                           "rate_limit": procs.HIGH_RATE_LIMIT, "store": cfg.store, "targets": {}}
     for name, items in runs.items():
         out["targets"][name] = {"rps": stats.spread([r["rps"] for r in items]),
                                 "p99_ms": stats.spread([r["p99_ms"] for r in items]),
@@ -103,6 +120,6 @@ def run(cfg: RestConfig, log=print) -> dict[str, Any]:
                                 "errors": sum(r["non_2xx_3xx"] + r["socket_errors"] for r in items),
                                 "runs": items}
     bare_rps = out["targets"]["bare_200"]["rps"]["median"]
-    out["ratios"] = {"ours_200_over_bare_200": stats.ratio(out["targets"]["ours_200"]["rps"]["median"], bare_rps),
-                     "ours_304_over_bare_200": stats.ratio(out["targets"]["ours_304"]["rps"]["median"], bare_rps)}
+    out["ratios"] = {f"{name}_over_bare_200": stats.ratio(t["rps"]["median"], bare_rps)
+                     for name, t in out["targets"].items() if name.startswith("ours")}
     return out
