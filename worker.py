@@ -2,19 +2,15 @@
 from gevent import monkey; monkey.patch_all()  # noqa: E702,I001 - before anything imports socket/ssl/threading
 
 import logging  # noqa: E402
-import os  # noqa: E402
 import sys  # noqa: E402
 
 from app.logs import configure_logging  # noqa: E402
 from app.settings import SettingsError, load  # noqa: E402
-from worker.config import tuning_from_env  # noqa: E402
 
 
 def run() -> int:
     try:
-        # WORKER_DOTENV='' skips .env (tests must not pick up a developer's accounts).
-        settings = load(os.environ.get("WORKER_DOTENV", ".env") or None)
-        tuning = tuning_from_env(os.environ)
+        settings = load()
     except SettingsError as exc:
         configure_logging()
         logging.getLogger("worker").error("configuration error: %s", exc)
@@ -22,7 +18,7 @@ def run() -> int:
     configure_logging(settings.log_format, settings.log_level, settings.secrets())
     from worker.main import main
 
-    return main(settings, tuning)
+    return main(settings, settings.worker)
 
 
 if __name__ == "__main__":

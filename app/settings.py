@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import quote, unquote, urlsplit
 
+from app.tuning import Tuning, tuning_from_env
+
 MAINNET_BASE_URL = "https://mainnet.zklighter.elliot.ai"
 
 # Lighter's REST budgets per rolling minute (../shared/lighter-protocol.md §5). "standard" counts requests,
@@ -90,6 +92,7 @@ class Settings:
     log_format: str = "text"
     log_level: str = "INFO"
     port: int = 5000
+    worker: Tuning = field(default_factory=Tuning)
 
     @property
     def requests_per_minute_per_egress(self) -> int | None:
@@ -114,8 +117,10 @@ class Settings:
         return values
 
 
-def load(dotenv_path: str | None = ".env") -> Settings:
-    """Settings for a process entry point: `.env` (if present) under the real environment, then from_env."""
+def load() -> Settings:
+    """Settings for a process entry point: the file named by DOTENV_FILE (default `.env`; empty skips it, as
+    tests do so a developer's accounts never leak in) under the real environment, then from_env."""
+    dotenv_path = os.environ.get("DOTENV_FILE", ".env")
     if dotenv_path and os.path.exists(dotenv_path):
         from dotenv import load_dotenv
 
@@ -155,6 +160,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         log_format=log_format,
         log_level=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
         port=int(_number(env, "PORT", 5000, minimum=1, integer=True)),
+        worker=tuning_from_env(env),
     )
 
 

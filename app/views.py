@@ -29,7 +29,9 @@ def worker_view(status: dict[str, Any] | None, now: int) -> dict[str, Any]:
     if status is None:
         return {"up": False, "pid": None, "started_at": None, "heartbeat_at": None, "heartbeat_age_ms": None}
     age = max(0, now - status.get("heartbeat_at", 0))
-    return {"up": age <= HEARTBEAT_DOWN_AFTER * 1000, "pid": status.get("pid"),
+    # A worker that stopped cleanly writes one last status with a fresh heartbeat and `stopped_at`.
+    up = age <= HEARTBEAT_DOWN_AFTER * 1000 and not status.get("stopped_at")
+    return {"up": up, "pid": status.get("pid"),
             "started_at": status.get("started_at"), "heartbeat_at": status.get("heartbeat_at"),
             "heartbeat_age_ms": age}
 

@@ -9,7 +9,7 @@ import requests
 from app.settings import Account, Proxy, Settings
 from worker.backoff import Retry
 from worker.budget import SHARE_REST_ONLY, SHARE_WS, Budget, Plan, plan
-from worker.config import Tuning
+from app.tuning import Tuning
 
 DIRECT = "direct"
 

@@ -10,7 +10,7 @@ import gevent.pool
 
 from app.settings import Settings
 from app.store import Store, now_ms
-from worker.config import Tuning
+from app.tuning import Tuning
 from worker.rest import RestPoller
 from worker.runtime import Runtime
 from worker.sink import STORE_ERRORS

@@ -13,7 +13,7 @@ import gevent.event
 from app.logs import redact
 from app.settings import Account, Settings
 from app.store import Store, now_ms
-from worker.config import Tuning
+from app.tuning import Tuning
 from worker.egress import Egress, build_egresses
 from worker.merge import AccountState
 from worker.parse import Frame

@@ -58,9 +58,9 @@ def process_variables() -> set[str]:
     """Read outside app/settings.py: gunicorn's worker count, worker.py's dotenv path, worker tuning knobs."""
     from dataclasses import fields
 
-    from worker.config import Tuning
+    from app.tuning import Tuning
 
-    return {"WEB_CONCURRENCY", "WORKER_DOTENV"} | {f"WORKER_{f.name.upper()}" for f in fields(Tuning)}
+    return {"WEB_CONCURRENCY", "DOTENV_FILE"} | {f"WORKER_{f.name.upper()}" for f in fields(Tuning)}
 
 
 def documented_settings() -> tuple[set[str], list[re.Pattern]]:

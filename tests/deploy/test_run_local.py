@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SKIP = {".git", ".venv", ".cache", ".env", "tests", "bench", "docs", "__pycache__", ".pytest_cache"}
 STOP_DEADLINE_S = 6.5  # web and worker stop within 5 s (honcho SIGKILLs after that); then the simulator
 SCRUB = ("API_TOKEN", "REDIS_URL", "LIGHTER_BASE_URL", "LIGHTER_WS_URL", "CACHE_DIR", "PORT", "SIM_PORT",
-         "WORKER_DOTENV")
+         "DOTENV_FILE")
 
 
 @dataclass

@@ -29,7 +29,7 @@ from tests.fixtures.web import WebServer, run_web
 from tests.fixtures.worker import RunningWorker, run_worker, worker_env_for
 
 TTL_S = 2.0  # CACHE_TTL for drills: staleness shows up quickly
-# Worker tuning for quick recovery (worker/config.py): watchdog, connect timeout, backoff cap, REST-only retry.
+# Worker tuning for quick recovery (app/tuning.py): watchdog, connect timeout, backoff cap, REST-only retry.
 FAST_WORKER = {"WORKER_WS_SILENCE_S": "2", "WORKER_WS_CONNECT_TIMEOUT_S": "2", "WORKER_BACKOFF_INITIAL_S": "0.2",
                "WORKER_BACKOFF_MAX_S": "0.5", "WORKER_WS_RETRY_S": "1.5", "WORKER_HTTP_TIMEOUT_S": "1",
                "WORKER_HEALTHY_AFTER_S": "2"}

@@ -43,6 +43,8 @@ def test_proxies_grouped_in_order():
     ({"POLL_INTERVAL": "0"}, "POLL_INTERVAL"),
     ({"RATE_LIMIT": "lots"}, "RATE_LIMIT"),
     ({"UPSTREAM_TIER": "gold"}, "UPSTREAM_TIER"),
+    ({"WORKER_WS": "maybe"}, "WORKER_WS"),
+    ({"WORKER_HTTP_TIMEOUT_S": "soon"}, "WORKER_HTTP_TIMEOUT_S"),
     ({"LIGHTER_BASE_URL": "ftp://x"}, "LIGHTER_BASE_URL"),
     ({"REDIS_URL": "http://x"}, "REDIS_URL"),
     ({"Lighter_1_A_Account_Index": "x"}, "Lighter_1_A_Account_Index"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from app.settings import SettingsError, from_env
-from worker.config import Tuning, tuning_from_env
+from app.tuning import Tuning, tuning_from_env
 from worker.egress import assign, build_egresses
 
 KEY = "ab" * 40

@@ -39,7 +39,7 @@ def test_json_logs_summaries_and_stop_with_requests_hanging(simulator: RunningSi
 def test_bad_configuration_exits_2_naming_the_variable(tmp_path: Path) -> None:
     secret = "0x" + "ab" * 39  # two characters short of a key: rejected, and never echoed
     env = {"Lighter_1_1_Account_Index": "5", "Lighter_1_1_API_KEY_Index": "4", "Lighter_1_1_PRIVATE": secret,
-           "CACHE_DIR": str(tmp_path / "store"), "WORKER_DOTENV": ""}
+           "CACHE_DIR": str(tmp_path / "store"), "DOTENV_FILE": ""}
     with run_worker(env, log_dir=tmp_path) as worker:
         worker.proc.wait(timeout=30)
     assert worker.exit_code == 2

@@ -1,10 +1,9 @@
-"""Worker-only tuning knobs (timeouts, keepalive, backoff), read once from an injected environment mapping."""
+"""Worker tuning knobs (timeouts, keepalive, backoff): part of Settings, parsed by from_env from `WORKER_*`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from typing import Mapping
 
-from app.settings import SettingsError
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,8 @@ class Tuning:
 
 def tuning_from_env(environ: Mapping[str, str]) -> Tuning:
     """Build Tuning from `WORKER_*` variables; a bad value raises SettingsError naming the variable."""
+    from app.settings import SettingsError  # settings imports this module: import at call time
+
     values: dict[str, object] = {}
     for spec in fields(Tuning):
         name = f"WORKER_{spec.name.upper()}"
