@@ -22,7 +22,7 @@ PARTS = ("fanout", "rest", "freshness", "upstream", "memory")
 def configs(quick: bool, store: str) -> dict[str, Any]:
     if quick:
         return {"fanout": fanout.FanoutConfig(sizes=(20,), runs=2, window_s={}, runs_by_size={}, default_window_s=2.0,
-                                              warmup_s=1.0, grace_s=1.5, store=store),
+                                              warmup_s=1.0, grace_s=1.5, store=store, burst_clients=0),
                 "rest": rest.RestConfig(seconds=2, runs=1, connections=10, store=store, also_stores=()),
                 "freshness": freshness.FreshnessConfig(trials=5, background_clients=(0, 20), store=store),
                 "upstream": upstream.UpstreamConfig(window_s=5, settle_s=2, clients=20, store=store),

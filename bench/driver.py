@@ -64,10 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--bytes", type=int, default=DEFAULT_BYTES)
     args = p.parse_args(argv)
-    from app.settings import load
+    from app.settings import from_env
     from app.store import Store
 
-    store = Store.from_settings(load(dotenv_path=None))
+    store = Store.from_settings(from_env())  # the environment only: never a developer's .env
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     accounts = list(range(args.first_account, args.first_account + args.accounts))

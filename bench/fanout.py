@@ -40,6 +40,7 @@ class FanoutConfig:
     grace_s: float = 3.0
     store: str = "redis"
     servers: tuple[str, ...] = ("reference", "ours")
+    burst_clients: int = 1000         # reconnect-storm check (0: skip)
 
 
 def _processes(clients: int) -> int:
@@ -156,6 +157,26 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def burst(cfg: FanoutConfig, clients: int = 1000, in_flight: int = 128) -> dict[str, Any]:
+    """Reconnect storm: `clients` connect to ours without pacing (`in_flight` handshakes at once, as after a
+    restart); how many are closed by the server within a few seconds, and why."""
+    with tempfile.TemporaryDirectory(prefix="lb-bench-") as tmp:
+        stops, _, url, _ = _start("ours", cfg, tmp, 60)
+        try:
+            with ClientPool(url, clients, 2, handshakes=in_flight, max_seconds=120) as pool:
+                t0 = time.time()
+                ready = pool.wait_ready()
+                connect_s = time.time() - t0
+                time.sleep(3)
+                status = pool.status()
+        finally:
+            for item in stops:
+                item.stop()
+    return {"clients": clients, "handshakes_in_flight": in_flight, "store": cfg.store,
+            "connected": ready["connected"], "connect_s": round(connect_s, 1),
+            "closed_by_server": clients - status["open"], "close_reasons": status["errors"]}
+
+
 def run(cfg: FanoutConfig, log=print) -> dict[str, Any]:
     from bench.wsclient import raise_fd_limit
 
@@ -173,6 +194,10 @@ def run(cfg: FanoutConfig, log=print) -> dict[str, Any]:
         by = {r["server"]: r for r in results if r["clients"] == clients}
         if "ours" in by and "reference" in by:
             ratios[str(clients)] = stats.ratio(by["ours"]["p99_ms"]["median"], by["reference"]["p99_ms"]["median"])
+    out_burst = None
+    if cfg.burst_clients and "ours" in cfg.servers:
+        out_burst = burst(cfg, cfg.burst_clients)
+        log(f"fanout: reconnect storm of {cfg.burst_clients}: {out_burst['closed_by_server']} closed by the server")
     config = {**cfg.__dict__, "window_s": {str(k): v for k, v in cfg.window_s.items()},
               "runs_by_size": {str(k): v for k, v in cfg.runs_by_size.items()}, "fd_limit": limit}
-    return {"config": config, "results": results, "p99_ratio_ours_over_reference": ratios}
+    return {"config": config, "results": results, "p99_ratio_ours_over_reference": ratios, "burst": out_burst}

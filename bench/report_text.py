@@ -38,7 +38,18 @@ def _fanout(f: dict[str, Any]) -> str:
                "Server CPU %", "Server RSS MB", "CPU µs/delivery", "Client CPU % per process"], rows),
         "\\* sequence gaps (global `seq` and per-account `prev_seq`) seen by clients that were never dropped or "
         "resynced — must be 0. † stamped inside a window but not received within the grace period after it "
-        "(includes gaps). CPU % is of one core; µs/delivery is server CPU per message delivered to one client."])
+        "(includes gaps). CPU % is of one core; µs/delivery is server CPU per message delivered to one client.",
+        _burst(f.get("burst"))])
+
+
+def _burst(b: dict[str, Any] | None) -> str:
+    if not b:
+        return ""
+    return (f"**Reconnect storm** (not paced, unlike the runs above, which hold at most 16 initial syncs in flight): "
+            f"{num(b['clients'])} clients connecting {b['handshakes_in_flight']} at a time to ours on the "
+            f"{b['store']} store: {num(b['connected'])} handshakes in {b['connect_s']} s, then "
+            f"**{num(b['closed_by_server'])} closed by the server** within 3 s"
+            + (f" ({'; '.join(b['close_reasons'])})" if b["close_reasons"] else "") + ".")
 
 
 def _rest(r: dict[str, Any]) -> str:

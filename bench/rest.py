@@ -99,7 +99,7 @@ def run(cfg: RestConfig, log=print) -> dict[str, Any]:
                     body_file = os.path.join(tmp, "body.json")
                     with open(body_file, "wb") as fh:
                         fh.write(body)
-                    bare, bare_port = procs.gunicorn("bench.bare_app:app", {"BENCH_BODY_FILE": body_file,
+                    bare, bare_port = procs.gunicorn("bench.bare_app:app", {"BENCH_BODY_FILE": body_file, "DOTENV_FILE": "",
                                                                            "LOG_LEVEL": "WARNING"})
                     stops.insert(0, bare)
                     targets = {"bare_200": (f"http://127.0.0.1:{bare_port}/api/accounts/{ACCOUNT}", None), **targets}

@@ -62,7 +62,7 @@ def running(n_accounts: int = 3, tier: str = "premium", store: str = "redis",
             if redis:
                 stops.append(redis)
             extra = {"LIGHTER_BASE_URL": sim_url, "LIGHTER_WS_URL": sim_url.replace("http", "ws", 1) + "/stream",
-                     "UPSTREAM_TIER": tier, "WORKER_DOTENV": ""}
+                     "UPSTREAM_TIER": tier, "DOTENV_FILE": ""}
             for i, acct in enumerate(accounts):
                 extra[f"Lighter_1_B{i}_API_KEY_Index"] = str(acct["api_key_index"])
                 extra[f"Lighter_1_B{i}_PRIVATE"] = acct["private_key"]
