@@ -99,8 +99,8 @@ def run(cfg: RestConfig, log=print) -> dict[str, Any]:
                     body_file = os.path.join(tmp, "body.json")
                     with open(body_file, "wb") as fh:
                         fh.write(body)
-                    bare, bare_port = procs.gunicorn("bench.bare_app:app", {"BENCH_BODY_FILE": body_file, "DOTENV_FILE": "",
-                                                                           "LOG_LEVEL": "WARNING"})
+                    bare_env = {"BENCH_BODY_FILE": body_file, "DOTENV_FILE": "", "LOG_LEVEL": "WARNING"}
+                    bare, bare_port = procs.gunicorn("bench.bare_app:app", bare_env)
                     stops.insert(0, bare)
                     targets = {"bare_200": (f"http://127.0.0.1:{bare_port}/api/accounts/{ACCOUNT}", None), **targets}
             runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
