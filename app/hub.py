@@ -6,27 +6,19 @@ the feed (a slow watcher, a store reset) or a store outage ends in a resync: fre
 from __future__ import annotations
 
 import logging
-import random
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import gevent
 from gevent.event import Event
 
 from app import messages, transport
+from app.backoff import backoff
 from app.clients import Client
 from app.store import Store
 from app.views import StatusCache, unreachable_view
 
 log = logging.getLogger(__name__)
-
-
-def backoff(first: float = 0.5, factor: float = 2.0, cap: float = 10.0) -> Iterator[float]:
-    """Retry delays: jittered start, growing, capped (the same shape as the worker's reconnect loops)."""
-    delay = first * random.uniform(0.5, 1.0)
-    while True:
-        yield delay
-        delay = min(cap, delay * factor)
 
 
 class Hub:
@@ -101,7 +93,7 @@ class Hub:
 
     # -- the watcher -------------------------------------------------------------------------------------------
     def _run(self) -> None:
-        delays = backoff()
+        delays = backoff(initial=0.5, cap=10.0)
         while not self.stopping.is_set():
             try:
                 if self._needs_resync:
@@ -109,7 +101,7 @@ class Hub:
                     self._resync_all()  # changes after `head` also come as updates; clients drop duplicates
                     self.seq, self._needs_resync = head, False
                     log.info("hub: store reachable at seq %d; clients resynced", head)
-                    delays = backoff()
+                    delays = backoff(initial=0.5, cap=10.0)
                 self._follow()
             except Exception:  # noqa: BLE001 - any store failure: log, back off, retry, then resync everyone
                 delay = next(delays)

@@ -7,7 +7,7 @@ from typing import Callable
 import requests
 
 from app.settings import Account, Proxy, Settings
-from worker.backoff import Retry
+from app.backoff import Retry
 from worker.budget import SHARE_REST_ONLY, SHARE_WS, Budget, Plan, plan
 from app.tuning import Tuning
 

@@ -10,7 +10,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from app.store import Store, StoreError
-from worker.backoff import Retry
+from app.backoff import Retry
 from worker.merge import AccountState
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import orjson
 import websocket
 
 from app.store import now_ms
-from worker.backoff import Retry
+from app.backoff import Retry
 from worker.egress import Egress
 from worker.parse import Frame, ParseError, parse_frame
 from worker.runtime import CHANNEL_SECTIONS, Runtime

@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 
-from worker.backoff import Retry, backoff
+from app.backoff import Retry, backoff
 from worker.budget import SHARE_REST_ONLY, SHARE_WS, Budget, plan
 
 

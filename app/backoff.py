@@ -1,4 +1,4 @@
-"""One reconnect backoff for every loop: random first delay, growth factor, cap, reset only after health."""
+"""One retry backoff for every loop in worker and web: random first delay, growth factor, cap, reset only after health."""
 from __future__ import annotations
 
 import random
