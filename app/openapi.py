@@ -70,10 +70,52 @@ SCHEMAS: dict[str, Any] = {
                               "clients": {"type": "object",
                                           "properties": {"websocket": {"type": "integer", "minimum": 0}}},
                               "cache_ttl_s": {"type": "number"}}},
+    "LighterError": {"type": "object", "required": ["code", "message"],
+                     "properties": {"code": {"type": "integer"}, "message": {"type": "string"}}},
+    "LighterDetailedAccounts": {"type": "object", "required": ["code", "total", "accounts"],
+                                "description": "Lighter's DetailedAccounts (passes the SDK's strict validation)",
+                                "properties": {"code": {"type": "integer"}, "total": {"type": "integer"},
+                                               "next_cursor": {"type": "string"},
+                                               "accounts": {"type": "array", "items": {"type": "object"}}}},
+    "LighterOrders": {"type": "object", "required": ["code", "orders"],
+                      "description": "Lighter's Orders (passes the SDK's strict validation)",
+                      "properties": {"code": {"type": "integer"},
+                                     "orders": {"type": "array", "items": {"type": "object"}}}},
     "Health": {"type": "object", "required": ["ok", "server_time", "store_reachable", "worker_up"],
                "properties": {"ok": {"type": "boolean"}, "server_time": {"type": "integer"},
                               "store_reachable": {"type": "boolean"}, "worker_up": {"type": "boolean"}}},
 }
+
+
+def _lighter_errors(*statuses: int) -> dict[str, Any]:
+    text = {400: "Lighter error body (21100 account not tracked, 20001 bad parameter or missing token)",
+            401: "Lighter 20013: wrong token (only when API_TOKEN is set)", 429: "Lighter 23000; see Retry-After",
+            503: "Lighter 29500: orders not fetched yet, or store unreachable"}
+    return {str(s): _json(_ref("LighterError"), text[s]) for s in statuses}
+
+
+def lighter_paths() -> dict[str, Any]:
+    """The Lighter-compatible routes (docs/lighter-compat.md): Lighter's shapes, for bots on the official SDK."""
+    auth = [{"name": "auth", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "our API_TOKEN, where the SDK puts Lighter's auth token"},
+            {"name": "Authorization", "in": "header", "required": False, "schema": {"type": "string"}}]
+    account = {"summary": "Lighter's GET /api/v1/account, for tracked accounts",
+               "parameters": [{"name": "by", "in": "query", "required": True,
+                               "schema": {"type": "string", "enum": ["index", "l1_address"]}},
+                              {"name": "value", "in": "query", "required": True, "schema": {"type": "string"}},
+                              {"name": "active_only", "in": "query", "required": False,
+                               "schema": {"type": "boolean"}}, *auth],
+               "responses": {"200": _json(_ref("LighterDetailedAccounts"), "DetailedAccounts"),
+                             **_lighter_errors(400, 401, 429, 503)}}
+    orders = {"summary": "Lighter's GET /api/v1/accountActiveOrders, for tracked accounts with an API key",
+              "parameters": [{"name": "account_index", "in": "query", "required": True,
+                              "schema": {"type": "integer", "format": "int64", "minimum": 0}},
+                             {"name": "market_id", "in": "query", "required": False,
+                              "schema": {"type": "integer", "minimum": 0}},
+                             {"name": "market_type", "in": "query", "required": False,
+                              "schema": {"type": "string"}}, *auth],
+              "responses": {"200": _json(_ref("LighterOrders"), "Orders"), **_lighter_errors(400, 401, 429, 503)}}
+    return {"/api/v1/account": {"get": account}, "/api/v1/accountActiveOrders": {"get": orders}}
 
 
 def document() -> dict[str, Any]:
@@ -103,5 +145,6 @@ def document() -> dict[str, Any]:
                                               "responses": {"200": _json(_ref("Account"), "Account", POLL_HEADERS),
                                                             "304": not_modified,
                                                             **_errors(400, 401, 404, 429, 503)}}},
+            **lighter_paths(),
         },
     }
