@@ -113,6 +113,12 @@ def headline(results: dict[str, Any]) -> list[list[str]]:
         fr = results["freshness"]
         added = fr.get("ws_p99_added_ms")
         loaded = next((p for p in fr["phases"] if p["background_clients"]), None)
+        base = next((p for p in fr["phases"] if not p["background_clients"]), None)
+        if base:
+            rows.append(["Freshness: simulator trade → visible in REST, p50 / p99", f"{num(base['rest_p50_ms'])} / "
+                         f"{num(base['rest_p99_ms'])} ms", "", "", "", ""])
+            rows.append(["Freshness: simulator trade → /ws (one client), p50 / p99", f"{num(base['ws_p50_ms'])} / "
+                         f"{num(base['ws_p99_ms'])} ms", "", "", "", ""])
         n = num(loaded["background_clients"]) if loaded else "–"
         rows.append([f"Simulator trade → /ws, p99 added by {n} clients", f"{num(added)} ms", "", "", "≤ 25 ms",
                      met(None if added is None else added <= 25)])
