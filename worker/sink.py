@@ -46,7 +46,8 @@ class Sink:
     def _connect(self) -> None:
         """(Re)learn where the feed is and publish what we track; after an outage the store may be empty."""
         head = self.store.head()
-        self.seq = max(self.seq or 0, head)
+        # A kill -9 between put_account's writes can leave an account key ahead of head: never reuse its seq.
+        self.seq = max([self.seq or 0, head] + [s.snapshot.get("seq") or 0 for s in self.states])
         self.store.set_tracked([s.index for s in self.states])
         for state in self.states:
             state.changed = True
