@@ -15,7 +15,7 @@ from tests.drills.helpers import TTL_S, RestPoller, Stack, WsWatcher, live_stack
 
 pytestmark = pytest.mark.drill
 MIN_HOLD_S = 2.0        # live clients ride every fault for at least this long
-EVIDENCE_S = 10.0       # the fault must show its effect within this
+EVIDENCE_S = 15.0       # the fault must show its effect within this (generous: the machine is shared)
 RECOVERY_S = 10.0       # after clearing: fresh REST, fresh /ws update, worker mode back
 
 

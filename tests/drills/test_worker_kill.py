@@ -84,3 +84,39 @@ def test_kill_9_worker_then_restart(tmp_path):
         finally:
             watcher.close()
             poller.close()
+
+
+def test_kill_9_mid_write_then_restart(tmp_path):
+    """A kill -9 can land inside a store write (account key written, head not yet moved). Simulated exactly: the
+    restarted worker must not reuse that seq, and clients get a chain or a resync, never a contradiction."""
+    with live_stack(tmp_path, {"CACHE_DIR": str(tmp_path / "store")}, accounts=2) as stack:
+        stack.wait_until(stack.fresh_everywhere, 20, "fresh data before the kill")
+        watcher = WsWatcher(stack.web.ws_url, name="ws")
+        poller = RestPoller(stack.web.url, stack.accounts)
+        try:
+            watcher.wait_for(lambda w: w.updates >= 3, 10, "live updates before the kill")
+            stack.worker.proc.send_signal(signal.SIGKILL)
+            stack.worker.proc.wait(timeout=5)
+            stack.killed.add("worker")
+            store = stack.worker.store()
+            head, index = store.head(), stack.accounts[0]
+            torn = head + 1
+            store._set(f"account:{index}", {**store.account(index), "seq": torn, "written_at": now_ms()})
+            stack.wait_until(lambda: (b := poller.body(index)) is not None and b["seq"] == torn, 5,
+                             "the web serving the torn write")
+
+            restarted_ms = now_ms()
+            stack.start_worker()
+            stack.wait_until(stack.fresh_everywhere, 15, "fresh data from the restarted worker")
+            watcher.wait_for(lambda w: w.fresh_update_after(restarted_ms, stack.accounts), 10,
+                             "fresh /ws data from the restarted worker")
+            mine = [m for m in watcher.since(restarted_ms) if m["account_index"] == index]
+            assert mine and all(m["seq"] > torn for m in mine), [m["seq"] for m in mine]
+            assert stack.get(f"/api/accounts/{index}").json()["seq"] > torn
+            stack.assert_alive()
+            assert watcher.closed is None, watcher.closed
+            assert watcher.violations == [], watcher.violations[:10]
+            assert poller.violations == [] and not poller.errors, (poller.violations[:10], poller.errors[:5])
+        finally:
+            watcher.close()
+            poller.close()
