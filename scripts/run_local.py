@@ -234,8 +234,15 @@ def start_demo(merged: dict[str, str], child_env: dict[str, str], port: int) -> 
     return simulator, str(demo_env_file), banner
 
 
-def run(env_file: Path = ROOT / ".env") -> int:
-    merged = merged_environment(env_file)
+def dotenv_path() -> Path | None:
+    """The file web and worker load (app.settings.load): DOTENV_FILE, default `.env`, relative to the repository."""
+    name = os.environ.get("DOTENV_FILE", ".env")
+    return ROOT / name if name else None
+
+
+def run() -> int:
+    env_file = dotenv_path()
+    merged = merged_environment(env_file) if env_file else dict(os.environ)
     try:
         settings = from_env(merged)
     except SettingsError as exc:

@@ -55,7 +55,7 @@ def launcher_only() -> set[str]:
 
 
 def process_variables() -> set[str]:
-    """Read outside app/settings.py: gunicorn's worker count, worker.py's dotenv path, worker tuning knobs."""
+    """Not found by the scan above: gunicorn's worker count, the dotenv path, the worker tuning knobs."""
     from dataclasses import fields
 
     from app.tuning import Tuning

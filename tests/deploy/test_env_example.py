@@ -41,7 +41,7 @@ def test_documented_default_is_the_real_default(name):
 def test_documented_worker_tuning_is_the_real_default():
     from app.tuning import Tuning, tuning_from_env
 
-    documented = {k: v for k, v in example_values().items() if k.startswith("WORKER_") and k != "DOTENV_FILE"}
+    documented = {k: v for k, v in example_values().items() if k.startswith("WORKER_")}
     assert tuning_from_env(documented) == Tuning(), "a WORKER_* default in .env.example is not the real one"
 
 
