@@ -62,7 +62,7 @@ def _stale_section_kept(drill: Drill, started: int, name: str) -> bool:
         body = drill.poller.body(index)
         if body and body["_received"] > started:
             section = body["sections"][name]
-            if section["stale"] and section["data"] is not None and section["age_ms"] > TTL_S * 1000:
+            if section["stale"] and section["data"] is not None and section["age_ms"] is not None:
                 return True
     return False
 
@@ -72,7 +72,8 @@ def _all_stale_kept(drill: Drill, started: int) -> bool:
     clients were told so by a status push."""
     for index in drill.stack.accounts:
         body = drill.poller.body(index)
-        if not (body and body["_received"] > started and body["stale"] and body["age_ms"] > TTL_S * 1000
+        # A poller's copy is refreshed only on 200 (a 304 says "still this, still stale"): age it from as_of.
+        if not (body and body["_received"] > started and body["stale"] and now_ms() - body["as_of"] > TTL_S * 1000
                 and body["sections"]["positions"]["data"] is not None):
             return False
     return drill.watcher.status_after(started, lambda s: all(a["stale"] for a in s["accounts"].values()))
