@@ -47,6 +47,9 @@ def _resource() -> tuple[Any, str] | None:
         if request.endpoint == "api.account":
             index = parse_index(request.view_args["index"])
             snapshot = store.account(index)
+            if snapshot is None and not store.populated():
+                # Not "untracked": the store is empty until the worker (re)writes it, e.g. after Redis restarts.
+                abort(503, "the store holds no data yet; the worker has not written it")
             if snapshot is None or index not in store.tracked():
                 abort(404, f"account {index} is not tracked")
             body = account_body(snapshot, settings.cache_ttl)

@@ -144,6 +144,10 @@ class Store:
     def tracked(self) -> list[int]:
         return self._get("accounts") or []
 
+    def populated(self) -> bool:
+        """False until the worker has written its account list (first start, or an empty Redis after a restart)."""
+        return bool(self._cache.has("accounts"))
+
     def account(self, index: int) -> dict[str, Any] | None:
         return self._get(f"account:{index}")
 

@@ -118,3 +118,13 @@ def test_rate_limit_token_and_metrics(tmp_path):
         metrics = requests.get(web.url + "/metrics", headers=auth, timeout=5).text
         assert 'lb_http_requests_total{route="/api/accounts/<index>",status="429"}' in metrics
         assert 'lb_snapshot_age_seconds{account="5"}' in metrics
+
+
+def test_empty_store_is_not_ready_rather_than_untracked(tmp_path):
+    """Before the worker's first write (or after Redis comes back empty) no account can be called untracked."""
+    env = {"CACHE_DIR": str(tmp_path / "store")}
+    with run_web(env) as web:
+        response = requests.get(f"{web.url}/api/accounts/11", timeout=5)
+        assert response.status_code == 503 and response.json()["status"] == 503
+        Feeder(env).track([11])
+        assert requests.get(f"{web.url}/api/accounts/12", timeout=5).status_code == 404
