@@ -146,5 +146,11 @@ if [ -n "$leftovers" ] || [ -n "$busy" ]; then
   say "FAILED: after stopping, processes left: ${leftovers:-none}; ports still open: ${busy:-none}"
   exit 1
 fi
-say "stopped in ${elapsed} s (make exit status $rc); no process left, ports $PORT and $sim_port closed"
+if ! grep -q '^run_local | stopped' "$LOG" || grep -q 'SIGKILL' "$LOG"; then
+  say "FAILED: the launcher did not stop cleanly; last lines of the log:"
+  tail -n 30 "$LOG" | sed 's/^/    /'
+  exit 1
+fi
+# make itself receives the SIGTERM too (it is in the signalled process group), hence its 143.
+say "stopped in ${elapsed} s (make: $rc); nothing was SIGKILLed, no process left, ports $PORT and $sim_port closed"
 say "PASSED"
