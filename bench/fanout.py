@@ -87,7 +87,8 @@ def _window_result(res: dict[str, Any], stamps: list[float], window: tuple[float
 def _start(kind: str, cfg: FanoutConfig, tmp: str, total_s: float) -> tuple[list, procs.Server, str, dict]:
     """Start one server under test; returns (things to stop, the server to measure, its ws URL, store env)."""
     if kind == "reference":
-        ref = procs.reference(cfg.rate_hz, cfg.payload_bytes, len(ACCOUNTS), max_seconds=total_s + 300)
+        ref = procs.reference(cfg.rate_hz, cfg.payload_bytes, len(ACCOUNTS), max_seconds=total_s + 300,
+                              wait_start=True)
         return [ref], ref, f"ws://127.0.0.1:{ref.match.group(1)}/", {}
     env, redis = procs.store_env(cfg.store, tmp)
     env = procs.web_env(env, ACCOUNTS)
@@ -113,7 +114,9 @@ def measure(kind: str, clients: int, cfg: FanoutConfig) -> dict[str, Any]:
                 t_connect = time.time()
                 ready = pool.wait_ready()
                 connect_s = time.time() - t_connect
-                if kind == "ours":
+                if kind == "reference":
+                    urlopen(f"http://127.0.0.1:{server.match.group(1)}/start", timeout=30).close()
+                else:
                     driver = subprocess.Popen(
                         [sys.executable, "-m", "bench.driver", "--seconds", str(total_s - cfg.grace_s + 0.5),
                          "--rate", str(cfg.rate_hz), "--bytes", str(cfg.payload_bytes), "--first-account",
@@ -142,8 +145,15 @@ def measure(kind: str, clients: int, cfg: FanoutConfig) -> dict[str, Any]:
 def _stamps(kind: str, server: procs.Server, driver: subprocess.Popen | None) -> list[float]:
     if kind == "reference":
         port = server.match.group(1)
-        with urlopen(f"http://127.0.0.1:{port}/stats", timeout=30) as resp:
-            return [s for _, s in json.load(resp)["stamps"]]
+        for attempt in range(3):  # a saturated reference may still be flushing its backlog
+            try:
+                urlopen(f"http://127.0.0.1:{port}/stop", timeout=60).close()
+                with urlopen(f"http://127.0.0.1:{port}/stats", timeout=60) as resp:
+                    return [s for _, s in json.load(resp)["stamps"]]
+            except OSError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
     out, _ = driver.communicate(timeout=60)
     return [s for _, s in json.loads(out.strip().splitlines()[-1])["stamps"]]
 

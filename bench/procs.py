@@ -138,9 +138,11 @@ class Server:
         self.stop()
 
 
-def reference(rate: float, payload_bytes: int, accounts: int = 10, max_seconds: float = 900) -> Server:
+def reference(rate: float, payload_bytes: int, accounts: int = 10, max_seconds: float = 900,
+              wait_start: bool = False) -> Server:
     return Server("reference", [sys.executable, "-m", "bench.reference_server", "--rate", str(rate), "--bytes",
-                                str(payload_bytes), "--accounts", str(accounts), "--max-seconds", str(max_seconds)],
+                                str(payload_bytes), "--accounts", str(accounts), "--max-seconds", str(max_seconds),
+                                *(["--wait-start"] if wait_start else [])],
                   ready=r"listening on ws://127\.0\.0\.1:(\d+)/")
 
 

@@ -1,7 +1,8 @@
 """`python -m bench.reference_server`: the reference fan-out, a plain `websockets` server using `broadcast()`.
 
 It pushes the same payloads at the same rate as bench.driver writes into our store (same Feed, same message
-encoding), stamping each just before broadcasting. `GET /stats` returns the stamps sent so far. Bounded: exits
+encoding), stamping each just before broadcasting. With --wait-start it pushes nothing until `GET /start`
+(clients connect to an idle server, as with ours). `GET /stats` returns the stamps sent so far. Bounded: exits
 after --max-seconds or on SIGTERM.
 """
 from __future__ import annotations
@@ -32,9 +33,10 @@ async def handler(ws) -> None:
         CLIENTS.discard(ws)
 
 
-async def pump(feed: Feed, rate_hz: float, stop: asyncio.Event) -> None:
+async def pump(feed: Feed, rate_hz: float, stop: asyncio.Event, go: asyncio.Event, pumping: asyncio.Event) -> None:
+    await go.wait()
     interval, start, k = 1.0 / rate_hz, time.monotonic(), 0
-    while not stop.is_set():
+    while not stop.is_set() and pumping.is_set():
         delay = start + k * interval - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -44,9 +46,18 @@ async def pump(feed: Feed, rate_hz: float, stop: asyncio.Event) -> None:
 
 async def main_async(args: argparse.Namespace) -> None:
     feed = Feed(list(range(args.first_account, args.first_account + args.accounts)), args.bytes)
-    stop = asyncio.Event()
+    stop, go, pumping = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    pumping.set()
+    if not args.wait_start:
+        go.set()
 
     def process_request(connection, request):
+        if request.path == "/start":  # clients are connected: start pushing (as our driver starts then)
+            go.set()
+            return Response(200, "OK", Headers({"Content-Length": "0"}), b"")
+        if request.path == "/stop":  # the measurement is over: stop pushing, so /stats answers promptly
+            pumping.clear()
+            return Response(200, "OK", Headers({"Content-Length": "0"}), b"")
         if request.path == "/stats":
             body = json.dumps({"stamps": feed.stamps, "clients": len(CLIENTS)}).encode()
             return Response(200, "OK", Headers({"Content-Type": "application/json",
@@ -56,18 +67,23 @@ async def main_async(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    async with serve(handler, "127.0.0.1", args.port, compression=None, ping_interval=None, max_queue=None,
-                     process_request=process_request, backlog=4096) as server:
-        port = server.sockets[0].getsockname()[1]
-        print(f"reference listening on ws://127.0.0.1:{port}/", flush=True)
-        tasks = [asyncio.create_task(pump(feed, args.rate, stop))] if args.rate > 0 else []
-        try:
-            await asyncio.wait_for(stop.wait(), args.max_seconds)
-        except asyncio.TimeoutError:
-            pass
-        stop.set()
-        for task in tasks:
-            task.cancel()
+    server = await serve(handler, "127.0.0.1", args.port, compression=None, ping_interval=None, max_queue=None,
+                         process_request=process_request, backlog=4096, close_timeout=1)
+    port = server.sockets[0].getsockname()[1]
+    print(f"reference listening on ws://127.0.0.1:{port}/", flush=True)
+    tasks = [asyncio.create_task(pump(feed, args.rate, stop, go, pumping))] if args.rate > 0 else []
+    try:
+        await asyncio.wait_for(stop.wait(), args.max_seconds)
+    except asyncio.TimeoutError:
+        pass
+    stop.set()
+    for task in tasks:
+        task.cancel()
+    server.close()
+    try:  # clients that went away without a close frame must not hold the exit
+        await asyncio.wait_for(server.wait_closed(), 5)
+    except asyncio.TimeoutError:
+        pass
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rate", type=float, default=20.0, help="changes per second over all accounts; 0 = idle")
     p.add_argument("--bytes", type=int, default=DEFAULT_BYTES)
     p.add_argument("--max-seconds", type=float, default=900)
+    p.add_argument("--wait-start", action="store_true", help="push nothing until GET /start")
     args = p.parse_args(argv)
     from bench.wsclient import raise_fd_limit
 

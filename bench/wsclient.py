@@ -33,7 +33,7 @@ from bench.leanws import open_client
 
 class Client:
     __slots__ = ("seq", "last_by_account", "missing", "prev_seq_breaks", "resyncs", "closed", "received",
-                 "error")
+                 "error", "connected")
 
     def __init__(self) -> None:
         self.seq: int | None = None
@@ -44,6 +44,7 @@ class Client:
         self.closed = False
         self.received: list[int] = []
         self.error: str | None = None
+        self.connected = False
 
 
 class Harness:
@@ -114,6 +115,7 @@ class Harness:
             if self.args.subscribe:
                 ws.send_text(self.args.subscribe)
             self.connected += 1
+            client.connected = True
         except Exception as exc:  # counted and reported: a benchmark reports failures, it does not hide them
             release()
             self.failed += 1
@@ -181,8 +183,15 @@ async def main_async(args: argparse.Namespace) -> None:
     gate = asyncio.Semaphore(args.handshakes)
     tasks = [asyncio.create_task(harness.run_client(c, gate)) for c in harness.clients]
     deadline = time.monotonic() + args.max_seconds
-    while harness.connected + harness.failed < args.clients and time.monotonic() < deadline:
+    connect_deadline = min(deadline, time.monotonic() + args.connect_seconds)
+    while harness.connected + harness.failed < args.clients and time.monotonic() < connect_deadline:
         await asyncio.sleep(0.05)
+    for client, task in zip(harness.clients, tasks):  # past the connect deadline: give up on the rest
+        if not client.connected and not task.done():
+            task.cancel()
+            harness.failed += 1
+            client.closed, client.error = True, f"not connected within {args.connect_seconds:.0f} s"
+            harness.first_error = harness.first_error or client.error
     _emit({"event": "ready", "connected": harness.connected, "failed": harness.failed,
            "first_error": harness.first_error, "slow_syncs": harness.slow_syncs})
     loop = asyncio.get_running_loop()
@@ -233,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--handshakes", type=int, default=64, help="concurrent handshakes")
     p.add_argument("--wait-sync", action="store_true", help="hold the handshake slot until the initial sync")
     p.add_argument("--max-seconds", type=float, default=600)
+    p.add_argument("--connect-seconds", type=float, default=90, help="give up connecting the rest after this")
     args = p.parse_args(argv)
     raise_fd_limit(args.clients + 256)
     asyncio.run(main_async(args))
