@@ -19,7 +19,7 @@ from typing import Any, Callable
 import pytest
 import requests
 
-from tests.fixtures.redis import free_port
+from tests.fixtures.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # Not copied: they would leak this checkout's state (.env, store, venv) into what should look like a fresh clone.

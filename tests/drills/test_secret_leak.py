@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.drills.helpers import WsWatcher, live_stack, now_ms
-from tests.worker.conftest import PROXY_PASSWORD, PROXY_USER, TinyProxy, tinyproxy  # noqa: F401 - fixture
+from tests.fixtures.tinyproxy import PROXY_PASSWORD, PROXY_USER, TinyProxy
 
 pytestmark = pytest.mark.drill
 TOKEN = re.compile(r"\d+:\d+:\d+:[0-9a-f]{160}")
@@ -86,7 +86,7 @@ class StreamCollector:
         self._thread.join(timeout=5)
 
 
-def test_no_secret_anywhere(tmp_path: Path, tinyproxy: TinyProxy) -> None:  # noqa: F811 - the imported fixture
+def test_no_secret_anywhere(tmp_path: Path, tinyproxy: TinyProxy) -> None:
     wrong_proxy = f"http://{PROXY_USER}:{WRONG_PROXY_PASSWORD}@127.0.0.1:{tinyproxy.port}"
 
     def proxied_groups(sim) -> dict[str, str]:  # noqa: ANN001
