@@ -114,8 +114,9 @@ def measure(kind: str, clients: int, cfg: FanoutConfig) -> dict[str, Any]:
                 t_connect = time.time()
                 ready = pool.wait_ready()
                 connect_s = time.time() - t_connect
-                if kind == "reference":
-                    urlopen(f"http://127.0.0.1:{server.match.group(1)}/start", timeout=30).close()
+                if kind == "reference":  # pushes for as long as our driver writes, then stops by itself
+                    urlopen(f"http://127.0.0.1:{server.match.group(1)}/start?seconds={total_s - cfg.grace_s + 0.5}",
+                            timeout=30).close()
                 else:
                     driver = subprocess.Popen(
                         [sys.executable, "-m", "bench.driver", "--seconds", str(total_s - cfg.grace_s + 0.5),
@@ -147,7 +148,6 @@ def _stamps(kind: str, server: procs.Server, driver: subprocess.Popen | None) ->
         port = server.match.group(1)
         for attempt in range(3):  # a saturated reference may still be flushing its backlog
             try:
-                urlopen(f"http://127.0.0.1:{port}/stop", timeout=60).close()
                 with urlopen(f"http://127.0.0.1:{port}/stats", timeout=60) as resp:
                     return [s for _, s in json.load(resp)["stamps"]]
             except OSError:
@@ -191,11 +191,16 @@ def run(cfg: FanoutConfig, log=print) -> dict[str, Any]:
     from bench.wsclient import raise_fd_limit
 
     limit = raise_fd_limit(max(cfg.sizes) * 2 + 4096)  # inherited by every server and client we start
-    results = []
+    results, failures = [], []
     for clients in cfg.sizes:
         for kind in cfg.servers:
             log(f"fanout: {kind} × {clients} clients")
-            results.append(measure(kind, clients, cfg))
+            try:
+                results.append(measure(kind, clients, cfg))
+            except Exception as exc:  # keep the other sizes' numbers; the failure is reported in the results
+                log(f"  FAILED: {type(exc).__name__}: {exc}")
+                failures.append({"server": kind, "clients": clients, "error": f"{type(exc).__name__}: {exc}"})
+                continue
             r = results[-1]
             log(f"  connected {r['connected']}/{clients}, p50 {r['p50_ms']['median']} p99 {r['p99_ms']['median']} "
                 f"ms, lost {r['lost_keeping_up']}, cpu {r['server_cpu_percent']['median']}%")
@@ -210,4 +215,5 @@ def run(cfg: FanoutConfig, log=print) -> dict[str, Any]:
         log(f"fanout: reconnect storm of {cfg.burst_clients}: {out_burst['closed_by_server']} closed by the server")
     config = {**cfg.__dict__, "window_s": {str(k): v for k, v in cfg.window_s.items()},
               "runs_by_size": {str(k): v for k, v in cfg.runs_by_size.items()}, "fd_limit": limit}
-    return {"config": config, "results": results, "p99_ratio_ours_over_reference": ratios, "burst": out_burst}
+    return {"config": config, "results": results, "failures": failures, "p99_ratio_ours_over_reference": ratios,
+            "burst": out_burst}

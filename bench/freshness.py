@@ -24,8 +24,8 @@ MARKET, SIZE = 0, "0.01"
 
 @dataclass
 class FreshnessConfig:
-    trials: int = 60
-    gap_s: float = 0.1
+    trials: int = 40
+    gap_s: float = 0.5  # one trade per 0.5 s: each becomes several changes (position, trades, stats...)
     background_clients: tuple[int, ...] = (0, 1000)
     store: str = "redis"
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 import signal
 import time
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import broadcast, serve
 from websockets.datastructures import Headers
@@ -37,22 +38,25 @@ async def pump(feed: Feed, rate_hz: float, stop: asyncio.Event, go: asyncio.Even
     await go.wait()
     interval, start, k = 1.0 / rate_hz, time.monotonic(), 0
     while not stop.is_set() and pumping.is_set():
-        delay = start + k * interval - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        # Always yield, even when behind schedule: a saturated pump must not starve the loop's I/O.
+        await asyncio.sleep(max(0.0, start + k * interval - time.monotonic()))
         broadcast(CLIENTS, encode_update(feed.next_change()).decode())  # str: one text frame, encoded once
         k += 1
 
 
 async def main_async(args: argparse.Namespace) -> None:
     feed = Feed(list(range(args.first_account, args.first_account + args.accounts)), args.bytes)
+    loop = asyncio.get_running_loop()
     stop, go, pumping = asyncio.Event(), asyncio.Event(), asyncio.Event()
     pumping.set()
     if not args.wait_start:
         go.set()
 
     def process_request(connection, request):
-        if request.path == "/start":  # clients are connected: start pushing (as our driver starts then)
+        if request.path.startswith("/start"):  # clients are connected: push (for ?seconds=N), as our driver does
+            query = parse_qs(urlsplit(request.path).query)
+            if "seconds" in query:
+                loop.call_later(float(query["seconds"][0]), pumping.clear)
             go.set()
             return Response(200, "OK", Headers({"Content-Length": "0"}), b"")
         if request.path == "/stop":  # the measurement is over: stop pushing, so /stats answers promptly
@@ -64,7 +68,6 @@ async def main_async(args: argparse.Namespace) -> None:
                                                 "Content-Length": str(len(body))}), body)
         return None
 
-    loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     server = await serve(handler, "127.0.0.1", args.port, compression=None, ping_interval=None, max_queue=None,

@@ -26,6 +26,8 @@ def _fanout(f: dict[str, Any]) -> str:
                      spread(r["server_cpu_percent"], 0), spread(r["server_rss_mb"], 0),
                      spread(r["server_cpu_us_per_delivery"], 0),
                      "/".join(str(round(c)) for c in r["runs"][0]["client_cpu_percent"])])
+    for fail in f.get("failures", []):
+        rows.append([fail["server"], num(fail["clients"]), f"failed: {fail['error']}", *[""] * 10])
     ratios = ", ".join(f"{k} clients {num(v, 2)}×" for k, v in f.get("p99_ratio_ours_over_reference", {}).items())
     c = f["config"]
     return "\n\n".join([
@@ -126,6 +128,11 @@ def method() -> str:
   `broadcast()`; it skips the store hop by construction. The stamp is `sections.summary.data.bench_stamp_ms`,
   taken just before the store write / the broadcast; clients (asyncio `websockets`, compression off, several
   processes, `bench/wsclient.py`) compute receipt − stamp on the same clock.
+- **Sizes**: 5,000 clients are not attempted: on 2 cores the box is past saturation at 3,000 for the reference
+  itself (the Python clients alone cost ~45 µs per message received). Ours runs as configured: one gunicorn
+  gevent worker (`WEB_CONCURRENCY=1`), so its fan-out is bounded by one core; "clients/core" in the targets
+  table is 1 s ÷ (CPU per delivery × 20 Hz). The bench paces connections (≤16 initial syncs in flight) so
+  the runs measure steady state; the reconnect-storm line shows what happens without pacing.
 - **REST**: `wrk` against our `/api/accounts/<i>` and against `bench/bare_app.py`, the same gunicorn config
   and worker class, the same body bytes.
 - **Freshness / upstream**: the whole service (simulator, `python worker.py`, gunicorn) on 127.0.0.1.
