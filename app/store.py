@@ -85,8 +85,13 @@ def make_backend(settings: Settings):
         import redis
         from flask_caching.backends.rediscache import RedisCache
 
-        client = redis.Redis.from_url(settings.redis_url.reveal(), socket_timeout=5, socket_connect_timeout=5,
-                                      health_check_interval=30)
+        # Blocking pool: under gevent every greenlet needs its own connection, and a burst of /ws syncs would
+        # exhaust a plain pool ("Too many connections" dropped 802 of 1,000 reconnecting clients). Waiting for a
+        # free connection for a few seconds is the right back-pressure.
+        pool = redis.BlockingConnectionPool.from_url(settings.redis_url.reveal(), max_connections=64, timeout=10,
+                                                     socket_timeout=5, socket_connect_timeout=5,
+                                                     health_check_interval=30)
+        client = redis.Redis(connection_pool=pool)
         # The prefix matters: cachelib's clear() without one is FLUSHDB on a database we may share.
         return RedisCache(host=client, key_prefix=KEY_PREFIX, default_timeout=NEVER), client
     from flask_caching.backends.filesystemcache import FileSystemCache

@@ -51,6 +51,7 @@ class Connection:
         self._ws = ws
         self._read = ws.stream.read
         self._socket = ws.handler.socket
+        self._raw = getattr(self._socket, "_sock", None) or self._socket  # gevent's wrapped non-blocking socket
         self.max_message = max_message
         self.remote = ws.environ.get("REMOTE_ADDR", "?")
 
@@ -93,9 +94,20 @@ class Connection:
         except UnicodeDecodeError:
             raise PeerClosed(1007) from None
 
-    def write(self, data: bytes) -> None:
-        """Write one pre-built frame (writer greenlet only)."""
+    def write(self, data: bytes | memoryview) -> None:
+        """Write one pre-built frame, waiting for the peer as long as it takes (writer greenlet only)."""
         self._socket.sendall(data)
+
+    def try_write(self, data: bytes) -> int:
+        """Hand bytes to the kernel without waiting: how many it took (0 when its buffer is full).
+
+        One non-blocking syscall on the real socket under gevent's wrapper: it never yields to another greenlet,
+        so it cannot interleave with the writer; the caller queues whatever was not taken.
+        """
+        try:
+            return self._raw.send(data)
+        except BlockingIOError:
+            return 0
 
     def close(self, code: int, reason: str) -> None:
         """Send a close frame (writer greenlet only) and mark the socket closed for gevent-websocket."""
