@@ -1,6 +1,6 @@
-"""Benchmark: simulator WS update -> worker -> store latency (not collected by pytest; run it directly).
+"""Benchmark: simulator WS update -> worker -> store latency (the worker issue asks for <= 100 ms).
 
-    .venv/bin/python -m tests.worker.bench_ws_latency [--trades 50] [--redis]
+    .venv/bin/python -m bench.ws_to_store [--trades 50] [--redis]
 
 The clock starts just before the control call that fills a trade (so it includes that HTTP round trip and
 the simulator's push) and stops when the store's snapshot shows the new positions. The market is paused so
