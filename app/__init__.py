@@ -29,4 +29,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     dashboard.init_app(app)
     from app import compat  # Lighter-compatible routes (/api/v1/*, GET / as JSON, /stream): app/compat
     compat.init_app(app)
+    from app.shortcut import NotModified  # outermost: matching conditional polls never reach Flask
+    app.wsgi_app = NotModified(app.wsgi_app, app.extensions)
     return app

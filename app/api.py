@@ -1,4 +1,4 @@
-"""REST: /health and /api/* — served from the store only, with ETags and poll hints for pollers."""
+"""REST: /health and /api/* — from the store (the hub's mirror of it while in sync), with ETags and poll hints."""
 from __future__ import annotations
 
 import logging
@@ -12,6 +12,7 @@ from app import auth
 from app.settings import MAX_ACCOUNT_INDEX
 from app.store import now_ms
 from app.errors import error_response
+from app.mirror import Mirror
 from app.views import account_body, etag, list_etag, worker_view
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,14 @@ def _resource() -> tuple[Any, str] | None:
         g.lb_resource = None
         settings = _ext("lb_settings")
         store = _ext("lb_store")
+        mirror = Mirror.serving(_ext("lb_hub"))  # None unless the hub is in sync: then read the store as before
         if request.endpoint == "api.account":
             index = parse_index(request.view_args["index"])
+            snapshot = mirror.account(index) if mirror is not None else None
+            if snapshot is not None:  # a tracked account the mirror holds; misses take the store path (404/503)
+                body = account_body(snapshot, settings.cache_ttl)
+                g.lb_resource = (body, etag(body.get("seq", 0), body["stale"]))
+                return g.lb_resource
             snapshot = store.account(index)
             if snapshot is None and not store.populated():
                 # Not "untracked": the store is empty until the worker (re)writes it, e.g. after Redis restarts.
@@ -55,7 +62,8 @@ def _resource() -> tuple[Any, str] | None:
             body = account_body(snapshot, settings.cache_ttl)
             g.lb_resource = (body, etag(body.get("seq", 0), body["stale"]))
         elif request.endpoint == "api.accounts":
-            bodies = [account_body(s, settings.cache_ttl) for s in store.accounts()]
+            snapshots = mirror.accounts() if mirror is not None else store.accounts()
+            bodies = [account_body(s, settings.cache_ttl) for s in snapshots]
             g.lb_resource = ({"accounts": bodies, "server_time": now_ms()}, list_etag(bodies))
     return g.lb_resource
 

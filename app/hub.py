@@ -15,6 +15,7 @@ from gevent.event import Event
 from app import messages, transport
 from app.backoff import backoff
 from app.clients import Client
+from app.mirror import Mirror
 from app.store import Store
 from app.views import StatusCache, unreachable_view
 
@@ -37,6 +38,7 @@ class Hub:
         self._watcher: gevent.Greenlet | None = None
         self._last_status: str | None = None
         self._needs_resync = False
+        self.mirror = Mirror(store)  # what REST serves from while in_sync(); kept by the watcher
 
     # -- clients -----------------------------------------------------------------------------------------------
     def ensure_started(self) -> None:
@@ -48,11 +50,17 @@ class Hub:
         if self._watcher is None or self._watcher.dead:
             try:
                 self.seq = self.store.head()
+                self.mirror.reset()  # after head: changes in between arrive from the feed, newer seq wins
             except Exception:  # noqa: BLE001 - the store is down: the watcher retries and resyncs everyone
                 log.warning("hub: store unavailable at start", exc_info=True)
                 self._needs_resync = True
             self._watcher = gevent.spawn(self._run)
             self._watcher.link_exception(lambda g: log.error("hub watcher died: %r", g.exception))
+
+    def in_sync(self) -> bool:
+        """The watcher runs and owes no resync: what it applied to `mirror` is the store's state."""
+        watcher = self._watcher
+        return watcher is not None and not watcher.dead and not self._needs_resync and not self.stopping.is_set()
 
     def register(self, client: Client) -> None:
         self.clients.add(client)
@@ -129,6 +137,7 @@ class Hub:
                 self._broadcast(transport.frame_text(messages.heartbeat(self.seq)))
 
     def _deliver(self, batch: list[Any]) -> None:
+        self.mirror.apply(batch)
         for change in batch:
             account = change.snapshot["account_index"]
             frame = transport.frame_text(messages.update(change, self.ttl_s))
@@ -140,6 +149,7 @@ class Hub:
 
     def _resync_all(self) -> None:
         """Fresh snapshots for every client, each account encoded once."""
+        self.mirror.reset()
         frames = {}
         for snapshot in self.store.accounts():
             account = snapshot["account_index"]

@@ -76,11 +76,13 @@ class StatusCache:
         self.max_age_s = max_age_s
         self._status: dict[str, Any] | None = None
         self._read_at = float("-inf")
+        self._poll: float | None = None
 
     def raw(self) -> dict[str, Any] | None:
         if time.monotonic() - self._read_at > self.max_age_s:
             self._status = self.store.status()
             self._read_at = time.monotonic()
+            self._poll = None  # derived from the record just read; recomputed once on next use
         return self._status
 
     def view(self, clients: int, fresh: bool = False) -> dict[str, Any]:
@@ -89,9 +91,13 @@ class StatusCache:
         return status_view(self.store, self.ttl_s, clients, status=self.raw())
 
     def poll_interval(self) -> float:
-        """The useful poll interval: the worker's effective REST poll interval (nothing changes faster)."""
-        try:
-            intervals = (self.raw() or {}).get("intervals") or {}
-            return float(intervals["poll"]["effective"])
-        except (KeyError, TypeError, ValueError):
-            return self.default_poll_s
+        """The useful poll interval: the worker's effective REST poll interval (nothing changes faster).
+        Every REST response carries it: parsed once per status read, not once per request."""
+        status = self.raw()
+        if self._poll is None:
+            try:
+                intervals = (status or {}).get("intervals") or {}
+                self._poll = float(intervals["poll"]["effective"])
+            except (KeyError, TypeError, ValueError):
+                self._poll = self.default_poll_s
+        return self._poll

@@ -1,6 +1,8 @@
 """REST against the real gunicorn server and a real file store fed the way the worker feeds it."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -8,6 +10,17 @@ from tests.fixtures.web import run_web
 from tests.web.conftest import Feeder
 
 INT64_MAX = 2**63 - 1
+
+
+def served_seq(url: str, index: int, seq: int, deadline_s: float = 5.0, **kwargs) -> requests.Response:
+    """GET the account until it shows `seq`: REST serves the hub's mirror, one watcher wake-up behind the store
+    (like /ws), so a test that just wrote waits for that, with a deadline."""
+    end = time.monotonic() + deadline_s
+    while True:
+        response = requests.get(f"{url}/api/accounts/{index}", timeout=5, **kwargs)
+        if response.status_code == 200 and response.json()["seq"] == seq:
+            return response
+        assert time.monotonic() < end, f"account {index} not at seq {seq}: {response.status_code} {response.text[:200]}"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +42,7 @@ def test_health_is_open_and_cheap(served):
 def test_account_bodies_match_the_store(served):
     web, feeder = served
     seq = feeder.put(11, collateral="123.450000")
-    response = requests.get(f"{web.url}/api/accounts/11", timeout=5)
+    response = served_seq(web.url, 11, seq)
     assert response.status_code == 200
     body = response.json()
     stored = feeder.store.account(11)
@@ -46,17 +59,15 @@ def test_account_bodies_match_the_store(served):
 
 def test_matching_etag_gives_304_not_counted(served):
     web, feeder = served
-    feeder.put(22)
-    first = requests.get(f"{web.url}/api/accounts/22", timeout=5)
+    first = served_seq(web.url, 22, feeder.put(22))
     remaining = int(first.headers["X-RateLimit-Remaining"])
     for _ in range(5):
         again = requests.get(f"{web.url}/api/accounts/22", headers={"If-None-Match": first.headers["ETag"]},
                              timeout=5)
         assert again.status_code == 304 and again.content == b""
         assert again.headers["ETag"] == first.headers["ETag"] and "X-Poll-Interval" in again.headers
-    feeder.put(22)
-    changed = requests.get(f"{web.url}/api/accounts/22", headers={"If-None-Match": first.headers["ETag"]},
-                           timeout=5)
+    # Polls before the web sees the write are 304s (free); the first 200 is the only one counted.
+    changed = served_seq(web.url, 22, feeder.put(22), headers={"If-None-Match": first.headers["ETag"]})
     assert changed.status_code == 200 and changed.headers["ETag"] != first.headers["ETag"]
     assert int(changed.headers["X-RateLimit-Remaining"]) == remaining - 1  # the five 304s were free
 
@@ -88,8 +99,7 @@ def test_worker_down_serves_stale_data_flagged(served):
         status = requests.get(f"{web.url}/api/status", timeout=5).json()
         assert status["worker"]["up"] is False and status["worker"]["heartbeat_age_ms"] >= 10_000
         assert status["mode"] == "ws" and set(status["accounts"]) == {"11", "22"}
-        feeder.put(11, as_of=1_000)  # data confirmed long ago
-        body = requests.get(f"{web.url}/api/accounts/11", timeout=5)
+        body = served_seq(web.url, 11, feeder.put(11, as_of=1_000))  # data confirmed long ago
         assert body.status_code == 200 and body.json()["stale"] is True
         assert body.headers["ETag"].endswith('-stale"')
     finally:
