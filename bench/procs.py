@@ -159,7 +159,7 @@ def gunicorn(app: str, env: dict[str, str], worker_connections: int = 12000, wor
 
 def web_env(store_env: dict[str, str], accounts: list[int], extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for our web and worker: the given store, these accounts, rate limiting on with a huge limit."""
-    env = {"RATE_LIMIT": HIGH_RATE_LIMIT, "LOG_LEVEL": "WARNING", "DOTENV_FILE": "", "WORKER_DOTENV": "",
+    env = {"RATE_LIMIT": HIGH_RATE_LIMIT, "LOG_LEVEL": "WARNING", "DOTENV_FILE": "",
            **store_env}
     for i, index in enumerate(accounts):
         env[f"Lighter_1_B{i}_Account_Index"] = str(index)
