@@ -78,16 +78,22 @@ def _require(obj: Any, ints: tuple[str, ...], strings: tuple[str, ...], where: s
             raise ParseError(f"{where}: {key} must be a string")
 
 
+def _load_checked(raw: bytes | str, model: Any, where: str) -> tuple[dict, bool]:
+    """The decoded body (its `code` checked) and whether it passes the SDK's strict validation. Failing that is
+    not an error: live bodies carry extra or missing optional-in-practice fields; callers check what we serve."""
+    body = _loads(raw)
+    _check_code(body, where)
+    try:
+        model.model_validate_json(raw)
+    except ValidationError:
+        return body, False
+    return body, True
+
+
 def parse_account(raw: bytes | str, account_index: int) -> AccountBody:
     """A `/api/v1/account?by=index` body. Strict SDK validation first; live-like leniencies are tolerated
     as long as the fields we serve are present and well-typed."""
-    body = _loads(raw)
-    _check_code(body, "account")
-    strict = True
-    try:
-        DetailedAccounts.model_validate_json(raw)
-    except ValidationError:
-        strict = False  # extra/missing optional-in-practice fields: fall through to our own checks
+    body, strict = _load_checked(raw, DetailedAccounts, "account")
     accounts = body.get("accounts")
     if not isinstance(accounts, list):
         raise ParseError("account: accounts missing")
@@ -108,13 +114,7 @@ def parse_account(raw: bytes | str, account_index: int) -> AccountBody:
 
 def parse_orders(raw: bytes | str) -> OrdersBody:
     """An `accountActiveOrders` body. A body without `orders` is an error, never "no orders"."""
-    body = _loads(raw)
-    _check_code(body, "orders")
-    strict = True
-    try:
-        Orders.model_validate_json(raw)
-    except ValidationError:
-        strict = False
+    body, strict = _load_checked(raw, Orders, "orders")
     orders = body.get("orders")
     if not isinstance(orders, list):
         raise ParseError("orders: orders missing")

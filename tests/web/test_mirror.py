@@ -24,7 +24,7 @@ def wait_for(predicate: Any, deadline_s: float = 5.0, what: str = "condition") -
     end = time.monotonic() + deadline_s
     while not predicate():
         assert time.monotonic() < end, f"timed out waiting for {what}"
-        gevent.sleep(0.01)
+        gevent.idle()  # run every ready greenlet (the watcher included), then check again
 
 
 @pytest.fixture
