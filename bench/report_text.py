@@ -89,13 +89,34 @@ def _freshness(fr: dict[str, Any]) -> str:
 
 
 def _upstream(u: dict[str, Any]) -> str:
-    rows = [[num(u[k]["clients"]), str(u[k]["requests"]), f"{u[k]['seconds']} s", str(u[k]["requests_per_s"]),
-             str(u[k]["rate_limited"])] for k in ("idle", "loaded")]
+    if "schedule" not in u:
+        return "## Upstream economy\n\nResults in an older format: re-run `python -m bench upstream`."
+    sc, cases = u["schedule"], (u["idle"], u["loaded"])
+    kinds = sorted(sc["plan_by_kind_per_s"])
+    rows = [[num(c["clients"]) + (f" ({num(c['open_at_end'])} open at end)" if "open_at_end" in c else ""),
+             f"{len(c['windows'])} × {num(sc['window_s'])} s", " / ".join(map(str, c["per_window"])),
+             f"{c['requests_per_s']:g}", *(f"{c['by_kind_per_s'].get(k, 0):g}" for k in kinds),
+             str(c["rate_limited"]), f"{c['edge_margin_s']} s"] for c in cases]
+    rows.append(["worker's plan", "", f"{num(sc['plan_per_window_total'])} each", f"{sc['plan_requests_per_s']:g}",
+                 *(f"{sc['plan_by_kind_per_s'][k]:g}" for k in kinds), "", ""])
+    intervals = "; ".join(f"`{k}` every {' / '.join(f'{i:g} s for each of {n} accounts' for i, n in v)}"
+                          for k, v in sc["streams"].items())
     return "\n\n".join([
-        "## Upstream economy", f"Requests counted by the simulator (`/_sim/counters`), tier "
-        f"`{u['config']['tier']}`, 3 accounts, market running. Difference: {u['difference_requests']} requests "
-        f"(tolerance ±{u['tolerance_requests']}); 429s since start: {u['rate_limited_total_since_start']}.",
-        table(["/ws clients", "Upstream requests", "Window", "req/s", "429s"], rows)])
+        "## Upstream economy",
+        f"REST requests the worker sent, counted by the simulator (`/_sim/counters`, sampled every "
+        f"{int(u['config']['sample_every_s'] * 1000)} ms), tier `{u['config']['tier']}`, 3 accounts, market running. "
+        f"The worker's WS-live schedule ({intervals}) repeats every {sc['hyperperiod_s']:g} s, so each "
+        f"window spans {num(sc['window_s'])} s (whole hyperperiods) and its edges are placed in the gaps between "
+        "requests (edge margin: the closest request to an edge): a steady schedule puts the same count in every "
+        "window, whatever the phase. Phases interleaved 0 | N N | 0 clients. "
+        f"Difference: {u['difference_requests']:+d} requests ({u['difference_requests_per_s']:+g} req/s); "
+        f"quantisation: 1 request per {num(cases[0]['seconds'], 0)} s = {u['quantisation_requests_per_s']:g} req/s; "
+        f"equal within it: {'yes' if u['equal_within_quantisation'] else 'no'}; every window as planned: "
+        f"{'yes' if u['matches_plan'] else 'no'}; schedule unchanged at the end: "
+        f"{'yes' if sc['unchanged_at_end'] else 'no'}, {sc['ws_reconnects_during_run']} WS reconnects; "
+        f"429s since start: {u['rate_limited_total_since_start']}.",
+        table(["/ws clients", "Windows", "Requests per window", "req/s", *(f"{k} req/s" for k in kinds), "429s",
+               "Edge margin"], rows)])
 
 
 def _memory(mem: dict[str, Any]) -> str:
