@@ -12,7 +12,8 @@ _settings = load()
 # gevent-websocket's worker: /ws is declared with websocket=True (see ../shared/stack-notes.md).
 worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
 bind = f"0.0.0.0:{_settings.port}"
-# One gevent worker holds thousands of idle WebSockets (~27 KB each); each open socket takes a connection slot.
+# Requests in flight at once. A WebSocket holds a slot only during its handshake: app/transport.py then takes the
+# socket over, so open WebSockets are bounded by file descriptors, not by this.
 worker_connections = 10000
 # honcho and Render send SIGKILL after a few seconds: close WebSockets ourselves and keep the wait short.
 graceful_timeout = 3

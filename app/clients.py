@@ -1,34 +1,32 @@
-"""One connected /ws client: its subscription, its bounded queue and the writer greenlet that drains it.
+"""One connected /ws client: its subscription, what it was last sent, and the bound on what it may owe.
 
-The writer owns the socket: every wait on the peer happens there, and a full queue closes the client instead of
-stalling anyone else. One shortcut keeps fan-out cheap: while the writer is idle and the queue is empty, `send`
-hands the frame to the kernel with one non-blocking syscall (no greenlet switch per client per message, which
-dominated the hub's CPU). That syscall cannot yield, so it never interleaves with the writer; whatever the kernel
-does not take goes to the front of the empty queue, so frames stay in order.
+Frames go straight to the connection (`transport.Connection.write`: one non-blocking send, the rest waits in its
+backlog). A client whose backlog passes `queue_size` frames is closed with 4008 instead of stalling anyone else.
+Client messages arrive from the event loop; they are handled one at a time, in order, by a greenlet that exists
+only while there is something to handle, because handlers read the store and the event loop must never wait.
 """
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections import deque
+from typing import Any, Callable
 
 import gevent
 from gevent.event import Event
-from gevent.queue import Full, Queue
 
 from app import transport
 
 log = logging.getLogger(__name__)
-_CLOSE = object()     # queue sentinel: send the close frame and stop
 SLOW_CODE = 4008      # private-use close code for "you fell behind"; 1008 would read as a policy breach
+MAX_INBOX = 64        # client messages waiting to be handled; more means a client flooding us
 
 
 class Client:
-    """Subscription state plus a bounded outbound queue; `offer` is what the hub calls per change."""
+    """Subscription state plus the connection; `offer` is what the hub calls per change."""
 
     def __init__(self, conn: transport.Connection, queue_size: int, metrics: Any, close_grace_s: float = 5.0,
                  accounts: set[int] | None = None) -> None:
         self.conn = conn
-        self.queue: Queue = Queue(queue_size)
         self.queue_size = queue_size
         self.metrics = metrics
         self.accounts = accounts      # None: every tracked account, including ones added later
@@ -38,10 +36,12 @@ class Client:
         self.closing: tuple[int, str] | None = None
         self.closed = Event()
         self.close_grace_s = close_grace_s
-        self.writer: gevent.Greenlet | None = None
-        self.writing = False          # the writer holds a frame it has not finished writing
+        self._inbox: deque[str | bytes] = deque()
+        self._handler: Callable[[str | bytes], None] | None = None
+        self._handling: gevent.Greenlet | None = None
+        self._on_closed: list[Callable[[], None]] = []
 
-    # -- called by the hub and the request greenlet (never block, never write) -------------------------------
+    # -- called by the hub and the views (never block) ----------------------------------------------------------
     def wants(self, account: int) -> bool:
         return self.accounts is None or account in self.accounts
 
@@ -59,7 +59,7 @@ class Client:
             self.send(frame)
 
     def release(self, initial: list[tuple[int, int, bytes]]) -> None:
-        """Queue the initial sync (snapshots or replay), then whatever arrived live meanwhile, deduplicated."""
+        """Send the initial sync (snapshots or replay), then whatever arrived live meanwhile, deduplicated."""
         for account, seq, frame in initial:
             self.last_sent[account] = seq  # a resync may move an account backwards (store reset): accept it
             self.send(frame)
@@ -71,19 +71,8 @@ class Client:
     def send(self, frame: bytes) -> None:
         if self.closing is not None:
             return
-        if not self.writing and self.queue.empty() and self.writer is not None:
-            try:
-                sent = self.conn.try_write(frame)
-            except OSError:
-                sent = 0  # a dead socket: queue it, and the writer meets the error and closes the client
-            if sent == len(frame):
-                self.metrics.messages_sent.inc()
-                return
-            if sent:
-                frame = memoryview(frame)[sent:]
-        try:
-            self.queue.put_nowait(frame)
-        except Full:
+        self.metrics.frames_sent += 1
+        if self.conn.write(frame) > self.queue_size:
             self.overflow()
 
     def overflow(self) -> None:
@@ -91,51 +80,55 @@ class Client:
         self.close(SLOW_CODE, f"client too slow: more than {self.queue_size} messages queued")
 
     def close(self, code: int, reason: str, flush: bool = False) -> None:
-        """Ask the writer to close after its current frame (after what is queued when `flush`); abort the TCP
-        connection if the peer does not take the close frame within the grace period."""
+        """Close after what is already on its way (after everything owed, when `flush` and within the bound);
+        the connection ends TCP if the peer does not answer the close within the grace period."""
         if self.closing is not None:
             return
         self.closing = (code, reason)
         self.pending.clear()
-        if not flush or self.queue.full():
-            queued = [self.queue.get_nowait() for _ in range(self.queue.qsize())]
-            # The rest of a frame the kernel took in part must still go out, or the close frame lands mid-frame.
-            keep = queued[:1] if queued and isinstance(queued[0], memoryview) else []
-            for item in keep:
-                self.queue.put_nowait(item)
-            if len(queued) > len(keep):
-                self.metrics.messages_dropped.inc(len(queued) - len(keep))
-        self.queue.put_nowait(_CLOSE)
-        # A peer that stopped reading keeps the writer blocked in sendall forever: give it a grace period.
-        gevent.spawn_later(self.close_grace_s, self._abort_if_open)
+        self._inbox.clear()
+        if not flush or self.conn.backlog > self.queue_size:
+            dropped = self.conn.drop_backlog()
+            if dropped:
+                self.metrics.messages_dropped.inc(dropped)
+        self.conn.close(code, reason, self.close_grace_s)
 
-    # -- the writer greenlet ---------------------------------------------------------------------------------
-    def start(self) -> None:
-        self.writer = gevent.spawn(self._write_loop)
+    # -- the connection's life ---------------------------------------------------------------------------------
+    def start(self, handler: Callable[[str | bytes], None]) -> None:
+        """Begin reading: each client message goes to `handler`, in order, in a greenlet (it may read the store)."""
+        self._handler = handler
+        self.conn.start(self._received, self._gone)
 
-    def _write_loop(self) -> None:
+    def when_closed(self, callback: Callable[[], None]) -> None:
+        self._on_closed.append(callback)
+
+    def _received(self, message: str | bytes) -> None:
+        # From the event loop: queue it and make sure a greenlet is handling messages.
+        if self.closing is not None:
+            return
+        self._inbox.append(message)
+        if len(self._inbox) > MAX_INBOX:
+            self.close(1008, "too many messages")
+        elif self._handling is None:
+            self._handling = gevent.spawn(self._handle_inbox)
+
+    def _handle_inbox(self) -> None:
         try:
-            while True:
-                item = self.queue.get()
-                if item is _CLOSE:
-                    self.conn.close(*self.closing)
-                    return
-                self.writing = True
-                self.conn.write(item)
-                self.writing = False
-                self.metrics.messages_sent.inc()
-        except transport.TransportError as exc:
-            log.debug("ws %s: write failed: %s", self.conn.remote, exc)
-            self.closing = self.closing or (1006, "write failed")
-            self.conn.abort()
+            while self._inbox and self.closing is None:
+                self._handler(self._inbox.popleft())
+        except Exception:  # noqa: BLE001 - a bug in one client's handling must not take the process down
+            log.exception("ws %s: handling a message failed", self.conn.remote)
+            self.close(1011, "internal error")
         finally:
-            self.closed.set()
+            self._handling = None
 
-    def _abort_if_open(self) -> None:
-        if not self.closed.is_set():
-            log.info("ws %s: did not take its close frame within %.0f s; aborting", self.conn.remote,
-                     self.close_grace_s)
-            if self.writer is not None:
-                self.writer.kill(block=False)
-            self.conn.abort()
-            self.closed.set()
+    def _gone(self) -> None:
+        self.closing = self.closing or (1006, "connection lost")
+        self.pending.clear()
+        self._inbox.clear()
+        self.closed.set()
+        for callback in self._on_closed:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - run every cleanup whatever one of them does
+                log.exception("ws %s: cleanup failed", self.conn.remote)

@@ -1,6 +1,6 @@
 """The per-process fan-out hub: one watcher greenlet follows the store's change feed and feeds every client.
 
-Each change is encoded once and the same frame bytes go into each subscribed client's bounded queue. A gap in
+Each change is encoded once and the same frame bytes are written to each subscribed client's socket. A gap in
 the feed (a slow watcher, a store reset) or a store outage ends in a resync: fresh snapshots marked `resync`.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 import gevent
 from gevent.event import Event
+from gevent.lock import Semaphore
 
 from app import messages, transport
 from app.backoff import backoff
@@ -36,6 +37,7 @@ class Hub:
         self.seq = 0
         self.stopping = Event()
         self._watcher: gevent.Greenlet | None = None
+        self._starting = Semaphore()
         self._last_status: str | None = None
         self._needs_resync = False
         self.mirror = Mirror(store)  # what REST serves from while in_sync(); kept by the watcher
@@ -47,7 +49,14 @@ class Hub:
         The start position is read here, before the caller syncs its client: a spawned greenlet may not run until
         much later (local Redis replies without yielding), and changes in between would otherwise be skipped.
         """
-        if self._watcher is None or self._watcher.dead:
+        if self._running():
+            return
+        # Reading head yields to other greenlets: without the lock, every client connecting meanwhile started a
+        # watcher of its own (each one re-sending every change and status), and a client syncing before head was
+        # read could miss the changes in between.
+        with self._starting:
+            if self._running():
+                return
             try:
                 self.seq = self.store.head()
                 self.mirror.reset()  # after head: changes in between arrive from the feed, newer seq wins
@@ -57,15 +66,19 @@ class Hub:
             self._watcher = gevent.spawn(self._run)
             self._watcher.link_exception(lambda g: log.error("hub watcher died: %r", g.exception))
 
+    def _running(self) -> bool:
+        return self._watcher is not None and not self._watcher.dead
+
     def in_sync(self) -> bool:
         """The watcher runs and owes no resync: what it applied to `mirror` is the store's state."""
         watcher = self._watcher
         return watcher is not None and not watcher.dead and not self._needs_resync and not self.stopping.is_set()
 
     def register(self, client: Client) -> None:
+        """Fan out to `client` from now on, until its connection ends."""
         self.clients.add(client)
         self.metrics.clients.set(len(self.clients))
-        client.start()
+        client.when_closed(lambda: self.unregister(client))
 
     def unregister(self, client: Client) -> None:
         self.clients.discard(client)

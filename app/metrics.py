@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator
 
 from flask import Blueprint, Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from app import auth
 from app.errors import error_response
@@ -26,7 +26,9 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.clients = Gauge("lb_ws_clients", "Connected /ws clients", registry=r)
-        self.messages_sent = Counter("lb_ws_messages_sent", "Frames written to /ws clients", registry=r)
+        # Bumped once per frame per client on the fan-out's hot path: a plain int (a prometheus Counter takes a
+        # lock per inc), reported at scrape time by LiveCollector as lb_ws_messages_sent_total.
+        self.frames_sent = 0
         self.messages_dropped = Counter("lb_ws_messages_dropped", "Queued frames dropped when a client was closed",
                                         registry=r)
         self.clients_dropped = Counter("lb_ws_clients_dropped", "Clients closed by the server", ["reason"],
@@ -40,16 +42,19 @@ class Metrics:
 class LiveCollector:
     """Values computed at scrape time: queue depths and the age of each account's snapshot."""
 
-    def __init__(self, hub_fn: Callable[[], Any], ttl_s: float) -> None:
+    def __init__(self, hub_fn: Callable[[], Any], ttl_s: float, metrics: Metrics) -> None:
         self.hub_fn = hub_fn
         self.ttl_s = ttl_s
+        self.metrics = metrics
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         hub = self.hub_fn()
-        depths = [c.queue.qsize() for c in hub.clients]
-        total = GaugeMetricFamily("lb_ws_queue_depth_total", "Frames queued across /ws clients")
+        yield CounterMetricFamily("lb_ws_messages_sent", "Frames sent (or waiting to be sent) to /ws clients",
+                                  value=self.metrics.frames_sent)
+        depths = [c.conn.backlog for c in hub.clients]
+        total = GaugeMetricFamily("lb_ws_queue_depth_total", "Frames waiting for the kernel across /ws clients")
         total.add_metric([], sum(depths))
-        deepest = GaugeMetricFamily("lb_ws_queue_depth_max", "Deepest /ws client queue")
+        deepest = GaugeMetricFamily("lb_ws_queue_depth_max", "Longest /ws client backlog")
         deepest.add_metric([], max(depths, default=0))
         age = GaugeMetricFamily("lb_snapshot_age_seconds", "Age of each account's newest upstream data",
                                 labels=["account"])
@@ -64,7 +69,8 @@ class LiveCollector:
 
 
 def init_app(app: Flask, metrics: Metrics) -> None:
-    metrics.registry.register(LiveCollector(lambda: app.extensions["lb_hub"], app.extensions["lb_settings"].cache_ttl))
+    metrics.registry.register(LiveCollector(lambda: app.extensions["lb_hub"], app.extensions["lb_settings"].cache_ttl,
+                                            metrics))
     bp = Blueprint("metrics", __name__)
 
     @bp.get("/metrics")

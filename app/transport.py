@@ -1,134 +1,240 @@
-"""The one module that knows gevent-websocket: accept, receive with a size bound, write pre-built frames, close.
+"""The one module that knows how a WebSocket is carried: taken over after gevent-websocket's handshake, then run
+by event-loop callbacks with no greenlet per connection.
 
-Frames are built once per message (`frame_text`) and the same bytes are written to every socket: gevent-websocket
-re-encodes a `str` on every send and mangles `bytes` sent as text. Only one greenlet per connection may call
-`write`/`close` (the client's writer); `receive` runs in the request greenlet and hands control frames that need
-an answer (ping) back through `on_control` so the writer sends them.
+Why: an idle connection that parks a greenlet (pywsgi's handler blocked in `receive`, plus a writer) costs ~45 KB
+and a greenlet switch per client per message. Here, after the 101, the view takes the socket from pywsgi (which
+then neither drains nor closes it) and the handler greenlet ends. What is left per client is a socket, two libev
+watchers and `websockets`' sans-I/O protocol, which does the parsing, limits, ping/pong and closing handshake.
+
+Writes of server frames bypass the protocol object: each frame is built once (`frame_text`) and the same bytes go
+to every socket with one non-blocking `send`; whatever the kernel does not take waits in the connection's
+backlog and goes out when the socket turns writable. All of this runs in the event loop: nothing here blocks,
+and callbacks never raise into the hub.
 """
 from __future__ import annotations
 
+import _socket
+import logging
 import socket
-import struct
+from collections import deque
 from typing import Any, Callable
 
-from geventwebsocket.exceptions import ProtocolError, WebSocketError
-from geventwebsocket.websocket import Header, WebSocket
+from gevent import get_hub
+from websockets.frames import Frame, Opcode
+from websockets.protocol import OPEN, Protocol, Side
 
-TEXT, BINARY, CONTINUATION = WebSocket.OPCODE_TEXT, WebSocket.OPCODE_BINARY, WebSocket.OPCODE_CONTINUATION
-CLOSE, PING, PONG = WebSocket.OPCODE_CLOSE, WebSocket.OPCODE_PING, WebSocket.OPCODE_PONG
-TransportError = (WebSocketError, OSError)
-
-
-class MessageTooBig(Exception):
-    """The peer sent a message larger than the bound; the caller closes with 1009."""
-
-
-class PeerClosed(Exception):
-    """The peer sent a close frame (or protocol garbage); `code` is what we answer with."""
-
-    def __init__(self, code: int = 1000) -> None:
-        super().__init__(code)
-        self.code = code
+log = logging.getLogger(__name__)
+# websockets logs every frame at DEBUG, client payloads included (a /stream subscribe carries `auth`): never.
+_FRAMES_LOG = logging.getLogger(f"{__name__}.frames")
+_FRAMES_LOG.setLevel(logging.INFO)
+_READ, _WRITE = 1, 2          # libev event masks
+_RECV_BYTES = 65536
+_DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 
 
-def frame(opcode: int, payload: bytes) -> bytes:
-    return Header.encode_header(True, opcode, b"", len(payload), 0) + payload
+def frame(opcode: Opcode, payload: bytes) -> bytes:
+    return Frame(opcode, payload).serialize(mask=False, extensions=[])
 
 
 def frame_text(text: str) -> bytes:
     """A complete unmasked text frame: encode once, write to many sockets."""
-    return frame(TEXT, text.encode())
-
-
-def close_frame(code: int, reason: str) -> bytes:
-    return frame(CLOSE, struct.pack("!H", code) + reason.encode()[:120])
+    return frame(Opcode.TEXT, text.encode())
 
 
 class Connection:
-    """One accepted WebSocket."""
+    """One WebSocket after the handshake. `start` begins reading; `write`/`close` may be called from any greenlet
+    or callback (none of them waits)."""
 
-    def __init__(self, ws: WebSocket, max_message: int) -> None:
-        self._ws = ws
-        self._read = ws.stream.read
-        self._socket = ws.handler.socket
-        self._raw = getattr(self._socket, "_sock", None) or self._socket  # gevent's wrapped non-blocking socket
-        self.max_message = max_message
-        self.remote = ws.environ.get("REMOTE_ADDR", "?")
+    def __init__(self, sock: _socket.socket, remote: str, max_message: int) -> None:
+        self._sock = sock                               # a real (not gevent's) non-blocking socket
+        self.remote = remote
+        self.protocol = Protocol(Side.SERVER, state=OPEN, max_size=max_message, logger=_FRAMES_LOG)
+        loop = get_hub().loop
+        self._loop = loop
+        self._reader = loop.io(sock.fileno(), _READ)
+        self._writer = loop.io(sock.fileno(), _WRITE)
+        self._timer: Any = None
+        self._backlog: deque[bytes | memoryview] = deque()
+        self._parts: list[bytes] = []                   # a fragmented message so far
+        self._text = True
+        self._eof = False                               # the protocol asked us to end TCP once the backlog is out
+        self._on_message: Callable[[str | bytes], None] | None = None
+        self._on_closed: Callable[[], None] | None = None
+        self.closed = False
 
-    def receive(self, on_control: Callable[[bytes], None]) -> str | bytes:
-        """The next complete message. Raises MessageTooBig, PeerClosed, or a TransportError."""
-        opcode, message = None, bytearray()
-        while True:
-            try:
-                header = Header.decode_header(self._ws.stream)
-            except ProtocolError:
-                raise PeerClosed(1002) from None
-            if header.flags:
-                raise PeerClosed(1002)
-            if header.length > self.max_message or len(message) + header.length > self.max_message:
-                raise MessageTooBig()
-            payload = self._read(header.length) if header.length else b""
-            if len(payload) != header.length:
-                raise WebSocketError("unexpected EOF reading a frame")
-            if header.mask:
-                payload = header.unmask_payload(payload)
-            if header.opcode == PING:
-                on_control(frame(PONG, bytes(payload)))
-                continue
-            if header.opcode == PONG:
-                continue
-            if header.opcode == CLOSE:
-                code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1000
-                raise PeerClosed(1000 if 1000 <= code < 5000 else 1002)
-            if header.opcode in (TEXT, BINARY) and opcode is None:
-                opcode = header.opcode
-            elif header.opcode != CONTINUATION or opcode is None:
-                raise PeerClosed(1002)
-            message += payload
-            if header.fin:
-                break
-        if opcode == BINARY:
-            return bytes(message)
+    # -- writing -------------------------------------------------------------------------------------------------
+    @property
+    def backlog(self) -> int:
+        """Frames (or the rest of one) the kernel has not taken yet."""
+        return len(self._backlog)
+
+    def write(self, data: bytes) -> int:
+        """Send one pre-built frame without waiting: the kernel takes it now or it waits in the backlog, in order.
+        Returns the backlog length."""
+        backlog = self._backlog
+        if backlog or self.closed:
+            if not self.closed:
+                backlog.append(data)
+            return len(backlog)
         try:
-            return message.decode("utf-8")
-        except UnicodeDecodeError:
-            raise PeerClosed(1007) from None
-
-    def write(self, data: bytes | memoryview) -> None:
-        """Write one pre-built frame, waiting for the peer as long as it takes (writer greenlet only)."""
-        self._socket.sendall(data)
-
-    def try_write(self, data: bytes) -> int:
-        """Hand bytes to the kernel without waiting: how many it took (0 when its buffer is full).
-
-        One non-blocking syscall on the real socket under gevent's wrapper: it never yields to another greenlet,
-        so it cannot interleave with the writer; the caller queues whatever was not taken.
-        """
-        try:
-            return self._raw.send(data)
+            sent = self._sock.send(data)
         except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._lost(exc)
             return 0
+        if sent < len(data):
+            backlog.append(memoryview(data)[sent:] if sent else data)
+            self._writer.start(self._writable)
+        return len(backlog)
 
-    def close(self, code: int, reason: str) -> None:
-        """Send a close frame (writer greenlet only) and mark the socket closed for gevent-websocket."""
+    def drop_backlog(self) -> int:
+        """Forget the frames still waiting, except the rest of one the kernel took in part (or the peer would get
+        half a frame). Returns how many were dropped."""
+        backlog = self._backlog
+        keep = backlog[0] if backlog and isinstance(backlog[0], memoryview) else None
+        dropped = len(backlog) - (keep is not None)
+        backlog.clear()
+        if keep is not None:
+            backlog.append(keep)
+        return dropped
+
+    def _writable(self) -> None:
+        backlog = self._backlog
         try:
-            self._socket.sendall(close_frame(code, reason))
-        finally:
-            self.mark_closed()
+            while backlog:
+                head = backlog[0]
+                sent = self._sock.send(head)
+                if sent < len(head):
+                    backlog[0] = memoryview(head)[sent:]
+                    return
+                backlog.popleft()
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        self._writer.stop()
+        if self._eof:
+            self._finish()
 
-    def mark_closed(self) -> None:
-        # gevent-websocket writes its own close frame after the view returns unless told it is already closed.
-        self._ws.closed = True
+    # -- reading -------------------------------------------------------------------------------------------------
+    def start(self, on_message: Callable[[str | bytes], None], on_closed: Callable[[], None]) -> None:
+        """Deliver each complete client message to `on_message` (in the event loop: it must not block) and call
+        `on_closed` once when the connection is gone."""
+        self._on_message, self._on_closed = on_message, on_closed
+        if self.closed:
+            on_closed()
+        else:
+            self._reader.start(self._readable)
 
-    def abort(self) -> None:
-        """Tear the TCP connection down from any greenlet (a writer stuck on a peer that stopped reading)."""
-        self.mark_closed()
+    def _readable(self) -> None:
         try:
-            self._socket.shutdown(socket.SHUT_RDWR)
+            data = self._sock.recv(_RECV_BYTES)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if not data:
+            self._lost(None)
+            return
+        self.protocol.receive_data(data)
+        for event in self.protocol.events_received():
+            if event.opcode in _DATA:
+                self._assemble(event)
+        self._send_protocol_output()  # pongs, our close answer, or a close for a protocol violation
+
+    def _assemble(self, event: Frame) -> None:
+        if event.opcode is not Opcode.CONT:
+            self._parts, self._text = [], event.opcode is Opcode.TEXT
+        self._parts.append(event.data)
+        if not event.fin:
+            return
+        data, self._parts = b"".join(self._parts), []
+        # The protocol has checked the size bound (closing with 1009); UTF-8 is ours to check (the library leaves
+        # it to its own connection layer).
+        try:
+            message = data.decode() if self._text else data
+        except UnicodeDecodeError:
+            self.protocol.fail(1007, "invalid UTF-8 in a text message")
+            return
+        if self._on_message is not None and self.protocol.state is OPEN:
+            try:
+                self._on_message(message)
+            except Exception:  # noqa: BLE001 - a handler bug must not reach the event loop; close this client
+                log.exception("ws %s: message handler failed", self.remote)
+                self.close(1011, "internal error", 1.0)
+
+    # -- closing -------------------------------------------------------------------------------------------------
+    def close(self, code: int, reason: str, grace_s: float) -> None:
+        """Start the closing handshake after what is in the backlog; end TCP when the peer answers, or after
+        `grace_s` if it does not (a peer that stopped reading never takes the close frame)."""
+        if self.closed or self.protocol.state is not OPEN:
+            return
+        self.protocol.send_close(code, reason[:120])
+        self._send_protocol_output()
+        if not self.closed and self._timer is None:
+            self._timer = self._loop.timer(grace_s)
+            self._timer.start(self._lost, None)
+
+    def _send_protocol_output(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                self.write(data)
+            else:
+                self._eof = True  # the protocol is done with this connection: end TCP once the backlog is out
+        if self._eof and not self._backlog:
+            self._finish()
+
+    def _lost(self, exc: BaseException | None) -> None:
+        if not self.closed:
+            log.debug("ws %s: connection ended: %s", self.remote, exc or "EOF")
+            self._finish()
+
+    def _finish(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._backlog.clear()
+        for watcher in (self._reader, self._writer, self._timer):
+            if watcher is not None:
+                watcher.stop()
+                watcher.close()
+        self._timer = None
+        try:
+            self._loop.closing_fd(self._sock.fileno())  # as gevent's own sockets do: libev forgets this number
+            self._sock.close()
         except OSError:
             pass  # already gone: exactly what we wanted
+        if self._on_closed is not None:
+            on_closed, self._on_closed, self._on_message = self._on_closed, None, None
+            # Later, from the loop: this may run inside a caller's loop over clients (a failed write).
+            self._loop.run_callback(on_closed)
 
 
 def accept(environ: dict[str, Any], max_message: int) -> Connection | None:
+    """Take the connection of an upgraded request from gevent-websocket and pywsgi (None: not an upgrade).
+
+    gevent-websocket has already sent the 101. From here pywsgi's handler must not touch the socket: with its
+    `socket` attribute cleared, it ends its keep-alive loop without draining it (a drain would eat the client's
+    first messages) or shutting it down, and gevent-websocket,
+    told the WebSocket is closed, sends no close frame of its own when the view returns. Clients may not send
+    before the 101 (RFC 6455 4.1), so nothing of theirs is left in pywsgi's read buffer.
+    """
     ws = environ.get("wsgi.websocket")
-    return None if ws is None else Connection(ws, max_message)
+    if ws is None:
+        return None
+    handler = ws.handler
+    sock = handler.socket
+    handler.socket = None
+    ws.closed = True
+    # gevent's server closes its socket object when the handler returns: detached, that close is a no-op and the
+    # descriptor is ours. (Not a dup: epoll keeps reporting a closed duplicate's number, which libev then reuses.)
+    own = _socket.socket(fileno=sock.detach())
+    own.setblocking(False)
+    try:
+        own.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # frames are written whole; don't hold them
+    except OSError:
+        pass
+    return Connection(own, environ.get("REMOTE_ADDR", "?"), max_message)

@@ -44,53 +44,54 @@ def websocket() -> Response:
     client = Client(conn, hub.queue_size, hub.metrics)
     hub.register(client)
     # gevent-websocket has already answered 101 when the view runs: refusals are error frames and close codes.
+    if not auth.authorized(settings, request, allow_query=True):
+        return _refuse(client, 4001, "unauthorized", "missing or wrong token")
     try:
-        if not auth.authorized(settings, request, allow_query=True):
-            _refuse(client, 4001, "unauthorized", "missing or wrong token")
-            return Response(status=204)
-        try:
-            since = _since(request.args.get("since"))
-            client.accounts = _query_accounts(request.args.get("accounts"))
-        except ValueError as exc:
-            _refuse(client, 1008, "bad_query", str(exc))
-        else:
-            hub.ensure_started()
-            _serve(hub, client, since)
-    finally:
-        hub.unregister(client)
-        client.close(1000, "bye")
-        client.closed.wait(client.close_grace_s + 1)
-        conn.mark_closed()
+        since = _since(request.args.get("since"))
+        client.accounts = _query_accounts(request.args.get("accounts"))
+    except ValueError as exc:
+        return _refuse(client, 1008, "bad_query", str(exc))
+    hub.ensure_started()
+    try:
+        tracked = hub.store.tracked()
+        subscribed = sorted(client.accounts) if client.accounts is not None else None
+        client.send(transport.frame_text(messages.hello(tracked, hub.heartbeat_s, MAX_MESSAGE, subscribed)))
+        hub.sync(client, None, since)
+        client.send(hub.status_frame())
+    except Exception:  # the store went away mid-sync: the client reconnects (with `since`) like after any drop
+        log.warning("ws %s: initial sync failed", conn.remote, exc_info=True)
+        client.close(1011, "store unavailable")
+        client.start(_ignore)
+        return Response(status=204)
+    # From here the connection lives on without this greenlet: messages are handled as they come.
+    client.start(_Commands(hub, client))
     return Response(status=204)
 
 
-def _refuse(client: Client, code: int, error: str, text: str) -> None:
+def _ignore(message: str | bytes) -> None:
+    """Messages from a client we are closing: read (so its close answer arrives) and dropped."""
+
+
+def _refuse(client: Client, code: int, error: str, text: str) -> Response:
     client.send(transport.frame_text(messages.error(error, text)))
     client.close(code, error, flush=True)
+    client.start(_ignore)
+    return Response(status=204)
 
 
-def _serve(hub: Hub, client: Client, since: int | None) -> None:
-    tracked = hub.store.tracked()
-    subscribed = sorted(client.accounts) if client.accounts is not None else None
-    client.send(transport.frame_text(messages.hello(tracked, hub.heartbeat_s, MAX_MESSAGE, subscribed)))
-    hub.sync(client, None, since)
-    client.send(hub.status_frame())
-    errors = 0
-    while client.closing is None:
-        try:
-            message = client.conn.receive(client.send)
-        except transport.MessageTooBig:
-            client.close(1009, f"message too big (limit {MAX_MESSAGE} bytes)")
-            return
-        except transport.PeerClosed as closed:
-            client.close(closed.code, "")
-            return
-        except transport.TransportError:
-            return
-        if not _handle(hub, client, message):
-            errors += 1
-            if errors >= MAX_ERRORS:
-                client.close(1008, "too many bad messages")
+class _Commands:
+    """Handles one client's commands, counting the bad ones."""
+
+    __slots__ = ("hub", "client", "errors")
+
+    def __init__(self, hub: Hub, client: Client) -> None:
+        self.hub, self.client, self.errors = hub, client, 0
+
+    def __call__(self, message: str | bytes) -> None:
+        if not _handle(self.hub, self.client, message):
+            self.errors += 1
+            if self.errors >= MAX_ERRORS:
+                self.client.close(1008, "too many bad messages")
 
 
 def _handle(hub: Hub, client: Client, message: str | bytes) -> bool:

@@ -120,7 +120,7 @@ class LighterClient(Client):
         self.holding = False  # we never use the hub's sync(): subscriptions are answered by `subscribe` below
 
     def push(self, frame: dict[str, Any] | bytes) -> None:
-        """Queue one Lighter frame (a dict, or frame bytes already encoded) for the writer greenlet."""
+        """Send one Lighter frame (a dict, or frame bytes already encoded)."""
         Client.send(self, encode(frame) if isinstance(frame, dict) else frame)
 
     # -- what the hub calls ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The `/stream` route: handshake, token, and the loop reading Lighter client frames (subscribe, ping...)."""
+"""The `/stream` route: handshake, token, and the handling of Lighter client frames (subscribe, ping...)."""
 from __future__ import annotations
 
 import logging
@@ -28,7 +28,7 @@ TOO_MANY_SUBSCRIPTIONS = (23001, "Too Many Subscriptions")
 
 
 class Session:
-    """One /stream connection's protocol state (the request greenlet is its only user)."""
+    """One /stream connection's protocol state (used by its client's handling greenlet only)."""
 
     def __init__(self, client: LighterClient, store: Any, token: str | None, authorized: bool) -> None:
         self.client = client
@@ -101,24 +101,13 @@ class Session:
         self.client.subscribe(name, account, snapshot)
         return None
 
-    def run(self) -> None:
-        """Read client frames until the peer leaves or we close it."""
-        while self.client.closing is None:
-            try:
-                message = self.client.conn.receive(self.client.push)  # protocol pings: the writer sends the pong
-            except transport.MessageTooBig:
-                self.client.close(1009, f"message too big (limit {MAX_MESSAGE} bytes)")
-                return
-            except transport.PeerClosed as closed:
-                self.client.close(closed.code, "")
-                return
-            except transport.TransportError:
-                return
-            if self.over_rate():
-                self.client.push(frames.error(frames.TOO_MANY_MESSAGES))
-                self.client.close(1008, "too many messages", flush=True)
-                return
-            self.handle(message)
+    def receive(self, message: str | bytes) -> None:
+        """One client frame (in order, in the client's handling greenlet)."""
+        if self.over_rate():
+            self.client.push(frames.error(frames.TOO_MANY_MESSAGES))
+            self.client.close(1008, "too many messages", flush=True)
+            return
+        self.handle(message)
 
 
 def _handshake_token(token: str | None) -> tuple[bool, bool]:
@@ -146,20 +135,20 @@ def stream() -> Response:
     authorized, refused = _handshake_token(token)
     # gevent-websocket has answered 101 before the view runs: a refusal is an error frame and a close.
     client.push(frames.error(frames.AUTH_INVALID) if refused else frames.connected(str(uuid.uuid4())))
-    hub.register(client)  # starts the writer; `connected` is already first in its queue
-    try:
-        if refused:
-            client.close(1008, "invalid auth", flush=True)
-        else:
-            hub.ensure_started()
-            Session(client, hub.store, token, authorized).run()
-    finally:
-        hub.unregister(client)
-        client.forget()
-        client.close(1000, "bye", flush=True)
-        client.closed.wait(client.close_grace_s + 1)
-        conn.mark_closed()
+    hub.register(client)
+    client.when_closed(client.forget)  # release its subscriptions from the shared encoder
+    if refused:
+        client.close(1008, "invalid auth", flush=True)
+        client.start(_ignore)
+    else:
+        hub.ensure_started()
+        # From here the connection lives on without this greenlet: frames are handled as they come.
+        client.start(Session(client, hub.store, token, authorized).receive)
     return Response(status=204)
+
+
+def _ignore(message: str | bytes) -> None:
+    """Frames from a client we are closing: read (so its close answer arrives) and dropped."""
 
 
 def init_app(app: Flask) -> None:

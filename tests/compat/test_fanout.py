@@ -20,10 +20,26 @@ def hub_frame(snapshot: dict) -> bytes:
     return transport.frame_text(messages.update(Change(snapshot["seq"], snapshot), ttl_s=5.0))
 
 
+class Recorder:
+    """Stands in for the connection: keeps what a client writes (these tests are about which frames, not I/O)."""
+
+    backlog = 0
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.frames.append(data)
+        return 0
+
+
+def lighter_client(encoder: Encoder | None = None) -> LighterClient:
+    return LighterClient(Recorder(), 64, Metrics(), encoder or Encoder())
+
+
 def queued(client: LighterClient) -> list[dict]:
-    out = []
-    while not client.queue.empty():
-        out.append(orjson.loads(hub_message(client.queue.get_nowait())))
+    out = [orjson.loads(hub_message(f)) for f in client.conn.frames]
+    client.conn.frames.clear()
     return out
 
 
@@ -44,8 +60,8 @@ def test_hub_message_reads_every_frame_length() -> None:
 
 def test_updates_are_deltas_shared_by_clients_and_gaps_get_full_frames() -> None:
     encoder, metrics = Encoder(), Metrics()
-    a = LighterClient(None, 64, metrics, encoder)
-    b = LighterClient(None, 64, metrics, encoder)
+    a = LighterClient(Recorder(), 64, metrics, encoder)
+    b = LighterClient(Recorder(), 64, metrics, encoder)
     s1 = make_snapshot()
     s1["seq"] = 1
     for client in (a, b):
@@ -77,7 +93,7 @@ def test_updates_are_deltas_shared_by_clients_and_gaps_get_full_frames() -> None
 
 
 def test_hub_heartbeats_become_pings_and_resyncs_full_frames() -> None:
-    client = LighterClient(None, 64, Metrics(), Encoder())
+    client = lighter_client()
     snapshot = make_snapshot()
     client.watch("user_stats", 123456)
     client.send(transport.frame_text(messages.heartbeat(5)))
@@ -89,7 +105,7 @@ def test_hub_heartbeats_become_pings_and_resyncs_full_frames() -> None:
 
 
 def test_channels_without_data_wait_for_their_first_full_frame() -> None:
-    client = LighterClient(None, 64, Metrics(), Encoder())
+    client = lighter_client()
     empty = make_snapshot(orders=False)
     client.watch("account_all_orders", 123456)
     client.subscribe("account_all_orders", 123456, empty)
@@ -102,7 +118,7 @@ def test_channels_without_data_wait_for_their_first_full_frame() -> None:
 
 def test_store_reset_reuses_no_cached_change_and_rechains_from_the_resync() -> None:
     encoder = Encoder()
-    client = LighterClient(None, 64, Metrics(), encoder)
+    client = lighter_client(encoder)
     s1 = make_snapshot()
     s1["seq"] = 9
     client.watch("account_all_orders", 123456)
