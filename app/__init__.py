@@ -23,12 +23,14 @@ def create_app(settings: Settings | None = None) -> Flask:
                           lb_hub=Hub(store, status, settings.cache_ttl, process_metrics))
     errors.init_app(app)
     metrics.init_app(app, process_metrics)
-    limits.init_app(app, settings, api.api, api.not_modified)
+    limiter = limits.init_app(app, settings, api.api, api.not_modified)
+    app.extensions["lb_budget"] = limits.Budget(limiter, settings.rate_limit, api.ACCOUNT_ENDPOINT)
     api.init_app(app)
     ws.init_app(app)
     dashboard.init_app(app)
     from app import compat  # Lighter-compatible routes (/api/v1/*, GET / as JSON, /stream): app/compat
     compat.init_app(app)
-    from app.shortcut import NotModified  # outermost: matching conditional polls never reach Flask
-    app.wsgi_app = NotModified(app.wsgi_app, app.extensions)
+    from app.shortcut import Shortcut  # polls the mirror can answer never reach Flask
+    app.wsgi_app = Shortcut(app.wsgi_app, app.extensions)
+    limits.trust_proxies(app, settings)  # outermost, so the shortcut's budget sees the client's address too
     return app

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 api = Blueprint("api", __name__, url_prefix="/api")
 health = Blueprint("health", __name__)
 _INDEX = re.compile(r"\d{1,19}")
+ACCOUNT_ENDPOINT = "api.account"  # also the rate limiter's scope for this route (app.limits.Budget)
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -46,7 +47,7 @@ def _resource() -> tuple[Any, str] | None:
         settings = _ext("lb_settings")
         store = _ext("lb_store")
         mirror = Mirror.serving(_ext("lb_hub"))  # None unless the hub is in sync: then read the store as before
-        if request.endpoint == "api.account":
+        if request.endpoint == ACCOUNT_ENDPOINT:
             index = parse_index(request.view_args["index"])
             snapshot = mirror.account(index) if mirror is not None else None
             if snapshot is not None:  # a tracked account the mirror holds; misses take the store path (404/503)
@@ -71,7 +72,7 @@ def _resource() -> tuple[Any, str] | None:
 def not_modified() -> bool:
     """Limiter request filter: an If-None-Match hit is answered with 304 and never counted."""
     matches = request.if_none_match
-    if not matches or request.endpoint not in ("api.account", "api.accounts"):
+    if not matches or request.endpoint not in (ACCOUNT_ENDPOINT, "api.accounts"):
         return False
     if not auth.authorized(_ext("lb_settings"), request):
         return False

@@ -1,20 +1,26 @@
-"""The 304 short-circuit: conditional polls of /api/accounts[/<index>] answered from the mirror, before Flask.
+"""The REST short-circuit: polls of /api/accounts[/<index>] answered from the mirror, before Flask.
 
-A poller that already has the current version is the common case and costs us the most per useful byte, so a
-matching `If-None-Match` is answered here without building a Flask request. It gives exactly what the Flask view
-gives for the same request (status line, ETag, Cache-Control, X-Poll-Interval), after the same token check, and
-is counted in `lb_http_requests_total` under the same route like any 304; the rate limiter never counts 304s
-(`api.not_modified`), so skipping it changes nothing. Anything else (no match, bad token, bad index, mirror not
-in sync, any error) goes to Flask untouched, which answers as it always did.
+Polling is most of our traffic, and building a Flask request (routing, hooks, the limiter's context) cost more
+than the answer itself. So, while the mirror is in sync, this layer answers:
+- a matching `If-None-Match` on either route with the 304 (never counted by the rate limiter: `api.not_modified`);
+- any other GET of one tracked account with its 200, or the JSON 429 once the client's budget is spent, counting
+  the request in flask-limiter's own storage, under its limit and key (`app.limits.Budget`): one budget for both.
+Each answer has exactly the status line, headers and body the Flask view gives for the same request, after the
+same token check, and is counted in `lb_http_requests_total` under the same route. Anything else (bad token, bad
+index, untracked account, mirror not in sync, limiter storage down, any error) goes to Flask untouched, which
+answers as it always did.
 """
 from __future__ import annotations
 
 import logging
 from typing import Any, Callable, Iterable
 
+import orjson
 from werkzeug.http import parse_etags
 
 from app import auth
+from app.errors import error_response
+from app.limits import Budget
 from app.mirror import Mirror
 from app.settings import MAX_ACCOUNT_INDEX
 from app.views import account_body, etag, list_etag
@@ -24,10 +30,12 @@ LIST_PATH = "/api/accounts"
 ACCOUNT_PREFIX = "/api/accounts/"
 LIST_ROUTE = "/api/accounts"
 ACCOUNT_ROUTE = "/api/accounts/<index>"  # the URL rule, as metrics.py labels Flask's requests
+Answer = tuple[str, list[tuple[str, str]], bytes]
 
 
-class NotModified:
-    """WSGI middleware; `app` is the wrapped WSGI app, `extensions` the Flask app's (settings, hub, metrics)."""
+class Shortcut:
+    """WSGI middleware; `app` is the wrapped WSGI app, `extensions` the Flask app's (settings, hub, metrics,
+    and `lb_budget`: the account route's rate limit)."""
 
     def __init__(self, app: Callable, extensions: dict[str, Any]) -> None:
         self.app = app
@@ -35,32 +43,41 @@ class NotModified:
         self.hub = extensions["lb_hub"]
         self.status = extensions["lb_status"]
         self.metrics = extensions["lb_metrics"]
+        self.budget: Budget = extensions["lb_budget"]
+        self._counters: dict[tuple[str, str], Any] = {}  # the labelled children: .labels() locks and hashes per call
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        matches = environ.get("HTTP_IF_NONE_MATCH")
-        if matches and environ.get("REQUEST_METHOD") == "GET":
+        if environ.get("REQUEST_METHOD") == "GET":
             path = environ.get("PATH_INFO", "")
             if path == LIST_PATH or path.startswith(ACCOUNT_PREFIX):
                 try:
-                    headers = self._not_modified(environ, path, matches)
+                    answer = self._answer(environ, path)
                 except Exception:  # noqa: BLE001 - Flask answers (and logs) whatever went wrong here
                     log.debug("shortcut: passing through", exc_info=True)
-                    headers = None
-                if headers is not None:
-                    start_response("304 NOT MODIFIED", headers)
+                    answer = None
+                if answer is not None:
+                    status, headers, body = answer
+                    start_response(status, headers)
                     route = LIST_ROUTE if path == LIST_PATH else ACCOUNT_ROUTE
-                    self.metrics.requests.labels(route=route, status="304").inc()
-                    return []
+                    self._counter(route, status[:3]).inc()
+                    return [body] if body else []
         return self.app(environ, start_response)
 
-    def _not_modified(self, environ: dict[str, Any], path: str, matches: str) -> list[tuple[str, str]] | None:
-        """The 304's headers when the client's copy is current, else None (let Flask answer)."""
+    def _counter(self, route: str, status: str) -> Any:
+        counter = self._counters.get((route, status))
+        if counter is None:
+            counter = self._counters[route, status] = self.metrics.requests.labels(route=route, status=status)
+        return counter
+
+    def _answer(self, environ: dict[str, Any], path: str) -> Answer | None:
+        """The 304, 200 or 429 Flask would give, or None (let Flask answer)."""
         if not auth.token_matches(self.settings, auth.bearer(environ.get("HTTP_AUTHORIZATION", ""))):
             return None  # Flask gives the 401 (and the limiter counts it, as for any bad token)
         mirror = Mirror.serving(self.hub)
         if mirror is None:
             return None
         ttl = self.settings.cache_ttl
+        body: dict[str, Any] | None = None
         if path == LIST_PATH:
             tag = list_etag([account_body(s, ttl) for s in mirror.accounts()])
         else:
@@ -74,7 +91,26 @@ class NotModified:
             body = account_body(snapshot, ttl)
             tag = etag(body.get("seq", 0), body["stale"])
         weak = f'W/"{tag}"'
+        headers = [("ETag", weak), ("Cache-Control", "no-cache"),
+                   ("X-Poll-Interval", f"{self.status.poll_interval():g}")]
+        matches = environ.get("HTTP_IF_NONE_MATCH")
         # Fast path for what pollers send back (our own header); else werkzeug's parser, as Flask uses.
-        if matches != weak and not parse_etags(matches).contains_weak(tag):
+        if matches and (matches == weak or parse_etags(matches).contains_weak(tag)):
+            return "304 NOT MODIFIED", headers, b""
+        if body is None:
+            return None  # the list's 200 stays with Flask
+        return self._spend(environ, body, headers)
+
+    def _spend(self, environ: dict[str, Any], body: dict[str, Any], headers: list[tuple[str, str]]) -> Answer | None:
+        """Count the request against the client's budget: the 200 with `body`, or the JSON 429, each with the
+        limiter's headers in flask-limiter's order."""
+        data = orjson.dumps(body)  # before counting: a failure here leaves Flask a request not yet counted
+        spent = self.budget.spend(environ.get("REMOTE_ADDR"))
+        if spent is None:
             return None
-        return [("ETag", weak), ("Cache-Control", "no-cache"), ("X-Poll-Interval", f"{self.status.poll_interval():g}")]
+        allowed, limit_headers = spent
+        if not allowed:
+            refused = error_response(429, str(self.budget.item))  # the body and headers of Flask's own 429
+            return "429 TOO MANY REQUESTS", [*refused.headers.to_wsgi_list(), *limit_headers], refused.get_data()
+        return "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers,
+                          *limit_headers], data

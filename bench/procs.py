@@ -20,8 +20,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 STRIPPED_ENV = ("Lighter_", "REDIS_URL", "API_TOKEN", "RATE_LIMIT", "CACHE_DIR", "LIGHTER_", "UPSTREAM_")
-HIGH_RATE_LIMIT = "10000/second"  # limiting stays ON: above any rate one wrk (one address) reaches here, yet it
-# caps the moving-window list at 10,000 entries (a limit of 1e9/s never trims it, and each request then scans it)
+HIGH_RATE_LIMIT = "10000/second"  # limiting stays ON: above any rate one wrk (one address) reaches here, and each
+# 1 s window opens anew (its X-RateLimit-Reset read again), as a short real limit would
 
 
 def die_with_parent() -> None:

@@ -1,4 +1,4 @@
-"""The hub's mirror (REST served from memory while in sync, from the store otherwise) and the 304 short-circuit.
+"""The hub's mirror (REST served from memory while in sync, from the store otherwise) and the REST short-circuit.
 
 In-process (Flask test client, no monkey-patching): the hub's watcher greenlet runs only when this test yields,
 so "the store changed but the watcher has not seen it yet" is deterministic here.
@@ -134,8 +134,54 @@ def test_short_circuit_passes_through_stale_tags_and_odd_paths(served):
     seq = feeder.put(11, as_of=1_000)  # confirmed long ago: the ETag turns "-stale"
     wait_for(lambda: hub.mirror.account(11)["seq"] == seq, what="the watcher applying the change")
     calls = _inner_calls(app)
-    stale = client.get("/api/accounts/11", headers={**TOKEN, "If-None-Match": old})
+    stale = client.get("/api/accounts/11", headers={**TOKEN, "If-None-Match": old})  # the shortcut's 200
     assert stale.status_code == 200 and stale.headers["ETag"] == f'W/"{seq}-stale"'
     assert client.get("/api/accounts/11", headers={**TOKEN, "If-None-Match": stale.headers["ETag"]}).status_code == 304
     assert client.get("/api/accounts/x1", headers={**TOKEN, "If-None-Match": "*"}).status_code == 400
-    assert calls == ["/api/accounts/11", "/api/accounts/x1"]
+    assert client.get("/api/accounts/33", headers=TOKEN).status_code == 404
+    assert calls == ["/api/accounts/x1", "/api/accounts/33"]
+
+
+def _without_ages(value: Any) -> Any:
+    """A body minus `age_ms`, which moves with the clock between two reads of one version."""
+    if isinstance(value, dict):
+        return {k: _without_ages(v) for k, v in value.items() if k != "age_ms"}
+    return value
+
+
+def _same_answer(fast: Any, flask: Any, spent_between: int) -> None:
+    """Same status, header names in the same order, same values; the budget moved by `spent_between`."""
+    assert fast.status == flask.status and list(fast.headers.keys()) == list(flask.headers.keys())
+    for name, value in flask.headers.items():
+        if name == "X-RateLimit-Remaining":
+            assert int(fast.headers[name]) == max(0, int(value) - spent_between)
+        elif name == "Retry-After":  # whole seconds until the same reset, read a moment apart
+            assert abs(int(fast.headers[name]) - int(value)) <= 1
+        elif name != "Content-Length" or fast.status_code != 200:  # a 200's body carries age_ms
+            assert fast.headers[name] == value, name
+
+
+def test_200_and_429_short_circuit_match_flask_and_share_one_budget(served):
+    app, client, _ = served  # RATE_LIMIT 6/minute; the fixture's request spent one
+    hub = app.extensions["lb_hub"]
+    requests_total = app.extensions["lb_metrics"].requests
+    path = "/api/accounts/11"
+    hub._needs_resync = True
+    flask_200 = client.get(path, headers=TOKEN)  # Flask's own 200 (mirror untrusted): the 2nd request counted
+    hub._needs_resync = False
+    calls = _inner_calls(app)
+    before = {s: requests_total.labels(route="/api/accounts/<index>", status=s)._value.get() for s in ("200", "429")}
+    fast = [client.get(path, headers=TOKEN) for _ in range(6)]  # the 3rd to 8th: four 200s, then two 429s
+    assert calls == []  # none reached Flask
+    assert [r.status_code for r in fast] == [200, 200, 200, 200, 429, 429]
+    assert [r.headers["X-RateLimit-Remaining"] for r in fast] == ["3", "2", "1", "0", "0", "0"]
+    _same_answer(fast[0], flask_200, spent_between=1)
+    assert _without_ages(fast[0].json) == _without_ages(flask_200.json)
+    assert {s: requests_total.labels(route="/api/accounts/<index>", status=s)._value.get() - before[s]
+            for s in before} == {"200": 4, "429": 2}
+    hub._needs_resync = True
+    flask_429 = client.get(path, headers=TOKEN)
+    assert calls == [path]
+    _same_answer(fast[-1], flask_429, spent_between=0)
+    assert fast[-1].data == flask_429.data and fast[-1].json["status"] == 429
+    assert int(fast[-1].headers["Retry-After"]) > 0
