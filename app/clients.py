@@ -58,6 +58,20 @@ class Client:
             self.last_sent[account] = seq
             self.send(frame)
 
+    def offer_many(self, changes: list[tuple[int, int, bytes]]) -> None:
+        """Several changes in feed order, written together (one syscall) when the client is live."""
+        if self.closing is not None or self.holding:
+            for change in changes:
+                self.offer(*change)
+            return
+        frames = []
+        for account, seq, frame in changes:
+            if self.wants(account) and seq > self.last_sent.get(account, -1):
+                self.last_sent[account] = seq
+                frames.append(frame)
+        if frames:
+            self.send(b"".join(frames), len(frames))
+
     def release(self, initial: list[tuple[int, int, bytes]]) -> None:
         """Send the initial sync (snapshots or replay), then whatever arrived live meanwhile, deduplicated."""
         for account, seq, frame in initial:
@@ -68,10 +82,11 @@ class Client:
             if self.wants(account):
                 self.offer(account, seq, frame)
 
-    def send(self, frame: bytes) -> None:
+    def send(self, frame: bytes, count: int = 1) -> None:
+        """Write `frame` (or `count` frames joined in one buffer)."""
         if self.closing is not None:
             return
-        self.metrics.frames_sent += 1
+        self.metrics.frames_sent += count
         if self.conn.write(frame) > self.queue_size:
             self.overflow()
 

@@ -6,6 +6,7 @@ reference server encodes with `encode_update`, so both servers put the same byte
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -25,3 +26,21 @@ def encode_update(snapshot: dict[str, Any]) -> bytes:
 def stamp_of(msg: dict[str, Any]) -> float | None:
     data = (((msg.get("account") or {}).get("sections") or {}).get("summary") or {}).get("data")
     return data.get(STAMP_KEY) if isinstance(data, dict) else None
+
+
+# The load generator reads ~20,000 updates/s per process: pulling the few fields it needs out of the bytes costs
+# a fraction of decoding 2 KB of JSON. Both servers encode updates with orjson in this key order (encode_update,
+# app.messages.update); anything that does not match goes through the full decode.
+_UPDATE_HEAD = re.compile(rb'\{"type":"update","seq":(\d+),"prev_seq":(\d+|null),"account_index":(\d+),')
+_STAMP = re.compile(rb'"' + STAMP_KEY.encode() + rb'":(-?[0-9.eE+]+)[,}]')
+
+
+def quick_update(raw: bytes) -> tuple[int, int | None, int, float | None] | None:
+    """(seq, prev_seq, account_index, stamp) of an update message, or None when `raw` is not one."""
+    head = _UPDATE_HEAD.match(raw)
+    if head is None:
+        return None
+    seq, prev, account = head.groups()
+    stamp = _STAMP.search(raw, head.end())
+    return (int(seq), None if prev == b"null" else int(prev), int(account),
+            float(stamp.group(1)) if stamp else None)

@@ -144,7 +144,12 @@ class LighterClient(Client):
             kind = "update" if last is not None and change.prev_seq == last else "subscribed"
             self._emit(name, account, change.seq, change.frame(name, kind), kind)
 
-    def send(self, frame: bytes) -> None:
+    def offer_many(self, changes: list[tuple[int, int, bytes]]) -> None:
+        for account, seq, frame in changes:
+            if self.wants(account):
+                self.offer(account, seq, frame)
+
+    def send(self, frame: bytes, count: int = 1) -> None:
         """Frames the hub broadcasts in its own protocol: a heartbeat becomes a ping, a resync a full frame."""
         head = hub_message(frame)[:24]
         if head.startswith(b'{"type":"heartbeat"'):
