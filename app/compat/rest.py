@@ -1,7 +1,8 @@
 """Lighter's REST routes served from the store: `/api/v1/account`, `/api/v1/accountActiveOrders`, and `GET /`.
 
-Bodies come from the pure builders in `shapes`; this module only reads the store, checks our token and picks the
-status. Errors use Lighter's `{"code", "message"}` body so the SDK raises the exception it would raise on Lighter.
+Bodies come from the pure builders in `shapes`; this module only reads the data, checks our token and picks the
+status. The data is what `/api/accounts` serves at the same moment: the hub's mirror while it is in sync, else the
+store. Errors use Lighter's `{"code", "message"}` body so the SDK raises the exception it would raise on Lighter.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import TooManyRequests
 
 from app.compat import auth, shapes
+from app.mirror import Mirror
 from app.store import with_freshness
 
 bp = Blueprint("lighter_compat", __name__, url_prefix="/api/v1")
@@ -60,6 +62,21 @@ def _rate_limited(exc: TooManyRequests) -> Response:
     return _json({"code": 23000, "message": "Too Many Requests!"}, 429, headers)
 
 
+def _account(index: int) -> dict[str, Any] | None:
+    """A tracked account's snapshot, from where /api/accounts reads it now (so the two never disagree)."""
+    mirror = Mirror.serving(_ext("lb_hub"))
+    snapshot = mirror.account(index) if mirror is not None else None
+    if snapshot is not None:
+        return snapshot
+    store = _ext("lb_store")
+    return store.account(index) if index in store.tracked() else None
+
+
+def _accounts() -> list[dict[str, Any]]:
+    mirror = Mirror.serving(_ext("lb_hub"))
+    return mirror.accounts() if mirror is not None else _ext("lb_store").accounts()
+
+
 @bp.get("/account")
 def account() -> Response:
     """DetailedAccounts for one tracked account (`by=index`) or every tracked account of an owner (`by=l1_address`)."""
@@ -67,13 +84,11 @@ def account() -> Response:
         by, value = shapes.parse_account_query(request.args.get("by"), request.args.get("value"))
     except shapes.LighterError as exc:
         return _error(exc.error)
-    store = _ext("lb_store")
-    tracked = store.tracked()
     if by == "index":
-        snapshot = store.account(value) if value in tracked else None
+        snapshot = _account(value)
         snapshots = [snapshot] if snapshot is not None else []
     else:
-        snapshots = [s for s in store.accounts() if shapes.matches_l1(s, str(value))]
+        snapshots = [s for s in _accounts() if shapes.matches_l1(s, str(value))]
     if not snapshots:
         return _error(shapes.ACCOUNT_NOT_FOUND)
     active_only = (request.args.get("active_only") or "").lower() == "true"
@@ -88,8 +103,7 @@ def account_active_orders() -> Response:
     market = shapes.parse_int(raw_market) if raw_market not in (None, "") else None
     if index is None or index < 0 or (raw_market not in (None, "") and market is None):
         return _error(shapes.INVALID_PARAM)
-    store = _ext("lb_store")
-    snapshot = store.account(index) if index in store.tracked() else None
+    snapshot = _account(index)
     if snapshot is None:
         return _error(shapes.ACCOUNT_NOT_FOUND)
     body, status = shapes.orders_body(snapshot, market, request.args.get("market_type"))
