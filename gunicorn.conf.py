@@ -3,11 +3,18 @@
 The port comes from app.settings (PORT); the worker count from WEB_CONCURRENCY, which gunicorn itself reads
 (default 1 here: each worker has its own hub and metrics, so more workers help REST throughput, not fan-out).
 """
+import resource
 import signal
 
 from app.settings import load
 
 _settings = load()
+
+# Each WebSocket holds a descriptor; many systems start processes at a soft limit of 1,024. Raise it to the hard
+# limit (workers inherit it from this master process). WS_MAX_CLIENTS bounds WebSockets below it.
+_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if _soft < _hard != resource.RLIM_INFINITY:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (_hard, _hard))
 
 # gevent-websocket's worker: /ws is declared with websocket=True (see ../shared/stack-notes.md).
 worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"

@@ -20,7 +20,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     status = StatusCache(store, settings.cache_ttl, settings.poll_interval)
     process_metrics = metrics.Metrics()
     app.extensions.update(lb_settings=settings, lb_store=store, lb_status=status, lb_metrics=process_metrics,
-                          lb_hub=Hub(store, status, settings.cache_ttl, process_metrics))
+                          lb_hub=Hub(store, status, settings.cache_ttl, process_metrics,
+                                     max_clients=settings.ws_max_clients))
     errors.init_app(app)
     metrics.init_app(app, process_metrics)
     limiter = limits.init_app(app, settings, api.api, api.not_modified)

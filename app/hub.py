@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 class Hub:
     def __init__(self, store: Store, status: StatusCache, ttl_s: float, metrics: Any, queue_size: int = 256,
-                 heartbeat_s: float = 20.0, status_every_s: float = 1.0) -> None:
+                 heartbeat_s: float = 20.0, status_every_s: float = 1.0, max_clients: int = 10000) -> None:
         self.store = store
         self.status = status
         self.ttl_s = ttl_s
@@ -33,6 +33,7 @@ class Hub:
         self.queue_size = queue_size
         self.heartbeat_s = heartbeat_s
         self.status_every_s = status_every_s
+        self.max_clients = max_clients
         self.clients: set[Client] = set()
         self.seq = 0
         self.stopping = Event()
@@ -73,6 +74,10 @@ class Hub:
         """The watcher runs and owes no resync: what it applied to `mirror` is the store's state."""
         watcher = self._watcher
         return watcher is not None and not watcher.dead and not self._needs_resync and not self.stopping.is_set()
+
+    def full(self) -> bool:
+        """No room for another WebSocket: past this, descriptors (shared with HTTP) would run out first."""
+        return len(self.clients) >= self.max_clients
 
     def register(self, client: Client) -> None:
         """Fan out to `client` from now on, until its connection ends."""

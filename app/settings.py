@@ -89,6 +89,7 @@ class Settings:
     rate_limit: str = "100/minute"
     api_token: Secret | None = field(default=None, repr=False)
     trusted_proxies: int = 0
+    ws_max_clients: int = 10000
     log_format: str = "text"
     log_level: str = "INFO"
     port: int = 5000
@@ -157,6 +158,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         rate_limit=rate_limit,
         api_token=Secret(env["API_TOKEN"]) if env.get("API_TOKEN", "").strip() else None,
         trusted_proxies=int(_number(env, "TRUSTED_PROXIES", 0, minimum=0, integer=True)),
+        ws_max_clients=int(_number(env, "WS_MAX_CLIENTS", 10000, minimum=1, integer=True)),
         log_format=log_format,
         log_level=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
         port=int(_number(env, "PORT", 5000, minimum=1, integer=True)),

@@ -13,8 +13,8 @@ Snapshot (schema 1), one per tracked account, written only by the worker:
     list), orders (active Order list), stats (user_stats), trades (recent trades).
 
 Change feed: the worker is the single writer of a global `seq`. Each write stores the snapshot under its account
-key and under a ring slot `change:{seq % FEED_SIZE}`, then bumps `head` and (Redis) publishes the seq. A reader
-follows head and reads each slot once; a client resuming from `since` older than the ring gets a resync.
+key and under a ring slot `change:{seq % FEED_SIZE}`, then bumps `head` and (Redis) publishes the snapshot. A
+reader follows head and reads each slot once (or takes it from the message when caught up); a client resuming from `since` older than the ring gets a resync.
 `prev_seq` is the seq of the previous change to the same account, so a subscriber to a subset of accounts can
 still check it missed nothing.
 """
@@ -32,7 +32,6 @@ from app.settings import Settings
 SCHEMA_VERSION = 1
 SECTIONS = ("summary", "positions", "orders", "stats", "trades")
 FEED_SIZE = 4096            # changes kept for resume (about 3 minutes at 20 changes/s)
-FEED_ENTRY_TTL = 3600       # seconds; ring slots are overwritten long before
 STATUS_TTL = 120            # seconds; the status record vanishes if the worker is gone this long
 HEARTBEAT_DOWN_AFTER = 3.0  # seconds without a heartbeat before the web reports the worker down
 NEVER = 0                   # cachelib: timeout 0 means never expire (snapshots are never deleted)
@@ -136,11 +135,16 @@ class Store:
     def put_account(self, snapshot: dict[str, Any], seq: int) -> None:
         """Write one account snapshot as change `seq` (the caller owns the counter; see head())."""
         snapshot = {**snapshot, "seq": seq, "written_at": now_ms()}
-        self._set(f"account:{snapshot['account_index']}", snapshot)
-        self._set(f"change:{seq % FEED_SIZE}", snapshot, timeout=FEED_ENTRY_TTL)
-        self._set("head", seq)
+        encoded = orjson.dumps(snapshot)
+        # One round trip on Redis (cachelib pipelines set_many), in this order: readers go by head, so a slot is
+        # always written before head points at it.
+        written = self._cache.set_many({f"account:{snapshot['account_index']}": encoded,
+                                        f"change:{seq % FEED_SIZE}": encoded, "head": orjson.dumps(seq)})
+        if len(written) != 3:
+            raise StoreError(f"store refused to write change {seq}")
         if self._redis is not None:
-            self._redis.publish(KEY_PREFIX + "changes", str(seq))
+            # The message carries the change itself: a follower that is caught up needs no reads (see follow).
+            self._redis.publish(KEY_PREFIX + "changes", encoded)
 
     def put_status(self, status: dict[str, Any]) -> None:
         self._set("status", {**status, "heartbeat_at": now_ms()}, timeout=STATUS_TTL)
@@ -185,8 +189,10 @@ class Store:
     def follow(self, since: int, stop: Any, timeout: float = 1.0) -> Iterator[list[Change] | None]:
         """Yield each batch of new changes after `since` (None = gap, caller resyncs) until `stop` is set.
 
-        Redis: woken by pub/sub; file store: polls `head` (≈150 µs a read). Yields [] every `timeout` so
-        callers can do periodic work (heartbeats, status pushes).
+        Catching up reads `head` and the ring. Once caught up, Redis pub/sub messages carry each next change, so
+        a live follower reads nothing; a message out of order (one was missed, or an older worker published only
+        the seq) sends it back to reading. The file store polls `head` (≈150 µs a read). Yields [] every
+        `timeout` so callers can do periodic work (heartbeats, status pushes).
         """
         pubsub = None
         if self._redis is not None:
@@ -202,16 +208,45 @@ class Store:
                     last_yield = time.monotonic()
                     yield batch
                     continue
-                if time.monotonic() - last_yield >= timeout:
-                    last_yield = time.monotonic()
-                    yield []
-                if pubsub is not None:
-                    pubsub.get_message(timeout=min(timeout, 0.5))
-                else:
-                    stop.wait(self._poll_interval)
+                while not stop.is_set():  # caught up
+                    if time.monotonic() - last_yield >= timeout:
+                        last_yield = time.monotonic()
+                        yield []
+                    if pubsub is None:
+                        stop.wait(self._poll_interval)
+                        break
+                    message = pubsub.get_message(timeout=min(timeout, 0.5))
+                    if message is None:
+                        break  # quiet for a while: check head, in case a message went missing
+                    batch, gap = [], False
+                    while message is not None:  # what is already here goes out as one batch
+                        change = _pushed(message)
+                        if change is None or change.seq > since + 1:
+                            gap = True  # not readable, or after a gap: read what we missed
+                            break
+                        if change.seq == since + 1:  # (<= since: already read while catching up)
+                            since = change.seq
+                            batch.append(change)
+                        message = pubsub.get_message(timeout=0)
+                    if batch:
+                        last_yield = time.monotonic()
+                        yield batch
+                    if gap:
+                        break
         finally:
             if pubsub is not None:
                 pubsub.close()
+
+
+def _pushed(message: dict[str, Any]) -> Change | None:
+    """The change a pub/sub message carries, or None (an older writer's bare seq, or anything unexpected)."""
+    try:
+        snapshot = orjson.loads(message["data"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if not isinstance(snapshot, dict) or not isinstance(snapshot.get("seq"), int):
+        return None
+    return Change(snapshot["seq"], snapshot)
 
 
 class StoreError(RuntimeError):

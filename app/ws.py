@@ -42,6 +42,9 @@ def websocket() -> Response:
     hub: Hub = current_app.extensions["lb_hub"]
     settings = current_app.extensions["lb_settings"]
     client = Client(conn, hub.queue_size, hub.metrics)
+    if hub.full():
+        hub.metrics.clients_dropped.labels(reason="full").inc()
+        return _refuse(client, 1013, "server_full", "too many open WebSockets here; try again later")
     hub.register(client)
     # gevent-websocket has already answered 101 when the view runs: refusals are error frames and close codes.
     if not auth.authorized(settings, request, allow_query=True):

@@ -1,6 +1,7 @@
 """The store contract against both real backends: a file directory and our own redis-server."""
 import threading
 
+import orjson
 import pytest
 
 from app.settings import from_env
@@ -95,3 +96,38 @@ def test_redis_connections_wait_instead_of_failing(redis_url, tmp_path):
     for connection in held:
         pool.release(connection)
     assert store.head() == 0
+
+
+def test_a_caught_up_follower_takes_changes_from_messages_and_reads_after_a_gap(redis_url, tmp_path):
+    store = Store.from_settings(from_env({"CACHE_DIR": str(tmp_path / "store"), "REDIS_URL": redis_url}))
+    stop, got, seen = threading.Event(), [], threading.Condition()
+
+    def reader():
+        for batch in store.follow(0, stop, timeout=0.2):
+            with seen:
+                got.extend(batch or [])
+                seen.notify_all()
+
+    def wait_for_seq(seq):
+        with seen:
+            assert seen.wait_for(lambda: got and got[-1].seq >= seq, timeout=10), [c.seq for c in got]
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        store.put_account(new_snapshot(7, False), 1)
+        wait_for_seq(1)
+        # Caught up: the message alone carries change 2 (neither head nor the ring has it), so only a follower
+        # that takes it from the message can yield it.
+        store._redis.publish("lb:changes", orjson.dumps({**new_snapshot(8, False), "seq": 2}))
+        wait_for_seq(2)
+        store._set("head", 2)
+        # An older writer's message (the bare seq) is a gap signal: the follower reads head and the ring.
+        store._set("change:3", {**new_snapshot(9, False), "seq": 3})
+        store._set("head", 3)
+        store._redis.publish("lb:changes", "3")
+        wait_for_seq(3)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert [(c.seq, c.snapshot["account_index"]) for c in got] == [(1, 7), (2, 8), (3, 9)]

@@ -132,6 +132,11 @@ def stream() -> Response:
     token = current_app.extensions["lb_settings"].api_token
     token = token.reveal() if token is not None else None
     client = LighterClient(conn, hub.queue_size, hub.metrics, current_app.extensions["lb_compat_encoder"])
+    if hub.full():  # Lighter has no error code for this: a close code only, as /ws after its error frame
+        hub.metrics.clients_dropped.labels(reason="full").inc()
+        client.close(1013, "server full")
+        client.start(_ignore)
+        return Response(status=204)
     authorized, refused = _handshake_token(token)
     # gevent-websocket has answered 101 before the view runs: a refusal is an error frame and a close.
     client.push(frames.error(frames.AUTH_INVALID) if refused else frames.connected(str(uuid.uuid4())))

@@ -13,6 +13,7 @@ def test_defaults():
     assert s.rate_limit == "100/minute" and s.port == 5000 and s.redis_url is None
     assert s.lighter_ws_url == "wss://mainnet.zklighter.elliot.ai/stream"
     assert s.requests_per_minute_per_egress == 60
+    assert s.ws_max_clients == 10000 and from_env({"WS_MAX_CLIENTS": "50"}).ws_max_clients == 50
 
 
 def test_accounts_and_ws_url_derived_from_base():
@@ -42,6 +43,7 @@ def test_proxies_grouped_in_order():
     ({"POLL_INTERVAL": "fast"}, "POLL_INTERVAL"),
     ({"POLL_INTERVAL": "0"}, "POLL_INTERVAL"),
     ({"RATE_LIMIT": "lots"}, "RATE_LIMIT"),
+    ({"WS_MAX_CLIENTS": "0"}, "WS_MAX_CLIENTS"),
     ({"UPSTREAM_TIER": "gold"}, "UPSTREAM_TIER"),
     ({"WORKER_WS": "maybe"}, "WORKER_WS"),
     ({"WORKER_HTTP_TIMEOUT_S": "soon"}, "WORKER_HTTP_TIMEOUT_S"),

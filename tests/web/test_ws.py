@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 from app.store import FEED_SIZE
 from tests.fixtures.web import run_web
+from tests.compat.conftest import wait_for
 from tests.web.conftest import Feeder, messages, open_ws, until
 
 
@@ -116,6 +117,28 @@ def test_token_on_ws(file_env):
             assert json.loads(ws.recv(timeout=10))["type"] == "hello"
         with open_ws(web.ws_url, additional_headers={"Authorization": "Bearer tok-123456"}) as ws:
             assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+
+
+def test_a_full_server_refuses_new_websockets_until_one_leaves(file_env):
+    env = {**file_env, "WS_MAX_CLIENTS": "2"}
+    Feeder(env).track([1])
+    with run_web(env) as web, open_ws(web.ws_url) as first, \
+            open_ws(web.url.replace("http", "ws", 1) + "/stream") as lighter:
+        assert json.loads(first.recv(timeout=10))["type"] == "hello"
+        assert json.loads(lighter.recv(timeout=10))["type"] == "connected"
+        for path in ("/ws", "/stream"):  # both kinds count against one bound
+            with open_ws(web.url.replace("http", "ws", 1) + path) as refused:
+                if path == "/ws":
+                    assert until(refused, lambda m: m["type"] == "error")["code"] == "server_full"
+                with pytest.raises(ConnectionClosed):
+                    while True:
+                        refused.recv(timeout=5)
+                assert refused.protocol.close_rcvd.code == 1013
+        assert requests.get(web.url + "/health", timeout=5).status_code == 200  # HTTP is unaffected
+        first.close()
+        wait_for(lambda: _metric(web, "lb_ws_clients") == 1, message="the closed client unregistered")
+        with open_ws(web.ws_url) as again:
+            assert json.loads(again.recv(timeout=10))["type"] == "hello"
 
 
 def _metric(web, name: str) -> float:
