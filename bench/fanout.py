@@ -29,11 +29,11 @@ SUBSCRIBE = ""  # our /ws sends every tracked account by default
 
 @dataclass
 class FanoutConfig:
-    sizes: tuple[int, ...] = (100, 1000, 2000, 3000)  # 5,000 is past what 2 cores hold (see docs)
+    sizes: tuple[int, ...] = (100, 1000, 2000, 3000, 5000)
     rate_hz: float = 20.0             # changes per second over all accounts (10 accounts × 2 Hz)
     payload_bytes: int = 2048
     runs: int = 3
-    runs_by_size: dict[int, int] = field(default_factory=lambda: {2000: 2, 3000: 2})
+    runs_by_size: dict[int, int] = field(default_factory=lambda: {2000: 2, 3000: 2, 5000: 2})
     window_s: dict[int, float] = field(default_factory=lambda: {1000: 8.0})
     default_window_s: float = 5.0
     warmup_s: float = 2.0

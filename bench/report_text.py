@@ -149,9 +149,10 @@ def method() -> str:
   `broadcast()`; it skips the store hop by construction. The stamp is `sections.summary.data.bench_stamp_ms`,
   taken just before the store write / the broadcast; clients (asyncio `websockets`, compression off, several
   processes, `bench/wsclient.py`) compute receipt − stamp on the same clock.
-- **Sizes**: 5,000 clients are not attempted: on 2 cores the box is past saturation at 3,000 for the reference
-  itself (the Python clients alone cost ~45 µs per message received). Ours runs as configured: one gunicorn
-  gevent worker (`WEB_CONCURRENCY=1`), so its fan-out is bounded by one core; "clients/core" in the targets
+- **Sizes**: up to 5,000 clients, where both servers spend about one core on sending (100,000 messages/s); the
+  load generator (uvloop, frames split without the library's parser once open, updates read without a full
+  JSON decode) costs a few µs per message received. Ours runs as configured: one gunicorn gevent worker
+  (`WEB_CONCURRENCY=1`), so its fan-out is bounded by one core; "clients/core" in the targets
   table is 1 s ÷ (CPU per delivery × 20 Hz). The bench paces connections (≤16 initial syncs in flight) so
   the runs measure steady state; the reconnect-storm line shows what happens without pacing.
 - **REST**: `wrk` against our `/api/accounts/<i>` and against `bench/bare_app.py`, the same gunicorn config
