@@ -70,8 +70,10 @@ def test_hello_snapshots_updates_and_commands(file_env):
             assert until(ws, lambda m: m["type"] == "error")["code"] == code
         ws.send(json.dumps({"op": "ping", "id": 7}))
         assert until(ws, lambda m: m["type"] == "pong")["id"] == 7
-        feeder.status()  # a fresh heartbeat: the pushed status says the worker is up
-        assert until(ws, lambda m: m["type"] == "status" and m["status"]["worker"]["up"])["status"]["mode"] == "ws"
+        # A change of state (here the upstream mode) is pushed at once, not at the next 5 s refresh.
+        feeder.status(mode="rest")
+        pushed = until(ws, lambda m: m["type"] == "status" and m["status"]["mode"] == "rest", deadline_s=3)
+        assert pushed["status"]["worker"]["up"]
         ws.send("x" * 5000)
         with pytest.raises(ConnectionClosed):
             _updates(ws, 1, deadline_s=5)
