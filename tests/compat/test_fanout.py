@@ -14,23 +14,11 @@ from app.compat.stream import Encoder, LighterClient, hub_message
 from app.metrics import Metrics
 from app.store import Change
 from tests.compat.test_shapes import make_snapshot
+from tests.doubles import Recorder
 
 
 def hub_frame(snapshot: dict) -> bytes:
     return transport.frame_text(messages.update(Change(snapshot["seq"], snapshot), ttl_s=5.0))
-
-
-class Recorder:
-    """Stands in for the connection: keeps what a client writes (these tests are about which frames, not I/O)."""
-
-    backlog = 0
-
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self.frames.append(data)
-        return 0
 
 
 def lighter_client(encoder: Encoder | None = None) -> LighterClient:
