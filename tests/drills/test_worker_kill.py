@@ -34,7 +34,12 @@ def test_kill_9_worker_then_restart(tmp_path):
             stack.worker.proc.wait(timeout=5)
             stack.killed.add("worker")
             assert stack.worker.proc.returncode == -signal.SIGKILL
-            last_seen = dict(watcher.last)
+            # What the worker wrote last is final now; a write from just before the kill may still be on its way
+            # to the watcher, so wait for it rather than snapshot the watcher mid-flight.
+            store = stack.worker.store()
+            last_seen = {index: store.account(index)["seq"] for index in stack.accounts}
+            watcher.wait_for(lambda w: all(w.last.get(i) == seq for i, seq in last_seen.items()), 5,
+                             "the last writes before the kill on /ws")
 
             # /api/status shows the worker down within 3 s of the kill.
             stack.wait_until(lambda: stack.status()["worker"]["up"] is False, 10, "worker down in /api/status",
