@@ -54,9 +54,15 @@ class Client:
             if len(self.pending) > self.queue_size:
                 self.overflow()
             return
+        if self._newer(account, seq):
+            self.send(frame)
+
+    def _newer(self, account: int, seq: int) -> bool:
+        """True (and remembered as sent) when `seq` is news to this client for `account`."""
         if seq > self.last_sent.get(account, -1):
             self.last_sent[account] = seq
-            self.send(frame)
+            return True
+        return False
 
     def offer_many(self, changes: list[tuple[int, int, bytes]]) -> None:
         """Several changes in feed order, written together (one syscall) when the client is live."""
@@ -64,11 +70,7 @@ class Client:
             for change in changes:
                 self.offer(*change)
             return
-        frames = []
-        for account, seq, frame in changes:
-            if self.wants(account) and seq > self.last_sent.get(account, -1):
-                self.last_sent[account] = seq
-                frames.append(frame)
+        frames = [frame for account, seq, frame in changes if self.wants(account) and self._newer(account, seq)]
         if frames:
             self.send(b"".join(frames), len(frames))
 
@@ -114,6 +116,11 @@ class Client:
         self._handler = handler
         self.conn.start(self._received, self._gone)
 
+    def refuse(self, code: int, reason: str, flush: bool = True) -> None:
+        """Close a client we will not serve, still reading what it sends (dropped) so its close answer arrives."""
+        self.close(code, reason, flush)
+        self.start(_ignore)
+
     def when_closed(self, callback: Callable[[], None]) -> None:
         self._on_closed.append(callback)
 
@@ -147,3 +154,7 @@ class Client:
                 callback()
             except Exception:  # noqa: BLE001 - run every cleanup whatever one of them does
                 log.exception("ws %s: cleanup failed", self.conn.remote)
+
+
+def _ignore(message: str | bytes) -> None:
+    """Messages from a client we are closing."""

@@ -63,22 +63,16 @@ def websocket() -> Response:
         client.send(hub.status_frame())
     except Exception:  # the store went away mid-sync: the client reconnects (with `since`) like after any drop
         log.warning("ws %s: initial sync failed", conn.remote, exc_info=True)
-        client.close(1011, "store unavailable")
-        client.start(_ignore)
+        client.refuse(1011, "store unavailable", flush=False)
         return Response(status=204)
     # From here the connection lives on without this greenlet: messages are handled as they come.
     client.start(_Commands(hub, client))
     return Response(status=204)
 
 
-def _ignore(message: str | bytes) -> None:
-    """Messages from a client we are closing: read (so its close answer arrives) and dropped."""
-
-
 def _refuse(client: Client, code: int, error: str, text: str) -> Response:
     client.send(transport.frame_text(messages.error(error, text)))
-    client.close(code, error, flush=True)
-    client.start(_ignore)
+    client.refuse(code, error)
     return Response(status=204)
 
 

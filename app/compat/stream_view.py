@@ -134,8 +134,7 @@ def stream() -> Response:
     client = LighterClient(conn, hub.queue_size, hub.metrics, current_app.extensions["lb_compat_encoder"])
     if hub.full():  # Lighter has no error code for this: a close code only, as /ws after its error frame
         hub.metrics.clients_dropped.labels(reason="full").inc()
-        client.close(1013, "server full")
-        client.start(_ignore)
+        client.refuse(1013, "server full", flush=False)
         return Response(status=204)
     authorized, refused = _handshake_token(token)
     # gevent-websocket has answered 101 before the view runs: a refusal is an error frame and a close.
@@ -143,17 +142,12 @@ def stream() -> Response:
     hub.register(client)
     client.when_closed(client.forget)  # release its subscriptions from the shared encoder
     if refused:
-        client.close(1008, "invalid auth", flush=True)
-        client.start(_ignore)
+        client.refuse(1008, "invalid auth")
     else:
         hub.ensure_started()
         # From here the connection lives on without this greenlet: frames are handled as they come.
         client.start(Session(client, hub.store, token, authorized).receive)
     return Response(status=204)
-
-
-def _ignore(message: str | bytes) -> None:
-    """Frames from a client we are closing: read (so its close answer arrives) and dropped."""
 
 
 def init_app(app: Flask) -> None:
