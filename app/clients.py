@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import gevent
 from gevent.event import Event
@@ -21,6 +21,16 @@ SLOW_CODE = 4008      # private-use close code for "you fell behind"; 1008 would
 MAX_INBOX = 64        # client messages waiting to be handled; more means a client flooding us
 
 
+class Outgoing(NamedTuple):
+    """One account message on its way to clients, encoded once for all of them."""
+
+    account: int
+    seq: int
+    frame: bytes                 # the full message (snapshot, or update carrying the whole account)
+    patch: bytes | None = None   # the same update as a patch, valid only for a client holding `prev_seq`
+    prev_seq: int | None = None
+
+
 class Client:
     """Subscription state plus the connection; `offer` is what the hub calls per change."""
 
@@ -30,9 +40,10 @@ class Client:
         self.queue_size = queue_size
         self.metrics = metrics
         self.accounts = accounts      # None: every tracked account, including ones added later
+        self.patches = False          # the client asked for patch updates (docs/websocket.md)
         self.last_sent: dict[int, int] = {}
         self.holding = True           # live changes wait in `pending` until the initial sync is queued
-        self.pending: list[tuple[int, int, bytes]] = []
+        self.pending: list[Outgoing] = []
         self.closing: tuple[int, str] | None = None
         self.closed = Event()
         self.close_grace_s = close_grace_s
@@ -45,44 +56,52 @@ class Client:
     def wants(self, account: int) -> bool:
         return self.accounts is None or account in self.accounts
 
-    def offer(self, account: int, seq: int, frame: bytes) -> None:
-        """A change for `account`, in feed order. Skips what this client already has (resync races)."""
+    def offer(self, item: Outgoing) -> None:
+        """A change for `item.account`, in feed order. Skips what this client already has (resync races)."""
         if self.closing is not None:
             return
         if self.holding:
-            self.pending.append((account, seq, frame))
+            self.pending.append(item)
             if len(self.pending) > self.queue_size:
                 self.overflow()
             return
-        if self._newer(account, seq):
+        frame = self._frame(item)
+        if frame is not None:
             self.send(frame)
 
-    def _newer(self, account: int, seq: int) -> bool:
-        """True (and remembered as sent) when `seq` is news to this client for `account`."""
-        if seq > self.last_sent.get(account, -1):
-            self.last_sent[account] = seq
-            return True
-        return False
+    def _frame(self, item: Outgoing) -> bytes | None:
+        """What to send this client for `item` (None: it has that already), remembering it as sent.
 
-    def offer_many(self, changes: list[tuple[int, int, bytes]]) -> None:
+        A patch only applies to the account as of `prev_seq`: anyone holding something else gets the full update.
+        """
+        last = self.last_sent.get(item.account, -1)
+        if item.seq <= last:
+            return None
+        self.last_sent[item.account] = item.seq
+        if self.patches and item.patch is not None and last == item.prev_seq:
+            return item.patch
+        return item.frame
+
+    def offer_many(self, items: list[Outgoing]) -> None:
         """Several changes in feed order, written together (one syscall) when the client is live."""
         if self.closing is not None or self.holding:
-            for change in changes:
-                self.offer(*change)
+            for item in items:
+                self.offer(item)
             return
-        frames = [frame for account, seq, frame in changes if self.wants(account) and self._newer(account, seq)]
+        frames = [frame for frame in (self._frame(item) for item in items if self.wants(item.account))
+                  if frame is not None]
         if frames:
             self.send(b"".join(frames), len(frames))
 
-    def release(self, initial: list[tuple[int, int, bytes]]) -> None:
+    def release(self, initial: list[Outgoing]) -> None:
         """Send the initial sync (snapshots or replay), then whatever arrived live meanwhile, deduplicated."""
-        for account, seq, frame in initial:
-            self.last_sent[account] = seq  # a resync may move an account backwards (store reset): accept it
-            self.send(frame)
+        for item in initial:
+            self.last_sent[item.account] = item.seq  # a resync may move an account backwards (store reset)
+            self.send(item.frame)
         pending, self.pending, self.holding = self.pending, [], False
-        for account, seq, frame in pending:
-            if self.wants(account):
-                self.offer(account, seq, frame)
+        for item in pending:
+            if self.wants(item.account):
+                self.offer(item)
 
     def send(self, frame: bytes, count: int = 1) -> None:
         """Write `frame` (or `count` frames joined in one buffer)."""

@@ -15,7 +15,7 @@ from gevent.lock import Semaphore
 
 from app import messages, transport
 from app.backoff import backoff
-from app.clients import Client
+from app.clients import Client, Outgoing
 from app.mirror import Mirror
 from app.store import Store
 from app.views import StatusCache, unreachable_view
@@ -96,13 +96,13 @@ class Hub:
         """Queue what `client` needs for `accounts` (None: its subscription): a replay from `since` when the feed
         still has it, else fresh snapshots (marked resync when the client asked to resume)."""
         client.holding = True
-        initial: list[tuple[int, int, bytes]] = []
+        initial: list[Outgoing] = []
         try:
             initial = self._initial(client, accounts, since)
         finally:
             client.release(initial)
 
-    def _initial(self, client: Client, accounts: list[int] | None, since: int | None) -> list[tuple[int, int, bytes]]:
+    def _initial(self, client: Client, accounts: list[int] | None, since: int | None) -> list[Outgoing]:
         wanted = [a for a in (accounts if accounts is not None else self.store.tracked()) if client.wants(a)]
         if since is not None:
             changes = self.store.changes_since(since)
@@ -110,15 +110,21 @@ class Hub:
                 mine = [c for c in changes if c.snapshot["account_index"] in wanted]
                 # A replay longer than the queue would only overflow it: snapshots are cheaper.
                 if len(mine) <= self.queue_size // 2:
-                    return [(c.snapshot["account_index"], c.seq, transport.frame_text(messages.update(c, self.ttl_s)))
-                            for c in mine]
+                    return [Outgoing(c.snapshot["account_index"], c.seq,
+                                     transport.frame_text(messages.update(c, self.ttl_s))) for c in mine]
         snapshots = [s for s in (self.store.account(a) for a in wanted) if s is not None]
-        return [(s["account_index"], s.get("seq", 0),
-                 transport.frame_text(messages.account_message("snapshot", s, self.ttl_s, resync=since is not None)))
+        return [Outgoing(s["account_index"], s.get("seq", 0), transport.frame_text(
+                    messages.account_message("snapshot", s, self.ttl_s, resync=since is not None)))
                 for s in snapshots]
 
     def status_frame(self) -> bytes:
-        return transport.frame_text(messages.status(self.status.view(clients=len(self.clients))))
+        """The status for a client that just synced. The store may have gone since its snapshots were read: then
+        it says so (the watcher pushes the rest), rather than the client being dropped for a status."""
+        try:
+            view = self.status.view(clients=len(self.clients))
+        except Exception:  # noqa: BLE001 - logged by the watcher, which sees the same outage
+            view = unreachable_view(len(self.clients))
+        return transport.frame_text(messages.status(view))
 
     # -- the watcher -------------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -158,21 +164,29 @@ class Hub:
                 self._broadcast(transport.frame_text(messages.heartbeat(self.seq)))
 
     def _deliver(self, batch: list[Any]) -> None:
-        self.mirror.apply(batch)
-        changes = [(change.snapshot["account_index"], change.seq,
-                    transport.frame_text(messages.update(change, self.ttl_s))) for change in batch]
-        if len(changes) == 1:
-            account, seq, frame = changes[0]
+        items = [self._encode(change) for change in batch]
+        if len(items) == 1:
+            item = items[0]
             for client in list(self.clients):
-                if client.wants(account):
-                    client.offer(account, seq, frame)
+                if client.wants(item.account):
+                    client.offer(item)
         else:
             # Changes that piled up while we were busy: one write per client for all of them, so falling behind
             # costs fewer syscalls per change, and catching up is faster.
             for client in list(self.clients):
-                client.offer_many(changes)
-        self.seq = changes[-1][1]
-        self.metrics.changes.inc(len(changes))
+                client.offer_many(items)
+        self.seq = items[-1].seq
+        self.metrics.changes.inc(len(items))
+
+    def _encode(self, change: Any) -> Outgoing:
+        """Both forms of one change, each encoded once: the full update, and a patch against the account as the
+        mirror holds it before this change (when that is the version at the change's prev_seq)."""
+        account = change.snapshot["account_index"]
+        previous = self.mirror.latest(account)
+        self.mirror.apply([change])
+        patch = messages.patch_update(change, previous, self.ttl_s)
+        return Outgoing(account, change.seq, transport.frame_text(messages.update(change, self.ttl_s)),
+                        None if patch is None else transport.frame_text(patch), change.snapshot.get("prev_seq"))
 
     def _resync_all(self) -> None:
         """Fresh snapshots for every client, each account encoded once."""
@@ -191,7 +205,7 @@ class Hub:
                 if not client.wants(account):
                     continue
                 if client.holding:  # its own sync is in flight: let release() order this after it
-                    client.pending.append((account, seq, frame))
+                    client.pending.append(Outgoing(account, seq, frame))
                 else:
                     client.last_sent[account] = seq
                     client.send(frame)

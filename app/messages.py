@@ -5,6 +5,7 @@ from typing import Any
 
 import orjson
 
+from app import patches
 from app.store import Change, now_ms, with_freshness
 
 PROTOCOL = 1
@@ -14,9 +15,11 @@ def encode(message: dict[str, Any]) -> str:
     return orjson.dumps(message).decode()
 
 
-def hello(accounts: list[int], heartbeat_s: float, max_message: int, subscribed: list[int] | None) -> str:
+def hello(accounts: list[int], heartbeat_s: float, max_message: int, subscribed: list[int] | None,
+          updates: str = "full") -> str:
     return encode({"type": "hello", "protocol": PROTOCOL, "server_time": now_ms(), "accounts": accounts,
-                   "subscribed": subscribed, "heartbeat_s": heartbeat_s, "max_message_bytes": max_message})
+                   "subscribed": subscribed, "updates": updates, "heartbeat_s": heartbeat_s,
+                   "max_message_bytes": max_message})
 
 
 def account_message(kind: str, snapshot: dict[str, Any], ttl_s: float, resync: bool = False) -> str:
@@ -30,6 +33,28 @@ def account_message(kind: str, snapshot: dict[str, Any], ttl_s: float, resync: b
 
 def update(change: Change, ttl_s: float) -> str:
     return account_message("update", change.snapshot, ttl_s)
+
+
+def patch_update(change: Change, previous: dict[str, Any] | None, ttl_s: float) -> str | None:
+    """The same update as `update()` for a client holding `previous` (the account at the change's `prev_seq`),
+    carrying a merge patch (app/patches.py) instead of the account; None when no patch can express it."""
+    snapshot = change.snapshot
+    prev_seq = snapshot.get("prev_seq")
+    if previous is None or prev_seq is None or previous.get("seq") != prev_seq:
+        return None
+    patch = patches.diff(previous, snapshot)
+    if patch is None:
+        return None
+    # Ages count from when a message was received, so every age (and stale flag) is sent again, not only those
+    # of the sections that changed: the patched account then equals what a full update would have carried.
+    fresh = with_freshness(snapshot, ttl_s)
+    patch["age_ms"], patch["stale"] = fresh["age_ms"], fresh["stale"]
+    # (Copies: a part the diff took whole is the snapshot's own dict, which the mirror keeps.)
+    sections = patch["sections"] = dict(patch.get("sections", {}))
+    for name, section in fresh["sections"].items():
+        sections[name] = {**sections.get(name, {}), "age_ms": section["age_ms"], "stale": section["stale"]}
+    return encode({"type": "update", "seq": snapshot.get("seq", 0), "prev_seq": prev_seq,
+                   "account_index": snapshot["account_index"], "patch": patch})
 
 
 def status(view: dict[str, Any]) -> str:

@@ -55,6 +55,10 @@ class Mirror:
             if current is None or change.seq > current.get("seq", 0):
                 self._snapshots[index] = snapshot
 
+    def latest(self, index: int) -> dict[str, Any] | None:
+        """The newest snapshot of `index` the mirror holds, tracked or not (the hub diffs changes against it)."""
+        return self._snapshots.get(index)
+
     def _set_tracked(self, populated: bool, tracked: list[int]) -> None:
         self._populated, self._tracked, self._tracked_set = populated, list(tracked), frozenset(tracked)
         self._tracked_at = time.monotonic()

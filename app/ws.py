@@ -25,6 +25,12 @@ def _since(raw: str | None) -> int | None:
     return int(raw)
 
 
+def _updates(raw: str | None) -> str:
+    if raw in (None, "", "full", "patch"):
+        return raw or "full"
+    raise ValueError("updates must be 'full' or 'patch'")
+
+
 def _query_accounts(raw: str | None) -> set[int] | None:
     if not raw:
         return None
@@ -52,13 +58,15 @@ def websocket() -> Response:
     try:
         since = _since(request.args.get("since"))
         client.accounts = _query_accounts(request.args.get("accounts"))
+        updates = _updates(request.args.get("updates"))
     except ValueError as exc:
         return _refuse(client, 1008, "bad_query", str(exc))
     hub.ensure_started()
     try:
         tracked = hub.store.tracked()
         subscribed = sorted(client.accounts) if client.accounts is not None else None
-        client.send(transport.frame_text(messages.hello(tracked, hub.heartbeat_s, MAX_MESSAGE, subscribed)))
+        client.patches = updates == "patch"
+        client.send(transport.frame_text(messages.hello(tracked, hub.heartbeat_s, MAX_MESSAGE, subscribed, updates)))
         hub.sync(client, None, since)
         client.send(hub.status_frame())
     except Exception:  # the store went away mid-sync: the client reconnects (with `since`) like after any drop

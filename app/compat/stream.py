@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from app import transport
-from app.clients import Client
+from app.clients import Client, Outgoing
 from app.compat import frames
 
 log = logging.getLogger(__name__)
@@ -127,10 +127,11 @@ class LighterClient(Client):
     def wants(self, account: int) -> bool:
         return account in self.accounts
 
-    def offer(self, account: int, seq: int, frame: bytes) -> None:
+    def offer(self, item: Outgoing) -> None:
         """One change in feed order: an update where our state is at `prev_seq`, else a full `subscribed` frame."""
         if self.closing is not None:
             return
+        account, seq, frame = item.account, item.seq, item.frame
         mine = [(name, last) for (name, acc), last in self.channels.items() if acc == account]
         if not mine:
             return
@@ -144,10 +145,10 @@ class LighterClient(Client):
             kind = "update" if last is not None and change.prev_seq == last else "subscribed"
             self._emit(name, account, change.seq, change.frame(name, kind), kind)
 
-    def offer_many(self, changes: list[tuple[int, int, bytes]]) -> None:
-        for account, seq, frame in changes:
-            if self.wants(account):
-                self.offer(account, seq, frame)
+    def offer_many(self, items: list[Outgoing]) -> None:
+        for item in items:
+            if self.wants(item.account):
+                self.offer(item)
 
     def send(self, frame: bytes, count: int = 1) -> None:
         """Frames the hub broadcasts in its own protocol: a heartbeat becomes a ping, a resync a full frame."""

@@ -42,7 +42,7 @@ function token() {
 }
 
 function connect() {
-  const params = new URLSearchParams();
+  const params = new URLSearchParams({ updates: "patch" });
   const tok = token();
   if (tok) params.set("token", tok);
   if (state.lastSeq !== null) params.set("since", state.lastSeq);
@@ -62,7 +62,26 @@ function connect() {
 
 function setConn(text, kind) { const c = $("conn"); c.textContent = text; c.className = `badge ${kind}`; }
 
+// Patch updates (docs/websocket.md): objects merge key by key; lists, scalars and null replace.
+function isObject(value) { return value !== null && typeof value === "object" && !Array.isArray(value); }
+function merge(held, patch) {
+  const out = { ...held };
+  for (const [key, value] of Object.entries(patch)) {
+    out[key] = isObject(value) && isObject(out[key]) ? merge(out[key], value) : value;
+  }
+  return out;
+}
+
 function handle(msg) {
+  if (msg.type === "update" && msg.patch) {
+    const held = state.accounts.get(msg.account_index);
+    if (!held || held.seq !== msg.prev_seq) {  // never expected: start over from fresh snapshots
+      state.lastSeq = null;
+      state.socket.close();
+      return;
+    }
+    msg.account = merge(held, msg.patch);
+  }
   if (msg.type === "snapshot" || msg.type === "update") {
     state.accounts.set(msg.account_index, msg.account);
     state.received.set(msg.account_index, Date.now());

@@ -10,6 +10,7 @@ import copy
 import orjson
 
 from app import messages, transport
+from app.clients import Outgoing
 from app.compat.stream import Encoder, LighterClient, hub_message
 from app.metrics import Metrics
 from app.store import Change
@@ -60,22 +61,22 @@ def test_updates_are_deltas_shared_by_clients_and_gaps_get_full_frames() -> None
 
     s2 = step(s1, 2, price="2400.00")
     frame2 = hub_frame(s2)
-    a.offer(123456, 2, frame2)
-    b.offer(123456, 2, frame2)
+    a.offer(Outgoing(123456, 2, frame2))
+    b.offer(Outgoing(123456, 2, frame2))
     [fa], [fb] = queued(a), queued(b)
     assert fa == fb and fa["type"] == "update/account_all_orders"
     assert fa["orders"]["0"][0]["price"] == "2400.00"
     assert encoder.change(123456, 2, frame2).frame("account_all_orders", "update") is \
         encoder.change(123456, 2, frame2).frame("account_all_orders", "update")  # encoded once
 
-    a.offer(123456, 2, frame2)  # a duplicate offer (resync race) is skipped
+    a.offer(Outgoing(123456, 2, frame2))  # a duplicate offer (resync race) is skipped
     assert queued(a) == []
     b.unsubscribe("account_all_orders", 123456)
     queued(b)
     s3, s4 = step(s2, 3, price="2401.00"), step(s2, 4, price="2402.00")
     encoder.change(123456, 3, hub_frame(s3))
     a.channels[("account_all_orders", 123456)] = 2  # pretend `a` missed seq 3: a delta from 3 cannot apply to it
-    a.offer(123456, 4, hub_frame(s4))
+    a.offer(Outgoing(123456, 4, hub_frame(s4)))
     [full] = queued(a)
     assert full["type"] == "subscribed/account_all_orders" and full["orders"]["0"][0]["price"] == "2402.00"
 
@@ -100,7 +101,7 @@ def test_channels_without_data_wait_for_their_first_full_frame() -> None:
     assert queued(client) == []  # orders never fetched: nothing to say yet
     filled = make_snapshot()
     filled["seq"] = empty["seq"] + 1
-    client.offer(123456, filled["seq"], hub_frame(filled))
+    client.offer(Outgoing(123456, filled["seq"], hub_frame(filled)))
     assert [f["type"] for f in queued(client)] == ["subscribed/account_all_orders"]
 
 
@@ -111,13 +112,13 @@ def test_store_reset_reuses_no_cached_change_and_rechains_from_the_resync() -> N
     s1["seq"] = 9
     client.watch("account_all_orders", 123456)
     client.subscribe("account_all_orders", 123456, s1)
-    client.offer(123456, 10, hub_frame(step(s1, 10, price="2400.00")))
+    client.offer(Outgoing(123456, 10, hub_frame(step(s1, 10, price="2400.00"))))
     queued(client)
     # The store is wiped: the hub resyncs from seq 1, then seq 2 comes again with other data than before.
     fresh = step(s1, 1, price="100.00")
     client.send(transport.frame_text(messages.account_message("snapshot", fresh, 5.0, resync=True)))
     [resync] = queued(client)
     assert resync["type"] == "subscribed/account_all_orders" and resync["orders"]["0"][0]["price"] == "100.00"
-    client.offer(123456, 2, hub_frame(step(fresh, 2, price="101.00")))
+    client.offer(Outgoing(123456, 2, hub_frame(step(fresh, 2, price="101.00"))))
     [update] = queued(client)
     assert update["type"] == "update/account_all_orders" and update["orders"]["0"][0]["price"] == "101.00"

@@ -7,10 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.fixtures.simulator import run_simulator
 from tests.fixtures.web import run_web
 from tests.fixtures.worker import run_worker, worker_env_for
+from tests.web.helpers import without_freshness
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
@@ -44,6 +46,9 @@ def test_dashboard_live_then_stale(browser, tmp_path):
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        patch_frames: list[str] = []
+        page.on("websocket", lambda ws: ws.on(
+            "framereceived", lambda payload: '"patch":' in str(payload) and patch_frames.append(str(payload))))
         page.goto(web.url + "/")
         first, second = store.tracked()
         card = page.locator(f'[data-account="{first}"]')
@@ -59,6 +64,13 @@ def test_dashboard_live_then_stale(browser, tmp_path):
         page.wait_for_function(
             "([sel, before]) => { const e = document.querySelector(sel); return e && e.textContent !== before; }",
             arg=[f'[data-account="{first}"] .position[data-market="0"] .size', before], timeout=15_000)
+        # It asked for patch updates, and what it rebuilt from them is what REST serves at that seq.
+        assert patch_frames
+        def same_as_rest() -> bool:
+            held = page.evaluate(f"state.accounts.get({first})")
+            body = requests.get(f"{web.url}/api/accounts/{first}", timeout=5).json()
+            return held["seq"] == body["seq"] and without_freshness(held) == without_freshness(body)
+        worker.wait_for(same_as_rest, timeout=10, message="the page's account equal to REST's at the same seq")
         if store.status()["upstream"]["simulator"]:
             page.locator("#banner-sim").wait_for(state="visible", timeout=5_000)
         card.locator(".badge.ok", has_text="fresh").wait_for(timeout=5_000)

@@ -12,8 +12,8 @@ from schemathesis.checks import positive_data_acceptance
 from tests.fixtures.simulator import run_simulator
 from tests.fixtures.web import run_web
 from tests.fixtures.worker import run_worker, worker_env_for
+from tests.web.helpers import without_freshness
 
-FRESHNESS = ("age_ms", "stale")
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +31,13 @@ def stack(tmp_path_factory):
         yield sim, worker, store, web
 
 
-def _strip(body: dict) -> dict:
-    out = {k: v for k, v in body.items() if k not in FRESHNESS}
-    out["sections"] = {n: {k: v for k, v in s.items() if k not in FRESHNESS} for n, s in body["sections"].items()}
-    return out
-
-
 def test_rest_bodies_match_the_store(stack):
     sim, worker, store, web = stack
     for index in store.tracked():
         def matching() -> dict | None:
             body = requests.get(f"{web.url}/api/accounts/{index}", timeout=5).json()
             stored = store.account(index)
-            return body if stored["seq"] == body["seq"] and _strip(body) == stored else None
+            return body if stored["seq"] == body["seq"] and without_freshness(body) == stored else None
         body = worker.wait_for(matching, timeout=10, message=f"a REST body equal to the stored account {index}")
         assert body["stale"] is False and body["age_ms"] is not None
     listing = requests.get(f"{web.url}/api/accounts", timeout=5)
@@ -76,3 +70,49 @@ def test_api_conforms_to_openapi(case):
     """
     lighter_route = case.operation.path.startswith("/api/v1/")
     case.call_and_validate(excluded_checks=[positive_data_acceptance] if lighter_route else None)
+
+
+def test_patch_updates_rebuild_exactly_what_full_updates_carry(stack):
+    """Two /ws clients of the same feed: one asks for patch updates. Applying each patch to the account as held
+    gives, at every seq, the account the full-update client was sent; and patches are smaller."""
+    import orjson
+    from websockets.sync.client import connect
+
+    from app import patches
+
+    sim, worker, store, web = stack
+    ws_url = web.url.replace("http", "ws", 1) + "/ws"
+    held: dict[int, dict] = {}
+    rebuilt: dict[int, dict] = {}   # seq -> the account the patch client holds after it
+    full: dict[int, dict] = {}      # seq -> the account the full client was sent
+    sizes = {"patch": 0, "full": 0}
+    with connect(ws_url + "?updates=full", max_size=2**24) as plain, \
+            connect(ws_url + "?updates=patch", max_size=2**24) as compact:
+        assert orjson.loads(compact.recv(timeout=5))["updates"] == "patch"
+        assert orjson.loads(plain.recv(timeout=5))["updates"] == "full"
+        patched_updates = 0
+        while patched_updates < 30:
+            msg = orjson.loads(raw := compact.recv(timeout=10))
+            if msg["type"] == "snapshot":
+                held[msg["account_index"]] = msg["account"]
+            elif msg["type"] == "update":
+                if "patch" in msg:
+                    assert held[msg["account_index"]]["seq"] == msg["prev_seq"]
+                    held[msg["account_index"]] = patches.apply(held[msg["account_index"]], msg["patch"])
+                    patched_updates += 1
+                    sizes["patch"] += len(raw)
+                else:
+                    held[msg["account_index"]] = msg["account"]
+                rebuilt[msg["seq"]] = held[msg["account_index"]]
+        last = max(rebuilt)
+        while not full or max(full) < last:
+            msg = orjson.loads(raw := plain.recv(timeout=10))
+            if msg["type"] == "update":
+                full[msg["seq"]] = msg["account"]
+                sizes["full"] += len(raw)
+    common = sorted(set(rebuilt) & set(full))
+    assert len(common) >= 20
+    for seq in common:
+        assert without_freshness(rebuilt[seq]) == without_freshness(full[seq]), f"seq {seq}"
+        assert rebuilt[seq]["stale"] == full[seq]["stale"]
+    assert sizes["patch"] / patched_updates < sizes["full"] / len(full) / 2
