@@ -45,6 +45,7 @@ class Hub:
         self.status_refresh_s = status_refresh_s
         self._needs_resync = False
         self.mirror = Mirror(store)  # what REST serves from while in_sync(); kept by the watcher
+        self._delivered: dict[int, dict[str, Any]] = {}  # account -> its last change this watcher delivered
 
     # -- clients -----------------------------------------------------------------------------------------------
     def ensure_started(self) -> None:
@@ -179,10 +180,14 @@ class Hub:
         self.metrics.changes.inc(len(items))
 
     def _encode(self, change: Any) -> Outgoing:
-        """Both forms of one change, each encoded once: the full update, and a patch against the account as the
-        mirror holds it before this change (when that is the version at the change's prev_seq)."""
+        """Both forms of one change, each encoded once: the full update, and a patch against the account as this
+        watcher last delivered it (else as the mirror holds it), when that is the version at the change's prev_seq.
+
+        Not the mirror alone: REST requests refresh it from the account keys, which can be ahead of the feed.
+        """
         account = change.snapshot["account_index"]
-        previous = self.mirror.latest(account)
+        previous = self._delivered.get(account) or self.mirror.latest(account)
+        self._delivered[account] = change.snapshot
         self.mirror.apply([change])
         patch = messages.patch_update(change, previous, self.ttl_s)
         return Outgoing(account, change.seq, transport.frame_text(messages.update(change, self.ttl_s)),
@@ -191,6 +196,7 @@ class Hub:
     def _resync_all(self) -> None:
         """Fresh snapshots for every client, each account encoded once."""
         self.mirror.reset()
+        self._delivered = {}  # after a store reset, seqs start again: patch only against what is read now
         frames = {}
         for snapshot in self.store.accounts():
             account = snapshot["account_index"]

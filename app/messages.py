@@ -37,24 +37,23 @@ def update(change: Change, ttl_s: float) -> str:
 
 def patch_update(change: Change, previous: dict[str, Any] | None, ttl_s: float) -> str | None:
     """The same update as `update()` for a client holding `previous` (the account at the change's `prev_seq`),
-    carrying a merge patch (app/patches.py) instead of the account; None when no patch can express it."""
+    carrying a JSON Patch (app/patches.py) instead of the account; None when `previous` is not that version."""
     snapshot = change.snapshot
     prev_seq = snapshot.get("prev_seq")
     if previous is None or prev_seq is None or previous.get("seq") != prev_seq:
         return None
-    patch = patches.diff(previous, snapshot)
-    if patch is None:
-        return None
+    ops = patches.diff(previous, snapshot)
     # Ages count from when a message was received, so every age (and stale flag) is sent again, not only those
     # of the sections that changed: the patched account then equals what a full update would have carried.
+    # ("add" on an existing member replaces it, and is valid on a section the diff just added.)
     fresh = with_freshness(snapshot, ttl_s)
-    patch["age_ms"], patch["stale"] = fresh["age_ms"], fresh["stale"]
-    # (Copies: a part the diff took whole is the snapshot's own dict, which the mirror keeps.)
-    sections = patch["sections"] = dict(patch.get("sections", {}))
+    ops += [{"op": "add", "path": "/age_ms", "value": fresh["age_ms"]},
+            {"op": "add", "path": "/stale", "value": fresh["stale"]}]
     for name, section in fresh["sections"].items():
-        sections[name] = {**sections.get(name, {}), "age_ms": section["age_ms"], "stale": section["stale"]}
+        ops += [{"op": "add", "path": f"/sections/{name}/age_ms", "value": section["age_ms"]},
+                {"op": "add", "path": f"/sections/{name}/stale", "value": section["stale"]}]
     return encode({"type": "update", "seq": snapshot.get("seq", 0), "prev_seq": prev_seq,
-                   "account_index": snapshot["account_index"], "patch": patch})
+                   "account_index": snapshot["account_index"], "patch": ops})
 
 
 def status(view: dict[str, Any]) -> str:

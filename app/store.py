@@ -134,17 +134,33 @@ class Store:
 
     def put_account(self, snapshot: dict[str, Any], seq: int) -> None:
         """Write one account snapshot as change `seq` (the caller owns the counter; see head())."""
-        snapshot = {**snapshot, "seq": seq, "written_at": now_ms()}
-        encoded = orjson.dumps(snapshot)
-        # One round trip on Redis (cachelib pipelines set_many), in this order: readers go by head, so a slot is
-        # always written before head points at it.
-        written = self._cache.set_many({f"account:{snapshot['account_index']}": encoded,
-                                        f"change:{seq % FEED_SIZE}": encoded, "head": orjson.dumps(seq)})
-        if len(written) != 3:
-            raise StoreError(f"store refused to write change {seq}")
+        self.put_accounts([(snapshot, seq)])
+
+    def put_accounts(self, writes: list[tuple[dict[str, Any], int]]) -> None:
+        """Write several account snapshots as consecutive changes, in order, in one round trip (and, on Redis, one
+        more for their messages). A web watcher then fans them out together: one write per client, not one each.
+        """
+        if not writes:
+            return
+        entries: dict[str, bytes] = {}
+        messages = []
+        for snapshot, seq in writes:
+            encoded = orjson.dumps({**snapshot, "seq": seq, "written_at": now_ms()})
+            entries[f"account:{snapshot['account_index']}"] = encoded
+            entries[f"change:{seq % FEED_SIZE}"] = encoded
+            messages.append(encoded)
+        # Readers go by head, so every slot is written before head points at it (cachelib pipelines set_many on
+        # Redis, in this order).
+        entries["head"] = orjson.dumps(writes[-1][1])
+        written = self._cache.set_many(entries)
+        if len(written) != len(entries):
+            raise StoreError(f"store refused to write changes {writes[0][1]}..{writes[-1][1]}")
         if self._redis is not None:
-            # The message carries the change itself: a follower that is caught up needs no reads (see follow).
-            self._redis.publish(KEY_PREFIX + "changes", encoded)
+            # Each message carries its change: a follower that is caught up needs no reads (see follow).
+            pipe = self._redis.pipeline(transaction=False)
+            for encoded in messages:
+                pipe.publish(KEY_PREFIX + "changes", encoded)
+            pipe.execute()
 
     def put_status(self, status: dict[str, Any]) -> None:
         self._set("status", {**status, "heartbeat_at": now_ms()}, timeout=STATUS_TTL)

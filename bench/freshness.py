@@ -3,7 +3,8 @@
 simulator → worker (upstream WS account_all) → store → web. The market is paused so the only changes are ours;
 each trial buys a little more, so the expected position size is unique per trial. t0 is taken just before the
 control POST. REST: a poller with If-None-Match every ~2 ms until the body shows the new position. /ws: a probe
-client, and (second phase) 1,000 more clients whose receipt times of the same seq are collected too.
+client, and (loaded phases) 1,000 more clients whose receipt times of the same seq are collected too. Each phase
+runs with full updates and with patch updates (`?updates=patch`, docs/websocket.md), probe and clients alike.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import jsonpatch
 import orjson
 from websockets.sync.client import connect
 
@@ -27,6 +29,7 @@ class FreshnessConfig:
     trials: int = 40
     gap_s: float = 0.5  # one trade per 0.5 s: each becomes several changes (position, trades, stats...)
     background_clients: tuple[int, ...] = (0, 1000)
+    updates: tuple[str, ...] = ("full", "patch")
     store: str = "redis"
 
 
@@ -43,7 +46,8 @@ class Probe:
     """One /ws client in a thread, keeping (receipt time, seq, position) of every message for one account."""
 
     def __init__(self, url: str, account: int) -> None:
-        self.account, self.seen, self.cond = account, [], threading.Condition()
+        self.account, self.seen, self.cond, self.held = account, [], threading.Condition(), {}
+        self.update_bytes: dict[str, list[int]] = {"patch": [], "full": []}  # this account's updates, by form
         self.ws = connect(url, compression=None, max_size=2**24)
         threading.Thread(target=self._run, daemon=True).start()
         with self.cond:  # the initial snapshot first, so no trial is answered by the initial sync
@@ -56,7 +60,10 @@ class Probe:
                 now = time.time()
                 msg = orjson.loads(raw)
                 if msg.get("type") in ("update", "snapshot") and msg.get("account_index") == self.account:
-                    pos = position_of(msg["account"]["sections"]["positions"]["data"], MARKET)
+                    self.held = jsonpatch.apply_patch(self.held, msg["patch"]) if "patch" in msg else msg["account"]
+                    if msg["type"] == "update":
+                        self.update_bytes["patch" if "patch" in msg else "full"].append(len(raw))
+                    pos = position_of(self.held["sections"]["positions"]["data"], MARKET)
                     with self.cond:
                         self.seen.append((now, msg["seq"], pos))
                         self.cond.notify_all()
@@ -106,12 +113,13 @@ def _trials(stack: Stack, probe: Probe, cfg: FreshnessConfig) -> list[dict[str, 
     return out
 
 
-def _phase(stack: Stack, clients: int, cfg: FreshnessConfig, log: Callable) -> dict[str, Any]:
-    probe = Probe(stack.ws_url, stack.accounts[0])
+def _phase(stack: Stack, clients: int, updates: str, cfg: FreshnessConfig, log: Callable) -> dict[str, Any]:
+    url = f"{stack.ws_url}?updates={updates}"
+    probe = Probe(url, stack.accounts[0])
     pool, measured, holder = None, {}, {}
     try:
         if clients:
-            pool = ClientPool(stack.ws_url, clients, 2, wait_sync=True)
+            pool = ClientPool(url, clients, 2, wait_sync=True)
             ready = pool.wait_ready()
             span = cfg.trials * (cfg.gap_s + 0.2) + 30
             windows = [(time.time() + 1, time.time() + 1 + span)]
@@ -129,18 +137,20 @@ def _phase(stack: Stack, clients: int, cfg: FreshnessConfig, log: Callable) -> d
             pool.close()
     rest = [t["rest_ms"] for t in trials if t["rest_ms"] is not None]
     ws = [t["ws_ms"] for t in trials if t["ws_ms"] is not None]
-    out = {"background_clients": clients, **measured, "trials": len(trials),
+    out = {"background_clients": clients, "updates": updates, **measured, "trials": len(trials),
            "rest_missed": len(trials) - len(rest), "ws_missed": len(trials) - len(ws),
            "rest_p50_ms": stats.exact_percentile(rest, 50), "rest_p99_ms": stats.exact_percentile(rest, 99),
            "ws_p50_ms": stats.exact_percentile(ws, 50), "ws_p99_ms": stats.exact_percentile(ws, 99),
-           "ws_max_ms": max(ws) if ws else None}
+           "ws_max_ms": max(ws) if ws else None,
+           "probe_updates": {form: {"count": len(sizes), "bytes_p50": stats.exact_percentile(sizes, 50)}
+                             for form, sizes in probe.update_bytes.items()}}
     if pool:
         receipts = holder["r"][0].get("receipts", {})
         all_ws = [r - t["t0"] * 1000 for t in trials if t["seq"] is not None for r in receipts.get(str(t["seq"]), [])]
         out.update(all_clients_ws_samples=len(all_ws), all_clients_ws_p50_ms=stats.exact_percentile(all_ws, 50),
                    all_clients_ws_p99_ms=stats.exact_percentile(all_ws, 99),
                    all_clients_ws_max_ms=max(all_ws) if all_ws else None)
-    log(f"freshness with {clients} clients: REST p50/p99 {_ms(out['rest_p50_ms'])}/{_ms(out['rest_p99_ms'])} ms, "
+    log(f"freshness with {clients} clients, {updates} updates: REST p50/p99 {_ms(out['rest_p50_ms'])}/{_ms(out['rest_p99_ms'])} ms, "
         f"/ws p50/p99 {_ms(out['ws_p50_ms'])}/{_ms(out['ws_p99_ms'])} ms, every client p99 "
         f"{_ms(out.get('all_clients_ws_p99_ms'))} ms")
     return out
@@ -153,11 +163,12 @@ def _ms(value: float | None) -> str:
 def run(cfg: FreshnessConfig, log=print) -> dict[str, Any]:
     with running(n_accounts=3, store=cfg.store) as stack:
         stack.sim("POST", "market", {"running": False})  # only our trades change anything
-        phases = [_phase(stack, n, cfg, log) for n in cfg.background_clients]
-    out: dict[str, Any] = {"config": cfg.__dict__, "phases": phases}
-    base = next((p for p in phases if p["background_clients"] == 0), None)
-    loaded = next((p for p in phases if p["background_clients"] > 0), None)
-    if base and loaded and base["ws_p99_ms"] is not None:
-        worst = loaded.get("all_clients_ws_p99_ms") or loaded["ws_p99_ms"]
-        out["ws_p99_added_ms"] = worst - base["ws_p99_ms"]
+        phases = [_phase(stack, n, mode, cfg, log) for n in cfg.background_clients for mode in cfg.updates]
+    out: dict[str, Any] = {"config": cfg.__dict__, "phases": phases, "ws_p99_added_ms_by_updates": {}}
+    for mode in cfg.updates:
+        base = next((p for p in phases if p["background_clients"] == 0 and p["updates"] == mode), None)
+        loaded = next((p for p in phases if p["background_clients"] > 0 and p["updates"] == mode), None)
+        if base and loaded and base["ws_p99_ms"] is not None:
+            worst = loaded.get("all_clients_ws_p99_ms") or loaded["ws_p99_ms"]
+            out["ws_p99_added_ms_by_updates"][mode] = worst - base["ws_p99_ms"]
     return out

@@ -73,19 +73,26 @@ def _rest(r: dict[str, Any]) -> str:
 def _freshness(fr: dict[str, Any]) -> str:
     rows = []
     for p in fr["phases"]:
-        rows.append([num(p["background_clients"]), str(p["trials"]),
+        sizes = p.get("probe_updates") or {}
+        rows.append([num(p["background_clients"]), p.get("updates", "full"), str(p["trials"]),
                      f"{num(p['rest_p50_ms'])} / {num(p['rest_p99_ms'])}", f"{num(p['ws_p50_ms'])} / "
                      f"{num(p['ws_p99_ms'])}", f"{num(p.get('all_clients_ws_p50_ms'))} / "
                      f"{num(p.get('all_clients_ws_p99_ms'))} / {num(p.get('all_clients_ws_max_ms'))}",
+                     ", ".join(f"{num(v['count'])} {form} ({num(v['bytes_p50'])} B)"
+                               for form, v in sizes.items() if v["count"]) or "–",
                      f"{p['rest_missed']} / {p['ws_missed']}"])
+    added = fr.get("ws_p99_added_ms_by_updates") or {"full": fr.get("ws_p99_added_ms")}
     return "\n\n".join([
         "## Freshness", "simulator → worker (upstream WebSocket) → store → web. Market paused; each trial is "
         "`POST /_sim/accounts/{i}/trade` (t0 just before it) until the new position is visible: REST polled "
-        "with If-None-Match every ~2 ms; /ws on a probe client and, with background clients, on every client.",
-        table(["Background /ws clients", "Trials", "REST p50 / p99 ms", "/ws probe p50 / p99 ms",
-               "/ws all clients p50 / p99 / max ms", "Not seen in 5 s (REST / ws)"], rows),
-        f"p99 added by 1,000 clients: {num(fr.get('ws_p99_added_ms'))} ms (all-clients p99 with 1,000 minus "
-        "the probe's p99 alone)."])
+        "with If-None-Match every ~2 ms; /ws on a probe client and, with background clients, on every client. "
+        "Each phase runs with full updates and with patch updates (`?updates=patch`, probe and clients alike; "
+        "docs/websocket.md).",
+        table(["Background /ws clients", "Updates", "Trials", "REST p50 / p99 ms", "/ws probe p50 / p99 ms",
+               "/ws all clients p50 / p99 / max ms", "Probe's updates of the traded account (median size)",
+               "Not seen in 5 s (REST / ws)"], rows),
+        "p99 added by 1,000 clients (all-clients p99 with 1,000 minus the probe's p99 alone, same update form): "
+        + ", ".join(f"{mode} updates {num(v)} ms" for mode, v in added.items()) + "."])
 
 
 def _upstream(u: dict[str, Any]) -> str:

@@ -21,7 +21,8 @@ class Sink:
     """Producers mutate AccountStates and call `notify()`; this greenlet writes what moved.
 
     One writer keeps `seq` and `head` in order (two concurrent writers could move head backwards).
-    Data changes are written immediately; `as_of`-only confirmations at most every `confirm_every` s.
+    Data changes are written immediately; `as_of`-only confirmations at most every `confirm_every` s. What is due
+    at once goes in one store call, so web watchers fan it out in one pass (each pass costs ~15 µs per client).
     If the backend fails, data stays in memory and everything is rewritten once it is back.
     """
 
@@ -58,25 +59,28 @@ class Sink:
         self._retry.up()
 
     def flush(self, confirmations: bool) -> None:
+        """Write every state that moved (and, with `confirmations`, every confirmed one) in one store call."""
         if not self.healthy:
             self._connect()
-        for state in self.states:
-            if not (state.changed or (confirmations and state.confirmed)):
-                continue
+        due = [state for state in self.states if state.changed or (confirmations and state.confirmed)]
+        writes = []
+        for seq, state in enumerate(due, start=self.seq + 1):
             snapshot = state.take()
-            # A detached copy: the store serialises twice (account key, feed slot) around I/O, and
-            # producers may mutate the live snapshot in between.
+            # A detached copy: producers may mutate the live snapshot while the write is in flight.
             frozen: dict[str, Any] = orjson.loads(orjson.dumps(snapshot))
             # The contract's prev_seq: this account's previous write (a previous run's, when resumed from the store).
             frozen["prev_seq"] = snapshot.get("seq") or None
-            try:
-                self.store.put_account(frozen, self.seq + 1)
-            except STORE_ERRORS:
+            writes.append((frozen, seq))
+        try:
+            self.store.put_accounts(writes)
+        except STORE_ERRORS:
+            for state in due:
                 state.changed = True
-                raise
-            self.seq += 1
-            snapshot["seq"] = self.seq
-            self.writes += 1
+            raise
+        for (_, seq), state in zip(writes, due):
+            state.snapshot["seq"] = seq
+        self.seq += len(writes)
+        self.writes += len(writes)
 
     def run(self, stop: gevent.event.Event) -> None:
         while not stop.is_set():

@@ -62,12 +62,24 @@ function connect() {
 
 function setConn(text, kind) { const c = $("conn"); c.textContent = text; c.className = `badge ${kind}`; }
 
-// Patch updates (docs/websocket.md): objects merge key by key; lists, scalars and null replace.
-function isObject(value) { return value !== null && typeof value === "object" && !Array.isArray(value); }
-function merge(held, patch) {
-  const out = { ...held };
-  for (const [key, value] of Object.entries(patch)) {
-    out[key] = isObject(value) && isObject(out[key]) ? merge(out[key], value) : value;
+// Patch updates (docs/websocket.md): RFC 6902 JSON Patch, of which the server uses add, remove and replace.
+function applyPatch(doc, ops) {
+  const out = structuredClone(doc);
+  for (const op of ops) {
+    const keys = op.path.split("/").slice(1).map((k) => k.replaceAll("~1", "/").replaceAll("~0", "~"));
+    if (keys.length === 0) return structuredClone(op.value);  // the whole document replaced
+    const last = keys.pop();
+    const parent = keys.reduce((node, key) => node[key], out);
+    if (Array.isArray(parent)) {
+      const i = last === "-" ? parent.length : Number(last);
+      if (op.op === "add") parent.splice(i, 0, op.value);
+      else if (op.op === "remove") parent.splice(i, 1);
+      else parent[i] = op.value;
+    } else if (op.op === "remove") {
+      delete parent[last];
+    } else {
+      parent[last] = op.value;
+    }
   }
   return out;
 }
@@ -80,7 +92,7 @@ function handle(msg) {
       state.socket.close();
       return;
     }
-    msg.account = merge(held, msg.patch);
+    msg.account = applyPatch(held, msg.patch);
   }
   if (msg.type === "snapshot" || msg.type === "update") {
     state.accounts.set(msg.account_index, msg.account);

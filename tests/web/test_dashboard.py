@@ -3,15 +3,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 from pathlib import Path
 
+import jsonpatch
 import pytest
 import requests
 
+from app import patches
 from tests.fixtures.simulator import run_simulator
 from tests.fixtures.web import run_web
 from tests.fixtures.worker import run_worker, worker_env_for
+from tests.jsondocs import mutate, random_value
 from tests.web.helpers import without_freshness
 
 pytestmark = pytest.mark.browser
@@ -82,6 +86,15 @@ def test_dashboard_live_then_stale(browser, tmp_path):
         worker.stop()
         card.locator(".badge.stale").first.wait_for(timeout=15_000)
         page.locator("#banner-worker").wait_for(state="visible", timeout=10_000)
+
+        # The page's patch code agrees with a standard RFC 6902 library on every kind of patch we make.
+        rng = random.Random(3)
+        for _ in range(200):
+            old = {"doc": random_value(rng)}
+            new = {"doc": mutate(rng, old["doc"])}
+            ops = patches.diff(old, new)
+            assert page.evaluate("([doc, ops]) => applyPatch(doc, ops)", [old, ops]) == \
+                jsonpatch.apply_patch(old, ops) == new
 
         # Readable on a phone: no horizontal scrolling of the page itself.
         page.set_viewport_size({"width": 390, "height": 844})
