@@ -56,18 +56,22 @@ class Client:
     def wants(self, account: int) -> bool:
         return self.accounts is None or account in self.accounts
 
-    def offer(self, item: Outgoing) -> None:
-        """A change for `item.account`, in feed order. Skips what this client already has (resync races)."""
+    def offer(self, item: Outgoing, before: tuple[bytes, ...] = ()) -> None:
+        """A change for `item.account`, in feed order. Skips what this client already has (resync races).
+        `before`: frames for everyone (status, heartbeat) that go out first, in the same write."""
         if self.closing is not None:
             return
         if self.holding:
+            self.send_all(before)
             self.pending.append(item)
             if len(self.pending) > self.queue_size:
                 self.overflow()
             return
         frame = self._frame(item)
         if frame is not None:
-            self.send(frame)
+            self.send(b"".join((*before, frame)) if before else frame, len(before) + 1)
+        else:
+            self.send_all(before)
 
     def _frame(self, item: Outgoing) -> bytes | None:
         """What to send this client for `item` (None: it has that already), remembering it as sent.
@@ -82,14 +86,16 @@ class Client:
             return item.patch
         return item.frame
 
-    def offer_many(self, items: list[Outgoing]) -> None:
-        """Several changes in feed order, written together (one syscall) when the client is live."""
+    def offer_many(self, items: list[Outgoing], before: tuple[bytes, ...] = ()) -> None:
+        """Several changes in feed order (after `before`), written together (one syscall) when the client is live."""
         if self.closing is not None or self.holding:
+            self.send_all(before)
             for item in items:
-                self.offer(item)
+                if self.wants(item.account):
+                    self.offer(item)
             return
-        frames = [frame for frame in (self._frame(item) for item in items if self.wants(item.account))
-                  if frame is not None]
+        frames = [*before, *(frame for frame in (self._frame(item) for item in items if self.wants(item.account))
+                             if frame is not None)]
         if frames:
             self.send(b"".join(frames), len(frames))
 
@@ -102,6 +108,11 @@ class Client:
         for item in pending:
             if self.wants(item.account):
                 self.offer(item)
+
+    def send_all(self, frames: tuple[bytes, ...]) -> None:
+        """Frames for everyone (status, heartbeat), in one write."""
+        if frames:
+            self.send(frames[0] if len(frames) == 1 else b"".join(frames), len(frames))
 
     def send(self, frame: bytes, count: int = 1) -> None:
         """Write `frame` (or `count` frames joined in one buffer)."""

@@ -65,7 +65,8 @@ def websocket() -> Response:
     try:
         tracked = hub.store.tracked()
         subscribed = sorted(client.accounts) if client.accounts is not None else None
-        client.patches = updates == "patch"
+        if updates == "patch":
+            hub.send_patches(client)
         client.send(transport.frame_text(messages.hello(tracked, hub.heartbeat_s, MAX_MESSAGE, subscribed, updates)))
         hub.sync(client, None, since)
         client.send(hub.status_frame())

@@ -127,8 +127,9 @@ class LighterClient(Client):
     def wants(self, account: int) -> bool:
         return account in self.accounts
 
-    def offer(self, item: Outgoing) -> None:
+    def offer(self, item: Outgoing, before: tuple[bytes, ...] = ()) -> None:
         """One change in feed order: an update where our state is at `prev_seq`, else a full `subscribed` frame."""
+        self.send_all(before)
         if self.closing is not None:
             return
         account, seq, frame = item.account, item.seq, item.frame
@@ -145,10 +146,15 @@ class LighterClient(Client):
             kind = "update" if last is not None and change.prev_seq == last else "subscribed"
             self._emit(name, account, change.seq, change.frame(name, kind), kind)
 
-    def offer_many(self, items: list[Outgoing]) -> None:
+    def offer_many(self, items: list[Outgoing], before: tuple[bytes, ...] = ()) -> None:
+        self.send_all(before)
         for item in items:
             if self.wants(item.account):
                 self.offer(item)
+
+    def send_all(self, frames: tuple[bytes, ...]) -> None:
+        for frame in frames:  # each is looked at on its own (see send)
+            self.send(frame)
 
     def send(self, frame: bytes, count: int = 1) -> None:
         """Frames the hub broadcasts in its own protocol: a heartbeat becomes a ping, a resync a full frame."""

@@ -63,3 +63,20 @@ def test_patches_that_piled_up_chain_within_one_write_and_during_the_initial_syn
     syncing.offer_many([O(1, 5, b"<full 1@5>", b"<p1 3->5>", 3), O(1, 7, b"<full 1@7>", b"<p1 5->7>", 5)])
     syncing.release([O(1, 5, b"<snapshot 1@5>")])  # the snapshot read already covers seq 5
     assert syncing.conn.frames == [b"<snapshot 1@5>", b"<p1 5->7>"]
+
+
+def test_frames_for_everyone_ride_in_front_of_the_next_change_in_the_same_write() -> None:
+    wanting, other, syncing = live_client(accounts={1}), live_client(accounts={2}), Client(Recorder(), 256, Metrics())
+    riders = (b"<status>", b"<heartbeat>")
+    for client in (wanting, other, syncing):
+        client.offer(O(1, 5, b"<1@5>"), riders) if client.wants(1) else client.send_all(riders)
+    assert wanting.conn.frames == [b"<status><heartbeat><1@5>"]
+    assert other.conn.frames == [b"<status><heartbeat>"]
+    assert syncing.conn.frames == [b"<status><heartbeat>"]  # now; its change waits for its snapshots
+    syncing.release([O(1, 4, b"<snapshot 1@4>")])
+    assert syncing.conn.frames[1:] == [b"<snapshot 1@4>", b"<1@5>"]
+
+    wanting.offer_many([O(1, 6, b"<1@6>"), O(2, 7, b"<2@7>")], (b"<status>",))
+    wanting.offer(O(1, 6, b"<1@6 again>"), (b"<status>",))  # nothing new for it: the riders still go
+    assert wanting.conn.frames[1:] == [b"<status><1@6>", b"<status>"]
+    assert wanting.metrics.frames_sent == 3 + 2 + 1
