@@ -1,0 +1,69 @@
+"""The store writer (worker/sink.py) against our own redis-server: what is due goes out as consecutive changes in
+one store call, and a failed call loses nothing."""
+from __future__ import annotations
+
+import time
+
+import gevent
+import orjson
+from redis.exceptions import RedisError
+
+from app.settings import from_env
+from app.store import Store
+from tests.fixtures.redis import RedisServer
+from worker.merge import AccountState
+from worker.sink import Sink
+
+
+def _sink(redis_url: str, tmp_path, errors: list) -> tuple[Sink, list[AccountState], Store]:
+    store = Store.from_settings(from_env({"REDIS_URL": redis_url, "CACHE_DIR": str(tmp_path / "unused")}))
+    states = [AccountState(index, public_only=True) for index in (11, 12, 13)]
+    sink = Sink(store, states, confirm_every=60.0, on_error=lambda where, text: errors.append(where))
+    return sink, states, store
+
+
+def test_everything_due_is_one_batch_of_consecutive_changes(redis_url, tmp_path) -> None:
+    errors: list = []
+    sink, states, store = _sink(redis_url, tmp_path, errors)
+    for state in states:
+        state.apply_positions([{"market_id": 0, "position": "1.0"}], now=1_000)
+    assert sink.write_once(confirmations=True)
+    assert store.head() == 3 and [store.account(i)["seq"] for i in (11, 12, 13)] == [1, 2, 3]
+
+    pubsub = store._redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("lb:changes")
+    states[0].apply_positions([{"market_id": 0, "position": "2.0"}], now=2_000)
+    states[2].apply_positions([{"market_id": 0, "position": "3.0"}], now=2_000)
+    states[1].confirm(("positions",), now=2_000)  # as_of only: waits for the confirmation round
+    assert sink.write_once(confirmations=False)
+    assert store.head() == 5
+    assert [(store.account(i)["seq"], store.account(i)["prev_seq"]) for i in (11, 13)] == [(4, 1), (5, 3)]
+    assert store.account(12)["seq"] == 2
+    seqs, deadline = [], time.monotonic() + 5
+    while len(seqs) < 2 and time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.5)  # (None for the subscription's own answer)
+        if message is not None:
+            seqs.append(orjson.loads(message["data"])["seq"])
+    assert seqs == [4, 5]
+    assert sink.write_once(confirmations=True)
+    assert store.account(12)["seq"] == 6 and store.account(12)["as_of"] == 2_000
+    assert errors == []
+
+
+def test_a_failed_write_keeps_every_change_for_the_retry(redis_server: RedisServer, redis_url, tmp_path) -> None:
+    errors: list = []
+    sink, states, store = _sink(redis_url, tmp_path, errors)
+    assert sink.write_once(confirmations=True)
+    for state in states:
+        state.apply_positions([{"market_id": 0, "position": str(state.index)}], now=2_000)
+    redis_server.stop()
+    assert not sink.write_once(confirmations=False)
+    assert errors == ["store"] and sink.seq == 3 and all(state.changed for state in states)
+    redis_server.start()  # empty again: the sink republishes what it tracks and writes every change
+    with gevent.Timeout(10, RedisError("store not back")):
+        while not sink.write_once(confirmations=False):
+            gevent.sleep(0.1)
+    assert store.tracked() == [11, 12, 13]
+    assert [store.account(i)["sections"]["positions"]["data"][0]["position"] for i in (11, 12, 13)] == \
+        ["11", "12", "13"]
+    assert store.head() == 6
