@@ -65,27 +65,41 @@ def test_follow_wakes_on_change(store):
     assert [c.seq for c in batches[-1]] == [1]
 
 
+class Following:
+    """`store.follow(0)` in a thread for the length of a `with`, keeping every batch it yields ([] included)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.batches, self.stop, self.seen = store, [], threading.Event(), threading.Condition()
+        self.thread = threading.Thread(target=self._read)
+
+    def _read(self) -> None:
+        for batch in self.store.follow(0, self.stop, timeout=0.2):
+            with self.seen:
+                self.batches.append(batch or [])
+                self.seen.notify_all()
+
+    def changes(self) -> list:
+        return [c for b in self.batches for c in b]
+
+    def wait(self, predicate, timeout: float = 10) -> None:
+        with self.seen:
+            assert self.seen.wait_for(predicate, timeout=timeout), [c.seq for c in self.changes()]
+
+    def __enter__(self) -> "Following":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
 def test_changes_written_together_are_consecutive_and_followed_in_order(store):
-    stop, got, seen = threading.Event(), [], threading.Condition()
-
-    def reader():
-        for batch in store.follow(0, stop, timeout=0.2):
-            with seen:
-                got.append(batch or [])
-                seen.notify_all()
-
-    thread = threading.Thread(target=reader)
-    thread.start()
-    try:
-        with seen:  # the follower is caught up (its first periodic yield) before the write
-            assert seen.wait_for(lambda: got, timeout=10)
+    with Following(store) as following:
+        following.wait(lambda: following.batches)  # caught up (its first periodic yield) before the write
         store.put_accounts([(new_snapshot(7, False), 1), (new_snapshot(8, False), 2), (new_snapshot(7, False), 3)])
-        with seen:
-            assert seen.wait_for(lambda: sum(len(b) for b in got) >= 3, timeout=10)
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-    batches = [b for b in got if b]
+        following.wait(lambda: len(following.changes()) >= 3)
+    batches = [b for b in following.batches if b]
     assert [(c.seq, c.snapshot["account_index"]) for b in batches for c in b] == [(1, 7), (2, 8), (3, 7)]
     if store.kind == "file":  # one head poll sees all three (on Redis they come as messages, usually together)
         assert len(batches) == 1
@@ -127,21 +141,10 @@ def test_redis_connections_wait_instead_of_failing(redis_url, tmp_path):
 
 def test_a_caught_up_follower_takes_changes_from_messages_and_reads_after_a_gap(redis_url, tmp_path):
     store = Store.from_settings(from_env({"CACHE_DIR": str(tmp_path / "store"), "REDIS_URL": redis_url}))
-    stop, got, seen = threading.Event(), [], threading.Condition()
+    with Following(store) as following:
+        def wait_for_seq(seq):
+            following.wait(lambda: following.changes() and following.changes()[-1].seq >= seq)
 
-    def reader():
-        for batch in store.follow(0, stop, timeout=0.2):
-            with seen:
-                got.extend(batch or [])
-                seen.notify_all()
-
-    def wait_for_seq(seq):
-        with seen:
-            assert seen.wait_for(lambda: got and got[-1].seq >= seq, timeout=10), [c.seq for c in got]
-
-    thread = threading.Thread(target=reader)
-    thread.start()
-    try:
         store.put_account(new_snapshot(7, False), 1)
         wait_for_seq(1)
         # Caught up: the message alone carries change 2 (neither head nor the ring has it), so only a follower
@@ -154,7 +157,4 @@ def test_a_caught_up_follower_takes_changes_from_messages_and_reads_after_a_gap(
         store._set("head", 3)
         store._redis.publish("lb:changes", "3")
         wait_for_seq(3)
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-    assert [(c.seq, c.snapshot["account_index"]) for c in got] == [(1, 7), (2, 8), (3, 9)]
+    assert [(c.seq, c.snapshot["account_index"]) for c in following.changes()] == [(1, 7), (2, 8), (3, 9)]

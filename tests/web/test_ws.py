@@ -104,6 +104,28 @@ def test_resume_replays_or_resyncs(file_env):
             assert [(m["account_index"], m.get("resync")) for m in got] == [(2, False), (2, True)]
         with open_ws(f"{web.ws_url}?since=abc") as ws:
             assert until(ws, lambda m: m["type"] == "error")["code"] == "bad_query"
+        with open_ws(f"{web.ws_url}?updates=diff") as ws:
+            assert until(ws, lambda m: m["type"] == "error")["code"] == "bad_query"
+
+
+def test_patch_updates_only_follow_what_this_connection_was_sent(file_env):
+    """A patch client resuming: the replay is full updates (the server never sent it those accounts on this
+    connection), and only changes after what it was sent here come as patches."""
+    feeder = Feeder(file_env)
+    feeder.track([1, 2])
+    with run_web(file_env) as web:
+        since = feeder.seq
+        missed = feeder.put(1)
+        with open_ws(f"{web.ws_url}?since={since}&updates=patch") as ws:
+            [replayed] = _updates(ws, 1)
+            assert replayed["seq"] == missed and "account" in replayed and "patch" not in replayed
+            live = feeder.put(1)
+            [patched] = _updates(ws, 1)
+            assert (patched["seq"], patched["prev_seq"]) == (live, missed) and "account" not in patched
+            assert {"op": "replace", "path": "/seq", "value": live} in patched["patch"]
+            other = feeder.put(2)  # account 2 was not sent on this connection: in full
+            [first_of_2] = _updates(ws, 1)
+            assert first_of_2["seq"] == other and "account" in first_of_2 and "patch" not in first_of_2
 
 
 def test_token_on_ws(file_env):

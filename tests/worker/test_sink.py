@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 
-import gevent
 import orjson
-from redis.exceptions import RedisError
 
 from app.settings import from_env
 from app.store import Store
@@ -60,9 +58,8 @@ def test_a_failed_write_keeps_every_change_for_the_retry(redis_server: RedisServ
     assert not sink.write_once(confirmations=False)
     assert errors == ["store"] and sink.seq == 3 and all(state.changed for state in states)
     redis_server.start()  # empty again: the sink republishes what it tracks and writes every change
-    with gevent.Timeout(10, RedisError("store not back")):
-        while not sink.write_once(confirmations=False):
-            gevent.sleep(0.1)
+    # (The first attempt may meet a connection the restart broke; the pool then opens a new one.)
+    assert any(sink.write_once(confirmations=False) for _ in range(3))
     assert store.tracked() == [11, 12, 13]
     assert [store.account(i)["sections"]["positions"]["data"][0]["position"] for i in (11, 12, 13)] == \
         ["11", "12", "13"]
