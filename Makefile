@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
-.PHONY: run test system-deps clean bench
+.PHONY: run test test-fast lint system-deps clean bench
 
 # The virtualenv. Debian ships `venv` separately (python3-venv): install it when the first attempt fails.
 $(PY):
@@ -40,6 +40,15 @@ system-deps:
 
 test: $(VENV)/.installed system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The edit loop: everything but the slow tier (fault drills, live budget windows, Chromium), in well under 90 s.
+test-fast: $(VENV)/.installed system-deps
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# ruff (style, imports, bugbear, pyupgrade) and mypy (core, app, worker), as configured in pyproject.toml.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .cache

@@ -1,12 +1,12 @@
 """gunicorn settings for the web process. Read by `gunicorn -c gunicorn.conf.py wsgi:app`.
 
-The port comes from app.settings (PORT); the worker count from WEB_CONCURRENCY, which gunicorn itself reads
+The port comes from core.settings (PORT); the worker count from WEB_CONCURRENCY, which gunicorn itself reads
 (default 1 here: each worker has its own hub and metrics, so more workers help REST throughput, not fan-out).
 """
 import resource
 import signal
 
-from app.settings import load
+from core.settings import load
 
 _settings = load()
 
@@ -19,7 +19,7 @@ if _soft < _hard != resource.RLIM_INFINITY:
 # gevent-websocket's worker: /ws is declared with websocket=True (see ../shared/stack-notes.md).
 worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
 bind = f"0.0.0.0:{_settings.port}"
-# Requests in flight at once. A WebSocket holds a slot only during its handshake: app/transport.py then takes the
+# Requests in flight at once. A WebSocket holds a slot only during its handshake: app/ws/transport.py then takes the
 # socket over, so open WebSockets are bounded by file descriptors, not by this.
 worker_connections = 10000
 # honcho and Render send SIGKILL after a few seconds: close WebSockets ourselves and keep the wait short.

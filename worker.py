@@ -4,8 +4,8 @@ from gevent import monkey; monkey.patch_all()  # noqa: E702,I001 - before anythi
 import logging  # noqa: E402
 import sys  # noqa: E402
 
-from app.logs import configure_logging  # noqa: E402
-from app.settings import SettingsError, load  # noqa: E402
+from core.logs import configure_logging  # noqa: E402
+from core.settings import SettingsError, load  # noqa: E402
 
 
 def run() -> int:

@@ -2,8 +2,8 @@
 import logging
 
 from app import create_app
-from app.logs import configure_logging
-from app.settings import load
+from core.logs import configure_logging
+from core.settings import load
 
 settings = load()
 configure_logging(settings.log_format, settings.log_level, settings.secrets())

@@ -3,15 +3,18 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.settings import Settings
+from core.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app: REST, /ws fan-out, dashboard, limits, metrics, errors; all from `settings`."""
-    from app import api, dashboard, errors, limits, metrics, settings as settings_module, ws
-    from app.hub import Hub
-    from app.store import Store
-    from app.views import StatusCache
+    from app import dashboard, errors, metrics
+    from app.rest import api, limits
+    from app.status import StatusCache
+    from app.ws import route as ws
+    from app.ws.hub import Hub
+    from core import settings as settings_module
+    from core.store import Store
 
     settings = settings if settings is not None else settings_module.load()
     app = Flask(__name__, static_folder=None)
@@ -31,7 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     dashboard.init_app(app)
     from app import compat  # Lighter-compatible routes (/api/v1/*, GET / as JSON, /stream): app/compat
     compat.init_app(app)
-    from app.shortcut import Shortcut  # polls the mirror can answer never reach Flask
+    from app.rest.shortcut import Shortcut  # polls the mirror can answer never reach Flask
     app.wsgi_app = Shortcut(app.wsgi_app, app.extensions)
     limits.trust_proxies(app, settings)  # outermost, so the shortcut's budget sees the client's address too
     return app

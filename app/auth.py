@@ -5,7 +5,7 @@ import hmac
 
 from flask import Request
 
-from app.settings import Settings
+from core.settings import Settings
 
 
 def bearer(header: str) -> str | None:

@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
-from app.store import StoreError
+from core.store import StoreError
 
 log = logging.getLogger(__name__)
 JSON_PREFIXES = ("/api", "/ws", "/health", "/metrics")

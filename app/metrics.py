@@ -6,7 +6,8 @@ scrape each instance with one worker, or read the counters as per-process sample
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from flask import Blueprint, Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
@@ -14,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from app import auth
 from app.errors import error_response
-from app.store import now_ms
+from core.snapshot import now_ms
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench import fanout, freshness, machine, memory, report, rest, upstream
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             results[part] = {**RUNNERS[part](cfgs[part], log=log), "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
                              "seconds": round(time.monotonic() - started, 1)}
-        except Exception as exc:  # one broken part must not lose the others' numbers; reported and exit 1
+        except Exception as exc:  # noqa: BLE001 - one broken part must not lose the others' numbers; reported and exit 1
             log(f"{part}: FAILED: {type(exc).__name__}: {exc}")
             failed.append(part)
             continue

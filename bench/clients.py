@@ -109,7 +109,7 @@ class ClientPool:
                 proc.kill()
                 proc.wait()
 
-    def __enter__(self) -> "ClientPool":
+    def __enter__(self) -> ClientPool:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--bytes", type=int, default=DEFAULT_BYTES)
     args = p.parse_args(argv)
-    from app.settings import from_env
-    from app.store import Store
+    from core.settings import from_env
+    from core.store import Store
 
     store = Store.from_settings(from_env())  # the environment only: never a developer's .env
     stop = threading.Event()

@@ -8,8 +8,8 @@ on one set of connections (median and spread are over those windows).
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -131,7 +131,7 @@ def measure(kind: str, clients: int, cfg: FanoutConfig) -> dict[str, Any]:
                 still_open = pool.open_count()
             stamps = _stamps(kind, server, driver)
             per_run = [_window_result(r, stamps, w, sampler.window(i))
-                       for i, (r, w) in enumerate(zip(results, windows))]
+                       for i, (r, w) in enumerate(zip(results, windows, strict=False))]
         finally:
             if driver is not None and driver.poll() is None:
                 driver.terminate()
@@ -197,7 +197,7 @@ def run(cfg: FanoutConfig, log=print) -> dict[str, Any]:
             log(f"fanout: {kind} × {clients} clients")
             try:
                 results.append(measure(kind, clients, cfg))
-            except Exception as exc:  # keep the other sizes' numbers; the failure is reported in the results
+            except Exception as exc:  # noqa: BLE001 - keep the other sizes' numbers; the failure is reported in the results
                 log(f"  FAILED: {type(exc).__name__}: {exc}")
                 failures.append({"server": kind, "clients": clients, "error": f"{type(exc).__name__}: {exc}"})
                 continue

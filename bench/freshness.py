@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import jsonpatch
 import orjson
@@ -67,7 +68,7 @@ class Probe:
                     with self.cond:
                         self.seen.append((now, msg["seq"], pos))
                         self.cond.notify_all()
-        except Exception:  # the socket closed at the end of the run; waiters time out and report it
+        except Exception:  # noqa: BLE001 - the socket closed at the end of the run; waiters time out and report it
             pass
 
     def wait_for(self, start: int, expected: Any, timeout: float = 5.0) -> tuple[float, int] | None:
@@ -150,7 +151,8 @@ def _phase(stack: Stack, clients: int, updates: str, cfg: FreshnessConfig, log: 
         out.update(all_clients_ws_samples=len(all_ws), all_clients_ws_p50_ms=stats.exact_percentile(all_ws, 50),
                    all_clients_ws_p99_ms=stats.exact_percentile(all_ws, 99),
                    all_clients_ws_max_ms=max(all_ws) if all_ws else None)
-    log(f"freshness with {clients} clients, {updates} updates: REST p50/p99 {_ms(out['rest_p50_ms'])}/{_ms(out['rest_p99_ms'])} ms, "
+    log(f"freshness with {clients} clients, {updates} updates: "
+        f"REST p50/p99 {_ms(out['rest_p50_ms'])}/{_ms(out['rest_p99_ms'])} ms, "
         f"/ws p50/p99 {_ms(out['ws_p50_ms'])}/{_ms(out['ws_p99_ms'])} ms, every client p99 "
         f"{_ms(out.get('all_clients_ws_p99_ms'))} ms")
     return out

@@ -13,7 +13,7 @@ frame) hands the rest of the stream, from that frame boundary on, back to the li
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 from websockets.client import ClientProtocol
 from websockets.frames import Opcode

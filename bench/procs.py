@@ -131,7 +131,7 @@ class Server:
                 os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: only what we started
                 self.proc.wait()
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc: object) -> None:

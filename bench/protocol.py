@@ -11,14 +11,14 @@ from typing import Any
 
 import orjson
 
-from app.store import with_freshness
 from bench.payload import STAMP_KEY
+from core.snapshot import with_freshness
 
 TTL_S = 5.0
 
 
 def encode_update(snapshot: dict[str, Any]) -> bytes:
-    """One update message for `snapshot`, byte for byte the shape our /ws sends (app.messages.update)."""
+    """One update message for `snapshot`, byte for byte the shape our /ws sends (app.ws.messages.update)."""
     return orjson.dumps({"type": "update", "seq": snapshot["seq"], "prev_seq": snapshot["prev_seq"],
                          "account_index": snapshot["account_index"], "account": with_freshness(snapshot, TTL_S)})
 
@@ -30,7 +30,7 @@ def stamp_of(msg: dict[str, Any]) -> float | None:
 
 # The load generator reads ~20,000 updates/s per process: pulling the few fields it needs out of the bytes costs
 # a fraction of decoding 2 KB of JSON. Both servers encode updates with orjson in this key order (encode_update,
-# app.messages.update); anything that does not match goes through the full decode.
+# app.ws.messages.update); anything that does not match goes through the full decode.
 _UPDATE_HEAD = re.compile(rb'\{"type":"update","seq":(\d+),"prev_seq":(\d+|null),"account_index":(\d+),')
 _STAMP = re.compile(rb'"' + STAMP_KEY.encode() + rb'":(-?[0-9.eE+]+)[,}]')
 

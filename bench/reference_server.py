@@ -77,7 +77,7 @@ async def main_async(args: argparse.Namespace) -> None:
     tasks = [asyncio.create_task(pump(feed, args.rate, stop, go, pumping))] if args.rate > 0 else []
     try:
         await asyncio.wait_for(stop.wait(), args.max_seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     stop.set()
     for task in tasks:
@@ -85,7 +85,7 @@ async def main_async(args: argparse.Namespace) -> None:
     server.close()
     try:  # clients that went away without a close frame must not hold the exit
         await asyncio.wait_for(server.wait_closed(), 5)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
 
 

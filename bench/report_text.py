@@ -154,7 +154,8 @@ def method() -> str:
   serves `/ws` from the store's change feed. The reference (`bench/reference_server.py`) is a plain `websockets`
   server that builds the same snapshots with the same code, encodes the same message shape and calls
   `broadcast()`; it skips the store hop by construction (measured here: about 1.1 ms from stamp to our watcher,
-  0.26 ms of it the store write, the rest two cross-process wake-ups, worker → Redis → web). The stamp is `sections.summary.data.bench_stamp_ms`,
+  0.26 ms of it the store write, the rest two cross-process wake-ups, worker → Redis → web). The stamp is
+  `sections.summary.data.bench_stamp_ms`,
   taken just before the store write / the broadcast; clients (asyncio `websockets`, compression off, several
   processes, `bench/wsclient.py`) compute receipt − stamp on the same clock.
 - **Sizes**: up to 5,000 clients, where both servers spend about one core on sending (100,000 messages/s); the

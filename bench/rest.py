@@ -14,8 +14,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from typing import Any
-from urllib.request import Request, urlopen
 from urllib.error import HTTPError
+from urllib.request import Request, urlopen
 
 from bench import procs, stats
 

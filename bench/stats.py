@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import statistics
-from typing import Iterable
+from collections.abc import Iterable
 
 RESOLUTION = 10  # buckets per millisecond: 0.1 ms resolution
 

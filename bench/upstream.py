@@ -14,16 +14,17 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
-from app.settings import ENDPOINT_WEIGHT, TIER_WEIGHT_PER_MINUTE, Settings
-from app.store import now_ms
 from bench.clients import ClientPool
 from bench.stack import Stack, running
-from worker.budget import SHARE_REST_ONLY, SHARE_WS, Budget, plan
+from core.settings import ENDPOINT_WEIGHT, TIER_WEIGHT_PER_MINUTE, Settings
+from core.snapshot import now_ms
+from worker.upstream.budget import SHARE_REST_ONLY, SHARE_WS, Budget, plan
 
 TIERS = ("premium", "unlimited")  # cheapest first; the tiers both the simulator and the worker know
 KINDS = {"/api/v1/account": "account", "/api/v1/accountActiveOrders": "orders"}
@@ -53,7 +54,7 @@ def hyperperiod(intervals: list[float], max_multiple: int = 16) -> float:
 
 
 def predicted_hyperperiod(tier: str, accounts: int = 3) -> float:
-    """The worker's WS-live plan for `accounts` keyed accounts at the default intervals (worker/budget.py)."""
+    """The worker's WS-live plan for `accounts` keyed accounts at the default intervals (worker/upstream/budget.py)."""
     weight = TIER_WEIGHT_PER_MINUTE.get(tier)  # None: unlimited, the configured intervals run as they are
     usable = None if weight is None else Budget(weight // ENDPOINT_WEIGHT, time.monotonic).usable
     p = plan(Settings.poll_interval, Settings.orders_interval, accounts, accounts, usable, SHARE_WS)
@@ -147,7 +148,7 @@ class Sampler:
             self.limited += [(prev_before, after, "429")] * (limited - prev_limited)
             prev_before, prev, prev_limited = before, counts, limited
 
-    def __enter__(self) -> "Sampler":
+    def __enter__(self) -> Sampler:
         self.thread.start()
         return self
 

@@ -123,7 +123,7 @@ class Harness:
                 ws.send_text(self.args.subscribe)
             self.connected += 1
             client.connected = True
-        except Exception as exc:  # counted and reported: a benchmark reports failures, it does not hide them
+        except Exception as exc:  # noqa: BLE001 - counted and reported: a benchmark reports failures, it does not hide them
             release()
             self.failed += 1
             client.closed, client.error = True, f"{type(exc).__name__}: {exc}"
@@ -157,7 +157,7 @@ class Harness:
         self.measuring = True
         try:  # until the planned end, or earlier on a "stop" command
             await asyncio.wait_for(self.stop_measure.wait(), max(0.0, self.windows[-1][1] + grace_s - time.time()))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self.measuring = False
         cpu_s, wall_s = _cpu() - cpu0, time.time() - wall0
@@ -193,7 +193,7 @@ async def main_async(args: argparse.Namespace) -> None:
     connect_deadline = min(deadline, time.monotonic() + args.connect_seconds)
     while harness.connected + harness.failed < args.clients and time.monotonic() < connect_deadline:
         await asyncio.sleep(0.05)
-    for client, task in zip(harness.clients, tasks):  # past the connect deadline: give up on the rest
+    for client, task in zip(harness.clients, tasks, strict=False):  # past the connect deadline: give up on the rest
         if not client.connected and not task.done():
             task.cancel()
             harness.failed += 1
@@ -206,7 +206,7 @@ async def main_async(args: argparse.Namespace) -> None:
         remaining = deadline - time.monotonic()
         try:
             line = await asyncio.wait_for(loop.run_in_executor(None, sys.stdin.readline), remaining)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             break
         if not line:
             break

@@ -4,7 +4,7 @@
 Demo mode (no `Lighter_*_Account_Index` in the environment or `.env`): start `python -m simulator`, wait for its
 listening line, read its accounts from `/_sim/accounts`, write them to `.cache/demo.env` (mode 0600; simulated
 keys, not real ones) and start web + worker with that file as their environment. Real mode: start web + worker
-only; each process reads `.env` itself (app.settings.load()).
+only; each process reads `.env` itself (core.settings.load()).
 
 PORT (default 5000) is the web port; SIM_PORT (default 8765, 0 = any free port) the simulator's. Ctrl-C or
 SIGTERM stops web and worker first (honcho), then the simulator. Exit status: 0 after such a requested stop,
@@ -24,12 +24,12 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.settings import SettingsError, from_env  # noqa: E402  (needs ROOT on sys.path)
+from core.settings import SettingsError, from_env  # noqa: E402  (needs ROOT on sys.path)
 
 DEFAULT_SIM_PORT = 8765
 SIM_ARGS = ("--seed", "1", "--tick-ms", "500")
@@ -235,7 +235,7 @@ def start_demo(merged: dict[str, str], child_env: dict[str, str], port: int) -> 
 
 
 def dotenv_path() -> Path | None:
-    """The file web and worker load (app.settings.load): DOTENV_FILE, default `.env`, relative to the repository."""
+    """The file web and worker load (core.settings.load): DOTENV_FILE, default `.env`, relative to the repository."""
     name = os.environ.get("DOTENV_FILE", ".env")
     return ROOT / name if name else None
 

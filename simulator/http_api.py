@@ -5,7 +5,8 @@ import asyncio
 import ipaddress
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
@@ -76,7 +77,7 @@ async def gate_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
         fault = kinds["hang"]
         try:  # hold the request until the fault is cleared or expires
             await asyncio.wait_for(fault.ended.wait(), fault.remaining(sim.clock()))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     if "rate_limit_storm" in kinds:
         sim.counters.rate_limited[egress] += 1

@@ -67,12 +67,12 @@ class Model:
     # ----- construction -------------------------------------------------------------------
     def _new_account(self, idx: int, now_ms: int) -> Account:
         rng = self.rng
-        key = "%080x" % rng.getrandbits(320)
+        key = f"{rng.getrandbits(320):080x}"
         # The public key cannot be derived without Lighter's Go signer; a stable digest stands in for it.
         pub = hashlib.blake2b(bytes.fromhex(key), digest_size=40).hexdigest()
         acct = Account(
             index=idx,
-            l1_address="0x%040x" % rng.getrandbits(160),
+            l1_address=f"0x{rng.getrandbits(160):040x}",
             api_key_index=rng.randint(4, 12),
             private_key="0x" + key,
             public_key="0x" + pub,

@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 from collections import defaultdict
-from typing import Callable
+from collections.abc import Callable
 
 from aiohttp import web
 

@@ -123,9 +123,10 @@ def trade_json(fill: Fill) -> dict:
     spec = MARKETS_BY_ID[fill.market_id]
     maker = 1  # the simulated liquidity provider's account index
     ask_acct, bid_acct = (fill.account_index, maker) if fill.is_ask else (maker, fill.account_index)
-    ask_id, bid_id = (fill.order_index, fill.order_index + 1) if fill.is_ask else (fill.order_index + 1, fill.order_index)
+    own, other = fill.order_index, fill.order_index + 1
+    ask_id, bid_id = (own, other) if fill.is_ask else (other, own)
     return {
-        "trade_id": fill.trade_id, "trade_id_str": str(fill.trade_id), "tx_hash": "%064x" % fill.trade_id,
+        "trade_id": fill.trade_id, "trade_id_str": str(fill.trade_id), "tx_hash": f"{fill.trade_id:064x}",
         "type": "trade", "market_id": fill.market_id, "size": spec.size(fill.size),
         "price": spec.price(fill.price), "usd_amount": usdc(fill.size * fill.price),
         "ask_id": ask_id, "ask_id_str": str(ask_id), "bid_id": bid_id, "bid_id_str": str(bid_id),

@@ -8,15 +8,16 @@ import signal
 import gevent
 import gevent.pool
 
-from app.settings import Settings
-from app.store import Store, now_ms
-from app.tuning import Tuning
-from worker.rest import RestPoller
+from core.settings import Settings
+from core.snapshot import now_ms
+from core.store import Store
+from core.tuning import WorkerTuning
 from worker.runtime import Runtime
 from worker.sink import STORE_ERRORS
 from worker.status import build_status, log_summary
-from worker.tokens import TokenError
-from worker.ws import Upstream
+from worker.upstream.rest import RestPoller
+from worker.upstream.tokens import TokenError
+from worker.upstream.ws import Upstream
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 3.0  # of the 5 s we promise: greenlets get this long, then the final writes
@@ -93,7 +94,7 @@ def _shutdown(rt: Runtime, group: gevent.pool.Group) -> None:
         egress.close()
 
 
-def main(settings: Settings, tuning: Tuning, store: Store | None = None) -> int:
+def main(settings: Settings, tuning: WorkerTuning, store: Store | None = None) -> int:
     """Run until SIGTERM/SIGINT (exit 0) or until a greenlet crashes (exit 1)."""
     rt = Runtime(settings, tuning, store or Store.from_settings(settings))
     gevent.get_hub().exception_stream = _LogStream()

@@ -5,20 +5,22 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import gevent.event
 
-from app.logs import redact
-from app.settings import Account, Settings
-from app.store import Store, now_ms
-from app.tuning import Tuning
-from worker.egress import Egress, build_egresses
-from worker.merge import AccountState
-from worker.parse import Frame
+from core.logs import redact
+from core.settings import Account, Settings
+from core.snapshot import now_ms
+from core.store import Store
+from core.tuning import WorkerTuning
+from worker.ingest.merge import AccountState
+from worker.ingest.parse import Frame
 from worker.sink import Sink
-from worker.tokens import Tokens
+from worker.upstream.egress import Egress, build_egresses
+from worker.upstream.tokens import Tokens
 
 log = logging.getLogger(__name__)
 MAX_ERRORS = 20
@@ -46,7 +48,7 @@ class AccountStats:
 class Runtime:
     """Everything the greenlets share. Single-threaded (gevent), so plain attributes need no locks."""
 
-    def __init__(self, settings: Settings, tuning: Tuning, store: Store,
+    def __init__(self, settings: Settings, tuning: WorkerTuning, store: Store,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.tuning = tuning

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import gevent.event
 import orjson
 from redis.exceptions import RedisError
 
-from app.store import Store, StoreError
-from app.backoff import Retry
-from worker.merge import AccountState
+from core.backoff import Retry
+from core.store import Store, StoreError
+from worker.ingest.merge import AccountState
 
 log = logging.getLogger(__name__)
 STORE_ERRORS = (StoreError, RedisError, OSError)
@@ -77,7 +78,7 @@ class Sink:
             for state in due:
                 state.changed = True
             raise
-        for (_, seq), state in zip(writes, due):
+        for (_, seq), state in zip(writes, due, strict=True):
             state.snapshot["seq"] = seq
         self.seq += len(writes)
         self.writes += len(writes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.store import now_ms
+from core.snapshot import now_ms
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import TooManyRequests
 
 from app.compat import auth, shapes
-from app.mirror import Mirror
-from app.store import with_freshness
+from app.feed.mirror import Mirror
+from core.snapshot import with_freshness
 
 bp = Blueprint("lighter_compat", __name__, url_prefix="/api/v1")
 

@@ -6,8 +6,9 @@ Principle: relay what Lighter sent verbatim; only add a required key that is mis
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable
+from typing import Any
 
 # Lighter's error bodies (../shared/lighter-protocol.md §4). (HTTP status, code, message).
 ACCOUNT_NOT_FOUND = (400, 21100, "account not found")

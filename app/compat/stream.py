@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from app import transport
-from app.clients import Client, Outgoing
 from app.compat import frames
+from app.ws import transport
+from app.ws.clients import Client, Outgoing
 
 log = logging.getLogger(__name__)
 KEEP_CHANGES = 512  # decoded changes kept per process: far more than can be in flight between clients

@@ -11,10 +11,10 @@ import orjson
 from flask import Blueprint, Flask, Response, abort, current_app, request
 from redis.exceptions import RedisError
 
-from app import transport
 from app.compat import auth, frames
 from app.compat.stream import Encoder, LighterClient
-from app.store import StoreError
+from app.ws import transport
+from core.store import StoreError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("lighter_stream", __name__)

@@ -11,11 +11,11 @@ import asyncio
 import orjson
 from websockets.asyncio.server import serve
 
-from app import messages
-from app.store import Change
+from app.ws import messages
 from bench.leanws import open_client
 from bench.payload import make_snapshot, stamp
 from bench.protocol import encode_update, quick_update, stamp_of
+from core.store import Change
 
 
 def _full(raw: bytes) -> tuple:

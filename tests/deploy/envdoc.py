@@ -5,7 +5,7 @@ import ast
 import re
 from pathlib import Path
 
-from app import settings as settings_module
+from core import settings as settings_module
 
 ROOT = Path(__file__).resolve().parents[2]
 _LINE = re.compile(r"^#?\s*([A-Za-z][A-Za-z0-9_]*)=(.*)$")
@@ -23,7 +23,7 @@ def example_values() -> dict[str, str]:
 
 
 def settings_variables() -> set[str]:
-    """Names app/settings.py reads: env.get("NAME"), env["NAME"] and helper(env, "NAME", ...)."""
+    """Names core/settings.py reads: env.get("NAME"), env["NAME"] and helper(env, "NAME", ...)."""
     tree = ast.parse(Path(settings_module.__file__).read_text())
     names: set[str] = set()
     for node in ast.walk(tree):
@@ -58,9 +58,10 @@ def process_variables() -> set[str]:
     """Not found by the scan above: gunicorn's worker count, the dotenv path, the worker tuning knobs."""
     from dataclasses import fields
 
-    from app.tuning import Tuning
+    from core.tuning import WebTuning, WorkerTuning
 
-    return {"WEB_CONCURRENCY", "DOTENV_FILE"} | {f"WORKER_{f.name.upper()}" for f in fields(Tuning)}
+    return ({"WEB_CONCURRENCY", "DOTENV_FILE"} | {f"WORKER_{f.name.upper()}" for f in fields(WorkerTuning)}
+            | {f"WEB_{f.name.upper()}" for f in fields(WebTuning)})
 
 
 def documented_settings() -> tuple[set[str], list[re.Pattern]]:

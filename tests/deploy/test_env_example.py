@@ -5,9 +5,15 @@ import re
 
 import pytest
 
-from app.settings import from_env
-from tests.deploy.envdoc import (ROOT, example_values, launcher_only, process_variables, settings_variables,
-                                 variable_patterns)
+from core.settings import from_env
+from tests.deploy.envdoc import (
+    ROOT,
+    example_values,
+    launcher_only,
+    process_variables,
+    settings_variables,
+    variable_patterns,
+)
 
 ACCOUNT_SUFFIXES = ("Account_Index", "API_KEY_Index", "PRIVATE", "PUBLIC")
 
@@ -39,10 +45,18 @@ def test_documented_default_is_the_real_default(name):
 
 
 def test_documented_worker_tuning_is_the_real_default():
-    from app.tuning import Tuning, tuning_from_env
+    from core.tuning import WorkerTuning, worker_from_env
 
     documented = {k: v for k, v in example_values().items() if k.startswith("WORKER_")}
-    assert tuning_from_env(documented) == Tuning(), "a WORKER_* default in .env.example is not the real one"
+    assert worker_from_env(documented) == WorkerTuning(), "a WORKER_* default in .env.example is not the real one"
+
+
+def test_documented_web_tuning_is_the_real_default():
+    from core.tuning import WebTuning, web_from_env
+
+    documented = {k: v for k, v in example_values().items() if k.startswith("WEB_") and k != "WEB_CONCURRENCY"}
+    assert documented, ".env.example documents no WEB_* tuning"
+    assert web_from_env(documented) == WebTuning(), "a WEB_* default in .env.example is not the real one"
 
 
 def test_example_configures_nothing_when_copied_verbatim(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.settings import SettingsError, from_env
+from core.settings import SettingsError, from_env
 from tests.deploy.envdoc import documented_settings, launcher_only
 
 ROOT = Path(__file__).resolve().parents[2]

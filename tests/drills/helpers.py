@@ -16,9 +16,10 @@ import json
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import requests
 from websockets.exceptions import ConnectionClosed
@@ -29,7 +30,7 @@ from tests.fixtures.web import WebServer, run_web
 from tests.fixtures.worker import RunningWorker, run_worker, worker_env_for
 
 TTL_S = 2.0  # CACHE_TTL for drills: staleness shows up quickly
-# Worker tuning for quick recovery (app/tuning.py): watchdog, connect timeout, backoff cap, REST-only retry.
+# Worker tuning for quick recovery (core/tuning.py): watchdog, connect timeout, backoff cap, REST-only retry.
 FAST_WORKER = {"WORKER_WS_SILENCE_S": "2", "WORKER_WS_CONNECT_TIMEOUT_S": "2", "WORKER_BACKOFF_INITIAL_S": "0.2",
                "WORKER_BACKOFF_MAX_S": "0.5", "WORKER_WS_RETRY_S": "1.5", "WORKER_HTTP_TIMEOUT_S": "1",
                "WORKER_HEALTHY_AFTER_S": "2"}
@@ -174,7 +175,7 @@ class WsWatcher:
         self.violations += [f"{self.name}: {p}" for p in problems]
 
     # -- queries (all under the lock) ----------------------------------------------------------------------
-    def wait_for(self, predicate: Callable[["WsWatcher"], Any], timeout: float, message: str) -> Any:
+    def wait_for(self, predicate: Callable[[WsWatcher], Any], timeout: float, message: str) -> Any:
         """Wait on the receive condition (woken per message) until `predicate(self)` holds."""
         with self.cond:
             value = self.cond.wait_for(lambda: predicate(self) or self.closed, timeout)

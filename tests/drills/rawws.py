@@ -103,7 +103,7 @@ class Reader:
             self.sock.settimeout(left)
             try:
                 chunk = self.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 return None
             except ConnectionError:
                 raise Closed(None) from None
@@ -145,7 +145,7 @@ def drain_to_eof(sock: socket.socket, deadline_s: float) -> tuple[bool, int]:
         sock.settimeout(max(0.01, end - time.monotonic()))
         try:
             chunk = sock.recv(1 << 20)
-        except socket.timeout:
+        except TimeoutError:
             return False, total
         except ConnectionError:
             return True, total

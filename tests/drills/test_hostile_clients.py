@@ -198,7 +198,7 @@ def test_ws_fuzzing(hostile):
         ("unknown opcode", [rawws.frame(0x3, b"{}")], (1002,)),
         ("non-UTF-8 text", [rawws.text(b"\xff\xfe\xfd")], (1007,)),
         ("client close", [rawws.frame(rawws.CLOSE, b"\x03\xe8bye")], (1000,)),
-        ("garbage flood", [rawws.text("garbage %d" % n) for n in range(25)], (1008,)),
+        ("garbage flood", [rawws.text(f"garbage {n}") for n in range(25)], (1008,)),
     ]
     for name, frames, codes in enders:
         sock, reader = _connect(stack)

@@ -16,7 +16,6 @@ import threading
 from pathlib import Path
 
 import pytest
-import requests
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -46,7 +45,7 @@ def find_leaks(where: str, text: str, secret_values: list[str]) -> list[str]:
 def routes(store_dir: Path) -> tuple[list[str], list[str]]:
     """GET rules and WebSocket rules of the real app (built in-process only to read its URL map)."""
     from app import create_app
-    from app.settings import from_env
+    from core.settings import from_env
 
     app = create_app(from_env({"CACHE_DIR": str(store_dir)}))
     http, ws = [], []
@@ -180,7 +179,7 @@ def test_no_secret_anywhere(tmp_path: Path, tinyproxy: TinyProxy) -> None:
     assert egresses["group2-proxy1"]["proxy"] == f"http://{PROXY_USER}:***@127.0.0.1:{tinyproxy.port}"
     assert egresses["group2-proxy1"]["requests"] > 0 and egresses["group3-proxy1"]["errors"] > 0
     assert "DEBUG" in worker_log and "egress group3-proxy1" in worker_log and len(worker_log) > 10_000
-    assert any(f"GET /api/status -> 200" == where for where, _ in served)
+    assert any("GET /api/status -> 200" == where for where, _ in served)
     assert any(where.startswith("GET /api/openapi.json -> 200") for where, _ in served)
     assert any(where.startswith("GET /metrics -> 200") for where, _ in served)
     assert any(where.startswith("GET /static/dashboard.js -> 200") for where, _ in served)

@@ -6,8 +6,9 @@ clients check every body and message throughout (tests/drills/helpers.py).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import http.client
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 _clients: set[tuple[int, int]] = set()

@@ -36,7 +36,7 @@ def test_premium_weights_and_tier_switch(simulator_factory) -> None:
 def test_trusted_forwarded_for_names_the_egress(simulator_factory) -> None:
     sim = simulator_factory(trust_forwarded=True)
     sim.control.set_tier("standard")
-    for i in range(60):
+    for _i in range(60):
         assert http_get(sim.base_url, "/api/v1/orderBooks", headers={"X-Forwarded-For": "10.0.0.1"})[0] == 200
     assert http_get(sim.base_url, "/api/v1/orderBooks", headers={"X-Forwarded-For": "10.0.0.1"})[0] == 429
     assert http_get(sim.base_url, "/api/v1/orderBooks", headers={"X-Forwarded-For": "1.1.1.1, 10.0.0.2"})[0] == 200

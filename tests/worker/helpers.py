@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from app.store import Store
+from core.store import Store
 
 TOKEN = re.compile(r"\d+:\d+:\d+:[0-9a-f]{160}")
 

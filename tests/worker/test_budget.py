@@ -5,8 +5,8 @@ import itertools
 
 import pytest
 
-from app.backoff import Retry, backoff
-from worker.budget import SHARE_REST_ONLY, SHARE_WS, Budget, plan
+from core.backoff import Retry, backoff
+from worker.upstream.budget import SHARE_REST_ONLY, SHARE_WS, Budget, plan
 
 
 class Clock:

@@ -29,8 +29,8 @@ def _check(counters: dict, status: dict, seconds: float, share: float) -> None:
     planned = 54 * share * seconds / 60  # 60/min less 10% headroom, times REST's planned share
     assert 0.7 * planned <= sent <= 54 * seconds / 60 + 2, f"{sent} requests in {seconds}s (plan {planned:.0f})"
     (egress,) = status["egresses"]
-    assert egress["rate_limited"] == 0 and egress["budget"] == {"per_minute": 60,
-                                                                "used_last_minute": egress["budget"]["used_last_minute"]}
+    used = egress["budget"]["used_last_minute"]
+    assert egress["rate_limited"] == 0 and egress["budget"] == {"per_minute": 60, "used_last_minute": used}
     assert egress["budget"]["used_last_minute"] <= 54
     intervals = status["intervals"]
     assert intervals["stretched"] and intervals["reason"]

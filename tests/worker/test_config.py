@@ -3,22 +3,22 @@ from __future__ import annotations
 
 import pytest
 
-from app.settings import SettingsError, from_env
-from app.tuning import Tuning, tuning_from_env
-from worker.egress import assign, build_egresses
+from core.settings import SettingsError, from_env
+from core.tuning import WorkerTuning, worker_from_env
+from worker.upstream.egress import assign, build_egresses
 
 KEY = "ab" * 40
 
 
 def test_tuning_defaults_and_overrides() -> None:
-    assert tuning_from_env({}) == Tuning()
-    tuning = tuning_from_env({"WORKER_WS": "0", "WORKER_WS_SILENCE_S": "2.5", "WORKER_REST_CONCURRENCY": "2"})
+    assert worker_from_env({}) == WorkerTuning()
+    tuning = worker_from_env({"WORKER_WS": "0", "WORKER_WS_SILENCE_S": "2.5", "WORKER_REST_CONCURRENCY": "2"})
     assert (tuning.ws, tuning.ws_silence_s, tuning.rest_concurrency) == (False, 2.5, 2)
-    assert Tuning().ping_interval(6.0) == 2.0 and Tuning(ws_ping_s=7).ping_interval(5.0) == 7
+    assert WorkerTuning().ping_interval(6.0) == 2.0 and WorkerTuning(ws_ping_s=7).ping_interval(5.0) == 7
     with pytest.raises(SettingsError, match="WORKER_HTTP_TIMEOUT_S"):
-        tuning_from_env({"WORKER_HTTP_TIMEOUT_S": "soon"})
+        worker_from_env({"WORKER_HTTP_TIMEOUT_S": "soon"})
     with pytest.raises(SettingsError, match="WORKER_WS"):
-        tuning_from_env({"WORKER_WS": "maybe"})
+        worker_from_env({"WORKER_WS": "maybe"})
 
 
 def test_groups_round_robin_over_their_proxies() -> None:
@@ -34,8 +34,8 @@ def test_groups_round_robin_over_their_proxies() -> None:
 
 def test_egress_budget_and_plan_follow_tier() -> None:
     env = {"Lighter_1_1_Account_Index": "1", "Lighter_1_1_PRIVATE": KEY, "Lighter_1_1_API_KEY_Index": "4"}
-    (egress,) = build_egresses(from_env(env), Tuning(), clock=lambda: 0.0)
+    (egress,) = build_egresses(from_env(env), WorkerTuning(), clock=lambda: 0.0)
     assert egress.budget.per_minute == 60 and egress.plan.stretched and egress.ws.state == "connecting"
-    (unlimited,) = build_egresses(from_env({**env, "UPSTREAM_TIER": "unlimited"}), Tuning(ws=False), lambda: 0.0)
+    (unlimited,) = build_egresses(from_env({**env, "UPSTREAM_TIER": "unlimited"}), WorkerTuning(ws=False), lambda: 0.0)
     assert not unlimited.plan.stretched and unlimited.ws.mode == "rest-only"
     assert unlimited.session.trust_env is False

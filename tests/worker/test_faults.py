@@ -1,7 +1,8 @@
 """Every simulator fault kind: the worker survives, keeps and flags its data, and recovers by itself."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 

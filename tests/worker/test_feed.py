@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.store import Store, with_freshness
+from core.snapshot import with_freshness
+from core.store import Store
 from tests.fixtures.simulator import RunningSimulator, run_simulator
 from tests.fixtures.worker import RunningWorker, run_worker, worker_env_for
 from tests.worker.helpers import assert_no_secrets, has_data, mismatches

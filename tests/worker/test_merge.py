@@ -5,9 +5,9 @@ from pathlib import Path
 
 import orjson
 
-from app.store import new_snapshot
-from worker.merge import AccountState
-from worker.parse import parse_account, parse_orders
+from core.snapshot import new_snapshot
+from worker.ingest.merge import AccountState
+from worker.ingest.parse import parse_account, parse_orders
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
@@ -61,7 +61,8 @@ def test_order_deltas_and_terminal_statuses() -> None:
     state.apply_orders(parse_orders((PAYLOADS / "active_orders_ok.json").read_bytes()).orders, "rest", 1000)
     first = state.section("orders")["data"][0]["order_index"]
     state.apply_order_delta([_order(2**48 + 5, "open", market=1), _order(2**48 + 6, "pending")], 1100)
-    assert [o["order_index"] for o in state.section("orders")["data"]] == [2**48 + 6, first, 2**48 + 5]  # by (market, order_index)
+    by_market_then_index = [2**48 + 6, first, 2**48 + 5]
+    assert [o["order_index"] for o in state.section("orders")["data"]] == by_market_then_index
     state.apply_order_delta([_order(first, "filled"), _order(2**48 + 6, "canceled-post-only")], 1200)
     assert [o["order_index"] for o in state.section("orders")["data"]] == [2**48 + 5]
     assert state.section("orders")["source"] == "ws"

@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from worker.parse import ParseError, parse_account, parse_frame, parse_orders
+from worker.ingest.parse import ParseError, parse_account, parse_frame, parse_orders
 
 # Copies of the shared lighter-examples (they pass the SDK's strict validation), kept in-repo for CI.
 EXAMPLES = Path(__file__).parent / "payloads"

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.fixtures.simulator import run_simulator
-from tests.fixtures.worker import run_worker, worker_env_for
 from tests.fixtures.tinyproxy import EGRESS_ADDRESS, PROXY_PASSWORD, TinyProxy
+from tests.fixtures.worker import run_worker, worker_env_for
 from tests.worker.helpers import assert_no_secrets, has_data
 
 DIRECT_ADDRESS = "127.0.0.1"

@@ -6,10 +6,10 @@ import time
 
 import orjson
 
-from app.settings import from_env
-from app.store import Store
+from core.settings import from_env
+from core.store import Store
 from tests.fixtures.redis import RedisServer
-from worker.merge import AccountState
+from worker.ingest.merge import AccountState
 from worker.sink import Sink
 
 

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from app.settings import Account, Secret
-from worker.tokens import TokenError, Tokens, chain_id_for
+from core.settings import Account, Secret
+from worker.upstream.tokens import TokenError, Tokens, chain_id_for
 
 KEY = "0x" + "5a" * 40
 TOKEN = re.compile(r"^(\d+):(\d+):(\d+):[0-9a-f]{160}$")

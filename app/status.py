@@ -1,0 +1,104 @@
+"""What REST and /ws serve, built from the store: account bodies with freshness, ETags, the status view."""
+from __future__ import annotations
+
+import time
+import zlib
+from typing import Any
+
+from core.snapshot import now_ms, with_freshness
+from core.store import HEARTBEAT_DOWN_AFTER, Store
+
+
+def account_body(snapshot: dict[str, Any], ttl_s: float) -> dict[str, Any]:
+    """The account as served: the stored snapshot plus `age_ms`/`stale` computed now."""
+    return with_freshness(snapshot, ttl_s)
+
+
+def etag(seq: int, stale: bool) -> str:
+    """The ETag value (sent weak: `age_ms` differs between two bodies of one seq). Staleness is part of it so a
+    poller whose copy turned stale gets a 200 saying so instead of a 304."""
+    return f"{seq}{'-stale' if stale else ''}"
+
+
+def list_etag(bodies: list[dict[str, Any]]) -> str:
+    """Stable across processes (crc32, not hash()), so pollers keep their 304s behind a load balancer."""
+    seqs = ".".join(f"{b['account_index']}:{b.get('seq', 0)}" for b in bodies)
+    return etag(zlib.crc32(seqs.encode()), any(b["stale"] for b in bodies))
+
+
+def worker_view(status: dict[str, Any] | None, now: int) -> dict[str, Any]:
+    if status is None:
+        return {"up": False, "pid": None, "started_at": None, "heartbeat_at": None, "heartbeat_age_ms": None}
+    age = max(0, now - status.get("heartbeat_at", 0))
+    # A worker that stopped cleanly writes one last status with a fresh heartbeat and `stopped_at`.
+    up = age <= HEARTBEAT_DOWN_AFTER * 1000 and not status.get("stopped_at")
+    return {"up": up, "pid": status.get("pid"),
+            "started_at": status.get("started_at"), "heartbeat_at": status.get("heartbeat_at"),
+            "heartbeat_age_ms": age}
+
+
+def status_view(store: Store, ttl_s: float, clients: int, status: dict[str, Any] | None = None,
+                snapshots: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The /api/status body (also pushed to /ws clients as `status`)."""
+    now = now_ms()
+    status = store.status() if status is None else status
+    snapshots = store.accounts() if snapshots is None else snapshots
+    per_worker = (status or {}).get("accounts") or {}
+    accounts = {}
+    for snapshot in snapshots:
+        body = with_freshness({**snapshot, "sections": snapshot.get("sections", {})}, ttl_s, now)
+        key = str(snapshot["account_index"])
+        accounts[key] = {**per_worker.get(key, {}), "seq": body.get("seq", 0), "as_of": body.get("as_of"),
+                         "age_ms": body["age_ms"], "stale": body["stale"], "public_only": body.get("public_only"),
+                         "sections": {n: {"source": s.get("source"), "age_ms": s["age_ms"], "stale": s["stale"],
+                                          "error": s.get("error")} for n, s in body["sections"].items()}}
+    status = status or {}
+    return {"server_time": now, "worker": worker_view(status or None, now),
+            "store": {"kind": store.kind, "reachable": True},
+            "upstream": status.get("upstream"), "mode": status.get("mode"), "intervals": status.get("intervals"),
+            "egresses": status.get("egresses", []), "accounts": accounts, "errors": status.get("errors", [])[-20:],
+            "clients": {"websocket": clients}, "cache_ttl_s": ttl_s}
+
+
+def unreachable_view(clients: int) -> dict[str, Any]:
+    """The status pushed to /ws clients while the store cannot be read: nothing is known but that."""
+    return {"server_time": now_ms(), "worker": worker_view(None, now_ms()), "store": {"reachable": False},
+            "upstream": None, "mode": None, "intervals": None, "egresses": [], "accounts": {}, "errors": [],
+            "clients": {"websocket": clients}}
+
+
+class StatusCache:
+    """The worker's status, read at most once per `max_age_s` per process (poll hints, /ws pushes)."""
+
+    def __init__(self, store: Store, ttl_s: float, default_poll_s: float, max_age_s: float = 1.0) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self.default_poll_s = default_poll_s
+        self.max_age_s = max_age_s
+        self._status: dict[str, Any] | None = None
+        self._read_at = float("-inf")
+        self._poll: float | None = None
+
+    def raw(self) -> dict[str, Any] | None:
+        if time.monotonic() - self._read_at > self.max_age_s:
+            self._status = self.store.status()
+            self._read_at = time.monotonic()
+            self._poll = None  # derived from the record just read; recomputed once on next use
+        return self._status
+
+    def view(self, clients: int, fresh: bool = False) -> dict[str, Any]:
+        if fresh:
+            self._read_at = float("-inf")
+        return status_view(self.store, self.ttl_s, clients, status=self.raw())
+
+    def poll_interval(self) -> float:
+        """The useful poll interval: the worker's effective REST poll interval (nothing changes faster).
+        Every REST response carries it: parsed once per status read, not once per request."""
+        status = self.raw()
+        if self._poll is None:
+            try:
+                intervals = (status or {}).get("intervals") or {}
+                self._poll = float(intervals["poll"]["effective"])
+            except (KeyError, TypeError, ValueError):
+                self._poll = self.default_poll_s
+        return self._poll

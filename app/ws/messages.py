@@ -1,0 +1,82 @@
+"""Pure builders for /ws protocol messages (docs/websocket.md): each returns the JSON text sent on the wire."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from app.ws import patches
+from core.snapshot import now_ms, with_freshness
+from core.store import Change
+
+PROTOCOL = 1
+
+
+def encode(message: dict[str, Any]) -> str:
+    return orjson.dumps(message).decode()
+
+
+def hello(accounts: list[int], heartbeat_s: float, max_message: int, subscribed: list[int] | None,
+          updates: str = "full") -> str:
+    return encode({"type": "hello", "protocol": PROTOCOL, "server_time": now_ms(), "accounts": accounts,
+                   "subscribed": subscribed, "updates": updates, "heartbeat_s": heartbeat_s,
+                   "max_message_bytes": max_message})
+
+
+def account_message(kind: str, snapshot: dict[str, Any], ttl_s: float, resync: bool = False) -> str:
+    """`snapshot` or `update` for one account; freshness is computed once, when the message is encoded."""
+    message = {"type": kind, "seq": snapshot.get("seq", 0), "prev_seq": snapshot.get("prev_seq"),
+               "account_index": snapshot["account_index"], "account": with_freshness(snapshot, ttl_s)}
+    if kind == "snapshot":
+        message["resync"] = resync
+    return encode(message)
+
+
+def update(change: Change, ttl_s: float) -> str:
+    return account_message("update", change.snapshot, ttl_s)
+
+
+def patch_update(change: Change, previous: dict[str, Any] | None, ttl_s: float) -> str | None:
+    """The same update as `update()` for a client holding `previous` (the account at the change's `prev_seq`),
+    carrying a JSON Patch (app/ws/patches.py) instead of the account; None when `previous` is not that version."""
+    snapshot = change.snapshot
+    prev_seq = snapshot.get("prev_seq")
+    if previous is None or prev_seq is None or previous.get("seq") != prev_seq:
+        return None
+    ops = patches.diff(previous, snapshot)
+    # Ages count from when a message was received, so every age (and stale flag) is sent again, not only those
+    # of the sections that changed: the patched account then equals what a full update would have carried.
+    # ("add" on an existing member replaces it, and is valid on a section the diff just added.)
+    fresh = with_freshness(snapshot, ttl_s)
+    ops += [{"op": "add", "path": "/age_ms", "value": fresh["age_ms"]},
+            {"op": "add", "path": "/stale", "value": fresh["stale"]}]
+    for name, section in fresh["sections"].items():
+        ops += [{"op": "add", "path": f"/sections/{name}/age_ms", "value": section["age_ms"]},
+                {"op": "add", "path": f"/sections/{name}/stale", "value": section["stale"]}]
+    return encode({"type": "update", "seq": snapshot.get("seq", 0), "prev_seq": prev_seq,
+                   "account_index": snapshot["account_index"], "patch": ops})
+
+
+def status(view: dict[str, Any]) -> str:
+    return encode({"type": "status", "status": view})
+
+
+def heartbeat(seq: int) -> str:
+    return encode({"type": "heartbeat", "server_time": now_ms(), "seq": seq})
+
+
+def subscribed(accounts: list[int] | None) -> str:
+    return encode({"type": "subscribed", "accounts": accounts})
+
+
+def error(code: str, message: str) -> str:
+    return encode({"type": "error", "code": code, "message": message})
+
+
+def parse_accounts(value: Any, limit: int = 1000) -> list[int] | None:
+    """A client's account list: ints in int64 range, at most `limit`; None when the value is not that."""
+    if not isinstance(value, list) or len(value) > limit:
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63 for v in value):
+        return None
+    return list(dict.fromkeys(value))

@@ -1,0 +1,154 @@
+"""/ws: the WebSocket protocol (docs/websocket.md) on top of the hub and the transport adapter."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from flask import Blueprint, Flask, Response, abort, current_app, request
+
+from app import auth
+from app.ws import messages, transport
+from app.ws.clients import Client
+from app.ws.hub import Hub
+
+log = logging.getLogger(__name__)
+bp = Blueprint("ws", __name__)
+MAX_MESSAGE = 4096    # client frames are small commands; anything bigger is closed with 1009
+MAX_ERRORS = 20       # error frames before we give up on a client that keeps sending garbage
+
+
+def _since(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 19:
+        raise ValueError("since must be a non-negative integer")
+    return int(raw)
+
+
+def _updates(raw: str | None) -> str:
+    if raw in (None, "", "full", "patch"):
+        return raw or "full"
+    raise ValueError("updates must be 'full' or 'patch'")
+
+
+def _query_accounts(raw: str | None) -> set[int] | None:
+    if not raw:
+        return None
+    parts = [p.strip() for p in raw.split(",")]
+    if len(parts) > 1000 or not all(p.isdigit() and len(p) <= 19 for p in parts):
+        raise ValueError("accounts must be a comma-separated list of account indexes")
+    return {int(p) for p in parts}
+
+
+@bp.route("/ws", websocket=True)
+def websocket() -> Response:
+    conn = transport.accept(request.environ, MAX_MESSAGE)
+    if conn is None:  # werkzeug routes only upgrade requests here; this is a belt-and-braces 400
+        abort(400, "WebSocket upgrade required")
+    hub: Hub = current_app.extensions["lb_hub"]
+    settings = current_app.extensions["lb_settings"]
+    client = Client(conn, hub.queue_size, hub.metrics)
+    if hub.full():
+        hub.metrics.clients_dropped.labels(reason="full").inc()
+        return _refuse(client, 1013, "server_full", "too many open WebSockets here; try again later")
+    hub.register(client)
+    # gevent-websocket has already answered 101 when the view runs: refusals are error frames and close codes.
+    if not auth.authorized(settings, request, allow_query=True):
+        return _refuse(client, 4001, "unauthorized", "missing or wrong token")
+    try:
+        since = _since(request.args.get("since"))
+        client.accounts = _query_accounts(request.args.get("accounts"))
+        updates = _updates(request.args.get("updates"))
+    except ValueError as exc:
+        return _refuse(client, 1008, "bad_query", str(exc))
+    hub.ensure_started()
+    try:
+        tracked = hub.store.tracked()
+        subscribed = sorted(client.accounts) if client.accounts is not None else None
+        if updates == "patch":
+            hub.send_patches(client)
+        client.send(transport.frame_text(messages.hello(tracked, hub.heartbeat_s, MAX_MESSAGE, subscribed, updates)))
+        hub.sync(client, None, since)
+        client.send(hub.status_frame())
+    except Exception:  # the store went away mid-sync: the client reconnects (with `since`) like after any drop
+        log.warning("ws %s: initial sync failed", conn.remote, exc_info=True)
+        client.refuse(1011, "store unavailable", flush=False)
+        return Response(status=204)
+    # From here the connection lives on without this greenlet: messages are handled as they come.
+    client.start(_Commands(hub, client))
+    return Response(status=204)
+
+
+def _refuse(client: Client, code: int, error: str, text: str) -> Response:
+    client.send(transport.frame_text(messages.error(error, text)))
+    client.refuse(code, error)
+    return Response(status=204)
+
+
+class _Commands:
+    """Handles one client's commands, counting the bad ones."""
+
+    __slots__ = ("hub", "client", "errors")
+
+    def __init__(self, hub: Hub, client: Client) -> None:
+        self.hub, self.client, self.errors = hub, client, 0
+
+    def __call__(self, message: str | bytes) -> None:
+        if not _handle(self.hub, self.client, message):
+            self.errors += 1
+            if self.errors >= MAX_ERRORS:
+                self.client.close(1008, "too many bad messages")
+
+
+def _handle(hub: Hub, client: Client, message: str | bytes) -> bool:
+    """Apply one client command. False (after sending an error frame) when it was not a valid command."""
+    def error(code: str, text: str) -> bool:
+        client.send(transport.frame_text(messages.error(code, text)))
+        return False
+
+    if isinstance(message, bytes):
+        return error("bad_message", "send JSON text frames")
+    try:
+        command: Any = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return error("bad_json", "message is not valid JSON")
+    if not isinstance(command, dict):
+        return error("bad_message", "message must be a JSON object with an 'op'")
+    op = command.get("op")
+    if op in ("subscribe", "unsubscribe"):
+        return _subscription(hub, client, op, command.get("accounts"), error)
+    if op == "resume":
+        since = command.get("since")
+        if not isinstance(since, int) or isinstance(since, bool) or since < 0:
+            return error("bad_since", "since must be a non-negative integer")
+        hub.sync(client, None, since)
+        return True
+    if op == "ping":
+        client.send(transport.frame_text(messages.encode({"type": "pong", "id": command.get("id")})))
+        return True
+    return error("unknown_op", "op must be one of subscribe, unsubscribe, resume, ping")
+
+
+def _subscription(hub: Hub, client: Client, op: str, raw: Any, error: Any) -> bool:
+    accounts = messages.parse_accounts(raw)
+    if accounts is None:
+        return error("bad_accounts", "accounts must be a list of at most 1000 account indexes")
+    tracked = hub.store.tracked()
+    current = set(tracked) if client.accounts is None else set(client.accounts)
+    if op == "unsubscribe":
+        client.accounts = current - set(accounts)
+        client.send(transport.frame_text(messages.subscribed(sorted(client.accounts))))
+        return True
+    unknown = [a for a in accounts if a not in tracked]
+    added = [a for a in accounts if a not in current and a in tracked]
+    client.accounts = current | set(added)
+    client.send(transport.frame_text(messages.subscribed(sorted(client.accounts))))
+    hub.sync(client, added, None)
+    if unknown:
+        return error("unknown_accounts", f"not tracked: {unknown[:20]}")
+    return True
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

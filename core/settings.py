@@ -1,0 +1,245 @@
+"""Settings shared by web and worker: one frozen object built from the environment in one place.
+
+The only code that reads os.environ (`load`); everything else is given a Settings.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote, urlsplit
+
+from core.env import Secret, SettingsError, int_value, number, optional_int
+from core.tuning import WebTuning, WorkerTuning, web_from_env, worker_from_env
+
+MAINNET_BASE_URL = "https://mainnet.zklighter.elliot.ai"
+
+# Lighter's REST budgets per rolling minute (../shared/lighter-protocol.md §5). "standard" counts requests,
+# the others count weight; every endpoint the worker calls weighs 300.
+TIER_WEIGHT_PER_MINUTE = {"standard": None, "premium": 24_000, "plus": 120_000, "builder": 240_000}
+STANDARD_REQUESTS_PER_MINUTE = 60
+ENDPOINT_WEIGHT = 300
+
+_ACCOUNT_VAR = re.compile(r"^Lighter_(\d+)_([A-Za-z0-9]+)_(Account_Index|API_KEY_Index|PRIVATE|PUBLIC)$")
+_PROXY_VAR = re.compile(r"^Lighter_(\d+)_PROXY_(\d+)_URL$")
+_HEX_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{80}$")
+_RATE_LIMIT = re.compile(r"^\s*\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
+MAX_ACCOUNT_INDEX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """One egress through an HTTP proxy. `url` holds credentials; `redacted` is safe to show."""
+
+    url: Secret
+    host: str
+    port: int
+    username: str | None = None
+    password: Secret | None = field(default=None, repr=False)
+
+    @property
+    def redacted(self) -> str:
+        user = f"{self.username}:***@" if self.username else ""
+        return f"http://{user}{self.host}:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"Proxy({self.redacted})"
+
+
+@dataclass(frozen=True)
+class Account:
+    """One tracked Lighter account. `group` selects which proxies carry its traffic."""
+
+    group: int
+    name: str
+    account_index: int
+    api_key_index: int | None = None
+    private_key: Secret | None = field(default=None, repr=False)
+    public_key: str | None = None
+
+    @property
+    def public_only(self) -> bool:
+        return self.private_key is None
+
+
+@dataclass(frozen=True)
+class Settings:
+    accounts: tuple[Account, ...] = ()
+    proxies: Mapping[int, tuple[Proxy, ...]] = field(default_factory=dict)
+    lighter_base_url: str = MAINNET_BASE_URL
+    lighter_ws_url: str = "wss://mainnet.zklighter.elliot.ai/stream"
+    poll_interval: float = 0.5
+    orders_interval: float = 2.0
+    cache_ttl: float = 5.0
+    upstream_tier: str = "standard"
+    upstream_requests_per_minute: int | None = None
+    redis_url: Secret | None = field(default=None, repr=False)
+    cache_dir: str = ".cache/store"
+    rate_limit: str = "100/minute"
+    api_token: Secret | None = field(default=None, repr=False)
+    trusted_proxies: int = 0
+    ws_max_clients: int = 10000
+    log_format: str = "text"
+    log_level: str = "INFO"
+    port: int = 5000
+    worker: WorkerTuning = field(default_factory=WorkerTuning)
+    web: WebTuning = field(default_factory=WebTuning)
+
+    @property
+    def requests_per_minute_per_egress(self) -> int | None:
+        """Upstream REST requests one egress may send per minute; None means unlimited."""
+        if self.upstream_requests_per_minute is not None:
+            return self.upstream_requests_per_minute
+        if self.upstream_tier == "unlimited":
+            return None
+        weight = TIER_WEIGHT_PER_MINUTE[self.upstream_tier]
+        if weight is None:
+            return STANDARD_REQUESTS_PER_MINUTE
+        return weight // ENDPOINT_WEIGHT
+
+    def account(self, index: int) -> Account | None:
+        return next((a for a in self.accounts if a.account_index == index), None)
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for log redaction. Never log or serve what this returns."""
+        values = [a.private_key.reveal() for a in self.accounts if a.private_key]
+        values += [p.password.reveal() for group in self.proxies.values() for p in group if p.password]
+        values += [s.reveal() for s in (self.api_token, self.redis_url) if s]
+        return values
+
+
+def load() -> Settings:
+    """Settings for a process entry point: the file named by DOTENV_FILE (default `.env`; empty skips it, as
+    tests do so a developer's accounts never leak in) under the real environment, then from_env."""
+    dotenv_path = os.environ.get("DOTENV_FILE", ".env")
+    if dotenv_path and os.path.exists(dotenv_path):
+        from dotenv import load_dotenv
+
+        load_dotenv(dotenv_path, override=False)
+    return from_env(os.environ)
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from a mapping (os.environ by default). Raises SettingsError naming the variable."""
+    env = dict(os.environ if environ is None else environ)
+    base_url = _url(env, "LIGHTER_BASE_URL", MAINNET_BASE_URL, ("http", "https"))
+    ws_default = _default_ws_url(base_url)
+    tier = env.get("UPSTREAM_TIER", "standard").strip().lower() or "standard"
+    if tier not in (*TIER_WEIGHT_PER_MINUTE, "unlimited"):
+        raise SettingsError(f"UPSTREAM_TIER must be one of standard, premium, plus, builder, unlimited (got {tier!r})")
+    rate_limit = env.get("RATE_LIMIT", "100/minute").strip()
+    if not _RATE_LIMIT.match(rate_limit):
+        raise SettingsError(f"RATE_LIMIT must look like '100/minute' (got {rate_limit!r})")
+    log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
+    if log_format not in ("text", "json"):
+        raise SettingsError(f"LOG_FORMAT must be 'text' or 'json' (got {log_format!r})")
+    return Settings(
+        accounts=_accounts(env),
+        proxies=_proxies(env),
+        lighter_base_url=base_url,
+        lighter_ws_url=_url(env, "LIGHTER_WS_URL", ws_default, ("ws", "wss")),
+        poll_interval=number(env, "POLL_INTERVAL", 0.5, minimum=0.05),
+        orders_interval=number(env, "ORDERS_INTERVAL", 2.0, minimum=0.05),
+        cache_ttl=number(env, "CACHE_TTL", 5.0, minimum=0.1),
+        upstream_tier=tier,
+        upstream_requests_per_minute=optional_int(env, "UPSTREAM_REQUESTS_PER_MINUTE", minimum=1),
+        redis_url=_redis_url(env),
+        cache_dir=env.get("CACHE_DIR", "").strip() or ".cache/store",
+        rate_limit=rate_limit,
+        api_token=Secret(env["API_TOKEN"]) if env.get("API_TOKEN", "").strip() else None,
+        trusted_proxies=int(number(env, "TRUSTED_PROXIES", 0, minimum=0, integer=True)),
+        ws_max_clients=int(number(env, "WS_MAX_CLIENTS", 10000, minimum=1, integer=True)),
+        log_format=log_format,
+        log_level=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
+        port=int(number(env, "PORT", 5000, minimum=1, integer=True)),
+        worker=worker_from_env(env),
+        web=web_from_env(env),
+    )
+
+
+def _accounts(env: Mapping[str, str]) -> tuple[Account, ...]:
+    fields: dict[tuple[int, str], dict[str, str]] = {}
+    for name, value in env.items():
+        match = _ACCOUNT_VAR.match(name)
+        if match and match.group(2).upper() != "PROXY":
+            fields.setdefault((int(match.group(1)), match.group(2)), {})[match.group(3)] = value.strip()
+    accounts: list[Account] = []
+    for (group, ident), values in sorted(fields.items()):
+        prefix = f"Lighter_{group}_{ident}_"
+        if not values.get("Account_Index"):
+            raise SettingsError(f"{prefix}Account_Index is required when other {prefix}* variables are set")
+        index = int_value(prefix + "Account_Index", values["Account_Index"], 0, MAX_ACCOUNT_INDEX)
+        private = values.get("PRIVATE") or None
+        if private is not None and not _HEX_KEY.match(private):
+            raise SettingsError(f"{prefix}PRIVATE must be 80 hex characters (40 bytes), optionally 0x-prefixed")
+        api_key = values.get("API_KEY_Index")
+        api_key_index = int_value(prefix + "API_KEY_Index", api_key, 0, 254) if api_key else None
+        if private is not None and api_key_index is None:
+            raise SettingsError(f"{prefix}API_KEY_Index is required when {prefix}PRIVATE is set")
+        accounts.append(Account(group, ident, index, api_key_index, Secret(private) if private else None,
+                                values.get("PUBLIC") or None))
+    seen: dict[int, str] = {}
+    for account in accounts:
+        if account.account_index in seen:
+            raise SettingsError(f"Lighter_{account.group}_{account.name}_Account_Index repeats account "
+                                f"{account.account_index} already set by {seen[account.account_index]}")
+        seen[account.account_index] = f"Lighter_{account.group}_{account.name}_Account_Index"
+    return tuple(accounts)
+
+
+def _proxies(env: Mapping[str, str]) -> dict[int, tuple[Proxy, ...]]:
+    found: dict[int, list[tuple[int, Proxy]]] = {}
+    for name, value in env.items():
+        match = _PROXY_VAR.match(name)
+        if match and value.strip():
+            found.setdefault(int(match.group(1)), []).append((int(match.group(2)), parse_proxy(name, value.strip())))
+    return {group: tuple(p for _, p in sorted(items, key=lambda item: item[0])) for group, items in found.items()}
+
+
+def parse_proxy(variable: str, text: str) -> Proxy:
+    """Accept `http://user:pass@host:port`, `host:port:user:pass` and `host:port`."""
+    if "://" not in text:
+        parts = text.split(":")
+        if len(parts) not in (2, 4):
+            raise SettingsError(f"{variable} must be http://user:pass@host:port or host:port:user:pass")
+        host, port = parts[0], parts[1]
+        user, password = (parts[2], parts[3]) if len(parts) == 4 else (None, None)
+    else:
+        try:
+            split = urlsplit(text)
+            host, port = split.hostname or "", str(split.port or "")
+        except ValueError:
+            raise SettingsError(f"{variable} is not a valid proxy URL") from None
+        if split.scheme not in ("http", "https"):
+            raise SettingsError(f"{variable} must use http:// (got scheme {split.scheme!r})")
+        user = unquote(split.username) if split.username else None
+        password = unquote(split.password) if split.password else None
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"{variable} needs a host and a port between 1 and 65535")
+    auth = f"{quote(user, safe='')}:{quote(password or '', safe='')}@" if user else ""
+    return Proxy(Secret(f"http://{auth}{host}:{port}"), host, int(port), user,
+                 Secret(password) if password else None)
+
+
+def _default_ws_url(base_url: str) -> str:
+    split = urlsplit(base_url)
+    scheme = "wss" if split.scheme == "https" else "ws"
+    return f"{scheme}://{split.netloc}/stream"
+
+
+def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip() or default
+    split = urlsplit(value)
+    if split.scheme not in schemes or not split.netloc:
+        raise SettingsError(f"{name} must be a {' or '.join(s + '://' for s in schemes)} URL")
+    return value.rstrip("/")
+
+
+def _redis_url(env: Mapping[str, str]) -> Secret | None:
+    value = env.get("REDIS_URL", "").strip()
+    if not value:
+        return None
+    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+    return Secret(value)

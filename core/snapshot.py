@@ -1,0 +1,99 @@
+"""The account snapshot: the one object worker, store, web and clients pass around, typed; and its pure helpers.
+
+Why TypedDicts and not dataclasses: a snapshot is JSON everywhere it lives (the store, the change feed, every
+REST body and /ws frame). Typed dicts give the checker the schema while the hot paths keep the very object read
+from the store (orjson encodes it as it is; no conversion per change, per client or per request).
+
+Snapshot (schema 1), one per tracked account, written only by the worker:
+    {"schema": 1, "account_index": int, "seq": int, "prev_seq": int | None, "written_at": ms | None,
+     "as_of": ms | None,            # newest upstream confirmation across sections
+     "public_only": bool,           # no private key: no active orders
+     "sections": {name: {"source": "ws"|"rest"|None, "as_of": ms|None, "data": ..., "error": str|None}}}
+Sections: summary (Lighter DetailedAccount fields except positions, verbatim), positions (AccountPosition list),
+orders (active Order list), stats (user_stats), trades (recent trades). Section data is Lighter's JSON, kept
+verbatim: `Row` is one such object.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Literal, TypedDict
+
+SCHEMA_VERSION = 1
+SECTIONS = ("summary", "positions", "orders", "stats", "trades")
+# Sections whose staleness makes the whole account stale: the money and the risk.
+VITAL_SECTIONS = ("summary", "positions")
+
+Row = dict[str, Any]                       # one Lighter JSON object (an account summary, a position, an order...)
+SectionData = Row | list[Row] | None
+Source = Literal["ws", "rest"]
+
+
+class Section(TypedDict):
+    source: Source | None
+    as_of: int | None
+    data: SectionData
+    error: str | None
+
+
+class Snapshot(TypedDict):
+    schema: int
+    account_index: int
+    seq: int
+    prev_seq: int | None
+    written_at: int | None
+    as_of: int | None
+    public_only: bool
+    sections: dict[str, Section]
+
+
+class FreshSection(Section):
+    """A section as served: with its age and staleness computed at read time."""
+
+    age_ms: int | None
+    stale: bool
+
+
+class AccountBody(TypedDict):
+    """A snapshot as served (REST body, /ws `account`): freshness at top level and per section."""
+
+    schema: int
+    account_index: int
+    seq: int
+    prev_seq: int | None
+    written_at: int | None
+    as_of: int | None
+    public_only: bool
+    sections: dict[str, FreshSection]
+    age_ms: int | None
+    stale: bool
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def empty_section() -> Section:
+    return {"source": None, "as_of": None, "data": None, "error": None}
+
+
+def new_snapshot(account_index: int, public_only: bool) -> Snapshot:
+    """A snapshot with no data yet (what the worker starts from for an account the store has never seen)."""
+    return {"schema": SCHEMA_VERSION, "account_index": account_index, "seq": 0, "prev_seq": None,
+            "written_at": None, "as_of": None, "public_only": public_only,
+            "sections": {name: empty_section() for name in SECTIONS}}
+
+
+def with_freshness(snapshot: Snapshot, ttl_s: float, now: int | None = None) -> AccountBody:
+    """Copy of `snapshot` with `age_ms`/`stale` at top level and per section, computed at read time."""
+    now = now_ms() if now is None else now
+    limit = ttl_s * 1000
+    sections: dict[str, FreshSection] = {}
+    for name, section in snapshot.get("sections", {}).items():
+        as_of = section.get("as_of")
+        age = None if as_of is None else max(0, now - as_of)
+        sections[name] = {**section, "age_ms": age, "stale": age is None or age > limit}
+    as_of = snapshot.get("as_of")
+    age = None if as_of is None else max(0, now - as_of)
+    stale = age is None or age > limit or any(
+        s["stale"] for n, s in sections.items() if n in VITAL_SECTIONS and s.get("data") is not None)
+    return {**snapshot, "sections": sections, "age_ms": age, "stale": stale}

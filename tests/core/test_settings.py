@@ -1,0 +1,71 @@
+"""Settings: parsing, defaults, and errors that name the variable without leaking secrets."""
+import pytest
+
+from core.settings import SettingsError, from_env, parse_proxy
+
+KEY = "ab" * 40
+PASSWORD = "s3cr3t-pass"
+
+
+def test_defaults():
+    s = from_env({})
+    assert s.accounts == () and s.poll_interval == 0.5 and s.orders_interval == 2.0 and s.cache_ttl == 5.0
+    assert s.rate_limit == "100/minute" and s.port == 5000 and s.redis_url is None
+    assert s.lighter_ws_url == "wss://mainnet.zklighter.elliot.ai/stream"
+    assert s.requests_per_minute_per_egress == 60
+    assert s.ws_max_clients == 10000 and from_env({"WS_MAX_CLIENTS": "50"}).ws_max_clients == 50
+
+
+def test_accounts_and_ws_url_derived_from_base():
+    s = from_env({"Lighter_1_A_Account_Index": "42", "Lighter_1_A_API_KEY_Index": "4", "Lighter_1_A_PRIVATE": KEY,
+                  "Lighter_2_B_Account_Index": "7", "LIGHTER_BASE_URL": "http://127.0.0.1:8765"})
+    assert [(a.group, a.name, a.account_index) for a in s.accounts] == [(1, "A", 42), (2, "B", 7)]
+    assert s.accounts[0].private_key.reveal() == KEY and not s.accounts[0].public_only
+    assert s.accounts[1].public_only
+    assert s.lighter_ws_url == "ws://127.0.0.1:8765/stream"
+    assert KEY not in repr(s)
+
+
+@pytest.mark.parametrize("text", [f"http://user:{PASSWORD}@10.0.0.1:3128", f"10.0.0.1:3128:user:{PASSWORD}"])
+def test_proxy_forms_are_equivalent_and_redacted(text):
+    proxy = parse_proxy("Lighter_1_PROXY_1_URL", text)
+    assert (proxy.host, proxy.port, proxy.username, proxy.password.reveal()) == ("10.0.0.1", 3128, "user", PASSWORD)
+    assert proxy.url.reveal() == f"http://user:{PASSWORD}@10.0.0.1:3128"
+    assert PASSWORD not in repr(proxy) and PASSWORD not in proxy.redacted
+
+
+def test_proxies_grouped_in_order():
+    s = from_env({"Lighter_1_PROXY_2_URL": "h2:2", "Lighter_1_PROXY_1_URL": "h1:1"})
+    assert [p.host for p in s.proxies[1]] == ["h1", "h2"]
+
+
+@pytest.mark.parametrize("env,variable", [
+    ({"POLL_INTERVAL": "fast"}, "POLL_INTERVAL"),
+    ({"POLL_INTERVAL": "0"}, "POLL_INTERVAL"),
+    ({"RATE_LIMIT": "lots"}, "RATE_LIMIT"),
+    ({"WS_MAX_CLIENTS": "0"}, "WS_MAX_CLIENTS"),
+    ({"UPSTREAM_TIER": "gold"}, "UPSTREAM_TIER"),
+    ({"WORKER_WS": "maybe"}, "WORKER_WS"),
+    ({"WORKER_HTTP_TIMEOUT_S": "soon"}, "WORKER_HTTP_TIMEOUT_S"),
+    ({"LIGHTER_BASE_URL": "ftp://x"}, "LIGHTER_BASE_URL"),
+    ({"REDIS_URL": "http://x"}, "REDIS_URL"),
+    ({"Lighter_1_A_Account_Index": "x"}, "Lighter_1_A_Account_Index"),
+    ({"Lighter_1_A_PRIVATE": KEY, "Lighter_1_A_API_KEY_Index": "4"}, "Lighter_1_A_Account_Index"),
+    ({"Lighter_1_A_Account_Index": "1", "Lighter_1_A_PRIVATE": KEY}, "Lighter_1_A_API_KEY_Index"),
+    ({"Lighter_1_A_Account_Index": "1", "Lighter_1_A_API_KEY_Index": "4", "Lighter_1_A_PRIVATE": KEY[:-2] + "zz"},
+     "Lighter_1_A_PRIVATE"),
+    ({"Lighter_1_PROXY_1_URL": f"socks5://u:{PASSWORD}@h:1"}, "Lighter_1_PROXY_1_URL"),
+    ({"Lighter_1_PROXY_1_URL": f"h:notaport:u:{PASSWORD}"}, "Lighter_1_PROXY_1_URL"),
+])
+def test_errors_name_the_variable_and_hide_secrets(env, variable):
+    with pytest.raises(SettingsError) as info:
+        from_env(env)
+    message = str(info.value)
+    assert variable in message
+    assert KEY[:-2] not in message and PASSWORD not in message
+
+
+def test_tiers_give_requests_per_minute():
+    assert from_env({"UPSTREAM_TIER": "premium"}).requests_per_minute_per_egress == 80
+    assert from_env({"UPSTREAM_TIER": "unlimited"}).requests_per_minute_per_egress is None
+    assert from_env({"UPSTREAM_REQUESTS_PER_MINUTE": "30"}).requests_per_minute_per_egress == 30

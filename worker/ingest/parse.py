@@ -1,0 +1,206 @@
+"""Pure parsers for Lighter REST bodies and WebSocket frames: validate, keep values verbatim, never guess."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from lighter.models.detailed_accounts import DetailedAccounts
+from lighter.models.orders import Orders
+from pydantic import ValidationError
+
+# Money and sizes are decimal strings upstream; we relay them verbatim and insist they stay strings.
+_SUMMARY_STRINGS = ("collateral", "available_balance", "total_asset_value")
+_POSITION_INTS = ("market_id", "sign")
+_POSITION_STRINGS = ("position", "avg_entry_price")
+_ORDER_INTS = ("order_index", "market_index")
+_ORDER_STRINGS = ("status", "price", "remaining_base_amount")
+_STATS_STRINGS = ("collateral", "portfolio_value", "available_balance")
+# Order statuses that mean "still on the book"; anything else in a delta removes the order.
+ACTIVE_STATUSES = frozenset({"open", "pending", "in-progress"})
+
+
+class ParseError(ValueError):
+    """The payload is unusable: the caller keeps its last good data and flags the section."""
+
+
+@dataclass(frozen=True)
+class AccountBody:
+    """One DetailedAccount: summary fields (everything but positions) and the positions list."""
+
+    summary: dict[str, Any]
+    positions: list[dict[str, Any]]
+    strict: bool
+
+
+@dataclass(frozen=True)
+class OrdersBody:
+    orders: list[dict[str, Any]]
+    strict: bool
+
+
+@dataclass
+class Frame:
+    """A classified WebSocket frame. `kind` is the channel name (account_all...) or a control type."""
+
+    kind: str
+    snapshot: bool = False
+    account: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # an account frame whose rows failed validation: nothing to merge
+
+
+def _loads(raw: bytes | str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ParseError("malformed JSON") from None
+
+
+def _check_code(body: Any, where: str) -> None:
+    if not isinstance(body, dict):
+        raise ParseError(f"{where}: body is not an object")
+    code = body.get("code", 200)
+    if code not in (0, 200):
+        raise ParseError(f"{where}: code {code} {str(body.get('message', ''))[:120]}")
+
+
+def _require(obj: Any, ints: tuple[str, ...], strings: tuple[str, ...], where: str) -> None:
+    if not isinstance(obj, dict):
+        raise ParseError(f"{where}: expected an object")
+    for key in ints:
+        value = obj.get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ParseError(f"{where}: {key} must be an integer")
+    for key in strings:
+        if not isinstance(obj.get(key), str):
+            raise ParseError(f"{where}: {key} must be a string")
+
+
+def _load_checked(raw: bytes | str, model: Any, where: str) -> tuple[dict, bool]:
+    """The decoded body (its `code` checked) and whether it passes the SDK's strict validation. Failing that is
+    not an error: live bodies carry extra or missing optional-in-practice fields; callers check what we serve."""
+    body = _loads(raw)
+    _check_code(body, where)
+    try:
+        model.model_validate_json(raw)
+    except ValidationError:
+        return body, False
+    return body, True
+
+
+def parse_account(raw: bytes | str, account_index: int) -> AccountBody:
+    """A `/api/v1/account?by=index` body. Strict SDK validation first; live-like leniencies are tolerated
+    as long as the fields we serve are present and well-typed."""
+    body, strict = _load_checked(raw, DetailedAccounts, "account")
+    accounts = body.get("accounts")
+    if not isinstance(accounts, list):
+        raise ParseError("account: accounts missing")
+    match = [a for a in accounts if isinstance(a, dict)
+             and account_index in (a.get("account_index"), a.get("index"))]
+    if not match:
+        raise ParseError(f"account: {account_index} not in response")
+    account = match[0]
+    _require(account, (), _SUMMARY_STRINGS, "account")
+    positions = account.get("positions")
+    if not isinstance(positions, list):
+        raise ParseError("account: positions must be a list")
+    for row in positions:
+        _require(row, _POSITION_INTS, _POSITION_STRINGS, "account.positions")
+    summary = {k: v for k, v in account.items() if k != "positions"}
+    return AccountBody(summary, sort_positions(positions), strict)
+
+
+def parse_orders(raw: bytes | str) -> OrdersBody:
+    """An `accountActiveOrders` body. A body without `orders` is an error, never "no orders"."""
+    body, strict = _load_checked(raw, Orders, "orders")
+    orders = body.get("orders")
+    if not isinstance(orders, list):
+        raise ParseError("orders: orders missing")
+    for order in orders:
+        _require(order, _ORDER_INTS, _ORDER_STRINGS, "orders[]")
+    return OrdersBody(sort_orders(orders), strict)
+
+
+def sort_positions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda row: row["market_id"])
+
+
+def sort_orders(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda row: (row["market_index"], row["order_index"]))
+
+
+def _rows(value: Any, where: str) -> list[Any]:
+    """Lighter sends per-market maps in some frames and arrays in others: accept both."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        rows: list[Any] = []
+        for item in value.values():
+            rows.extend(item if isinstance(item, list) else [item])
+        return rows
+    if isinstance(value, list):
+        return list(value)
+    raise ParseError(f"{where}: expected a map or a list")
+
+
+def _frame_account(msg: dict[str, Any]) -> int | None:
+    channel = msg.get("channel")
+    if isinstance(channel, str) and ":" in channel:
+        ident = channel.split(":")[-1]
+        if ident.isdigit():
+            return int(ident)
+    account = msg.get("account")
+    return account if isinstance(account, int) else None
+
+
+def parse_frame(raw: bytes | str) -> Frame:
+    """Classify one WS frame; account frames get their rows validated and normalised to lists."""
+    msg = _loads(raw)
+    if not isinstance(msg, dict):
+        raise ParseError("frame is not an object")
+    if "error" in msg:
+        error = msg["error"] if isinstance(msg["error"], dict) else {"message": str(msg["error"])}
+        return Frame("error", payload={"code": error.get("code"), "message": str(error.get("message", ""))[:200],
+                                       "channel": msg.get("channel")})
+    kind = msg.get("type")
+    if not isinstance(kind, str):
+        raise ParseError("frame without type")
+    if "/" not in kind:
+        return Frame(kind, payload=msg)  # connected, ping, pong, shutdown, unsubscribed...
+    prefix, name = kind.split("/", 1)
+    if name == "account":  # an older docs example names account_all updates this way
+        name = "account_all"
+    frame = Frame(name, snapshot=prefix == "subscribed", account=_frame_account(msg))
+    if name in ("account_all", "user_stats", "account_all_orders") and frame.account is None:
+        raise ParseError(f"{kind}: no account in channel")
+    parser = _PAYLOADS.get(name)
+    try:
+        frame.payload = parser(msg) if parser else msg
+    except ParseError as exc:
+        frame.error = str(exc)
+    return frame
+
+
+def _account_all(msg: dict[str, Any]) -> dict[str, Any]:
+    positions = _rows(msg.get("positions"), "account_all.positions")
+    for row in positions:
+        _require(row, _POSITION_INTS, _POSITION_STRINGS, "account_all.positions")
+    trades = [t for t in _rows(msg.get("trades"), "account_all.trades") if isinstance(t, dict)]
+    return {"positions": sort_positions(positions) if "positions" in msg else None, "trades": trades}
+
+
+def _user_stats(msg: dict[str, Any]) -> dict[str, Any]:
+    stats = msg.get("stats")
+    _require(stats, (), _STATS_STRINGS, "user_stats.stats")
+    return {"stats": stats}
+
+
+def _account_all_orders(msg: dict[str, Any]) -> dict[str, Any]:
+    orders = _rows(msg.get("orders"), "account_all_orders.orders")
+    for order in orders:
+        _require(order, _ORDER_INTS, _ORDER_STRINGS, "account_all_orders.orders")
+    return {"orders": orders}
+
+
+_PAYLOADS = {"account_all": _account_all, "user_stats": _user_stats, "account_all_orders": _account_all_orders}

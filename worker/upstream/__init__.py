@@ -1,0 +1,1 @@
+"""Everything that talks to Lighter: the WebSocket feed, budgeted REST polls, auth tokens, egresses."""

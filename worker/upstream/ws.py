@@ -1,0 +1,206 @@
+"""Upstream WebSocket, one per egress: subscribe, keep alive, watchdog, reconnect, readonly/REST-only ladder."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gevent
+import gevent.event
+import orjson
+import websocket
+
+from core.backoff import Retry
+from core.snapshot import now_ms
+from worker.ingest.parse import Frame, ParseError, parse_frame
+from worker.runtime import CHANNEL_SECTIONS, Runtime
+from worker.upstream.egress import Egress
+from worker.upstream.tokens import TokenError
+
+log = logging.getLogger(__name__)
+
+
+class Reconnect(Exception):
+    """End this connection and open a new one (shutdown frame, silence, protocol surprise)."""
+
+
+class Upstream:
+    def __init__(self, rt: Runtime, egress: Egress) -> None:
+        self.rt = rt
+        self.egress = egress
+        tuning = rt.tuning
+        self.retry = Retry(rt.clock, tuning.backoff_initial_s, cap=tuning.backoff_max_s,
+                           healthy_after=tuning.healthy_after_s)
+        self.readonly = False
+        self.readonly_since = 0.0
+        self.live: set[tuple[str, int]] = set()
+        self.ping_s = tuning.ping_interval(rt.settings.cache_ttl)
+
+    def _set_state(self, state: str, mode: str | None = None) -> None:
+        ws = self.egress.ws
+        if mode is not None:
+            ws.mode = mode
+        if state != ws.state:
+            ws.state, ws.since = state, now_ms()
+            self.egress.replan(self.rt.settings)
+
+    def _options(self) -> dict[str, Any]:
+        proxy = self.egress.proxy
+        if proxy is None:
+            return {"http_no_proxy": ["*"]}  # direct means direct, whatever http_proxy the host sets
+        options: dict[str, Any] = {"http_proxy_host": proxy.host, "http_proxy_port": proxy.port, "proxy_type": "http"}
+        if proxy.username:
+            options["http_proxy_auth"] = (proxy.username, proxy.password.reveal() if proxy.password else "")
+        return options
+
+    def run(self, stop: gevent.event.Event) -> None:
+        while not stop.is_set():
+            self._set_state("connecting")
+            delay = self._attempt(stop)
+            if stop.is_set():
+                break
+            if self.egress.ws.state != "rest-only":
+                self._set_state("backoff")
+            stop.wait(delay)
+
+    def _attempt(self, stop: gevent.event.Event) -> float:
+        """One connection's life; returns how long to wait before the next."""
+        if self.readonly and self.rt.clock() - self.readonly_since >= self.rt.tuning.ws_retry_s:
+            self.readonly = False  # a geo-block can lift: re-probe the full socket now and then
+        url = self.rt.settings.lighter_ws_url + ("?readonly=true" if self.readonly else "")
+        try:
+            conn = websocket.create_connection(url, timeout=self.rt.tuning.ws_connect_timeout_s,
+                                               skip_utf8_validation=True, enable_multithread=True,
+                                               **self._options())
+        except websocket.WebSocketBadStatusException as exc:
+            return self._refused(exc.status_code)
+        except (OSError, websocket.WebSocketException) as exc:
+            if self.retry.failures == 0:  # the first failure of a streak; status counts the rest
+                log.warning("upstream ws %s: connect failed (%s); retrying with backoff", self.egress.id, exc)
+            self.rt.record_error(f"ws:{self.egress.id}", f"connect failed: {type(exc).__name__}: {exc}")
+            return self.retry.next_delay()
+        if (conn.getheaders() or {}).get("x-lighter-simulator") == "1":
+            self.rt.simulator = True
+        try:
+            self._serve(conn, stop)
+        except (OSError, websocket.WebSocketException, Reconnect, ParseError) as exc:
+            if not stop.is_set():
+                self.rt.record_error(f"ws:{self.egress.id}", f"connection ended: {type(exc).__name__}: {exc}")
+                log.info("upstream ws %s ended (%s); reconnecting", self.egress.id, exc)
+        finally:
+            self.live.clear()
+            _close(conn)
+        self.egress.ws.reconnects += 1
+        return self.retry.next_delay()
+
+    def _refused(self, status: int) -> float:
+        """HTTP 400 at upgrade is Lighter's geo-block: try `?readonly=true`, then fall back to REST only."""
+        self.rt.record_error(f"ws:{self.egress.id}", f"upgrade refused with HTTP {status}"
+                             + (" on ?readonly=true" if self.readonly else ""))
+        if status != 400:
+            return self.retry.next_delay()
+        if not self.readonly:
+            self.readonly, self.readonly_since = True, self.rt.clock()
+            return 0.0
+        self.readonly = False  # next probe starts from the plain URL again
+        self._set_state("rest-only", "rest-only")
+        log.warning("upstream ws %s refused twice (HTTP 400); running REST-only, retrying in %.0fs",
+                    self.egress.id, self.rt.tuning.ws_retry_s)
+        return self.rt.tuning.ws_retry_s
+
+    def _serve(self, conn: websocket.WebSocket, stop: gevent.event.Event) -> None:
+        frame = parse_frame(conn.recv())
+        if frame.kind != "connected":
+            raise Reconnect(f"expected 'connected' first, got {frame.kind!r}")
+        self._subscribe(conn)
+        self._set_state("readonly" if self.readonly else "connected", "ws-readonly" if self.readonly else "ws")
+        log.info("upstream ws %s connected%s; subscribed %d account(s)", self.egress.id,
+                 " (readonly)" if self.readonly else "", len(self.egress.accounts))
+        self.retry.up()
+        self.egress.ws.last_frame_at = now_ms()
+        conn.settimeout(self.rt.tuning.ws_silence_s)  # recv timing out *is* the silence watchdog
+        keeper = gevent.spawn(self._keepalive, conn, stop)
+        try:
+            while not stop.is_set():
+                raw = conn.recv()
+                if not raw:
+                    raise Reconnect("closed by upstream")
+                self.egress.ws.last_frame_at = now_ms()
+                self._handle(conn, parse_frame(raw))
+        except websocket.WebSocketTimeoutException:
+            raise Reconnect(f"silent for {self.rt.tuning.ws_silence_s:.0f}s (watchdog)") from None
+        finally:
+            keeper.kill(block=False)
+
+    def _subscribe(self, conn: websocket.WebSocket) -> None:
+        for account in self.egress.accounts:
+            index = account.account_index
+            _send(conn, {"type": "subscribe", "channel": f"account_all/{index}"})
+            _send(conn, {"type": "subscribe", "channel": f"user_stats/{index}"})
+            if account.public_only:
+                continue
+            try:
+                token = self.rt.tokens.get(account)
+            except TokenError as exc:
+                self.rt.record_error(f"ws:{self.egress.id}", str(exc))
+                continue
+            _send(conn, {"type": "subscribe", "channel": f"account_all_orders/{index}", "auth": token})
+
+    def _keepalive(self, conn: websocket.WebSocket, stop: gevent.event.Event) -> None:
+        """Our pings keep us inside the 2-minute client-idle rule, and their pongs prove liveness."""
+        while not stop.wait(self.ping_s):
+            try:
+                _send(conn, {"type": "ping"})
+            except (OSError, websocket.WebSocketException):
+                return  # the reader sees the broken socket and reconnects
+
+    def _handle(self, conn: websocket.WebSocket, frame: Frame) -> None:
+        if frame.kind in ("ping", "pong"):
+            if frame.kind == "ping":
+                _send(conn, {"type": "pong"})
+            if self.live:  # every update sent before this frame has been merged: live sections are current
+                self.rt.confirm_live(self.live, self.egress.ws.last_frame_at)
+        elif frame.kind == "shutdown":
+            raise Reconnect(f"upstream shutdown (close_in_ms={frame.payload.get('close_in_ms')})")
+        elif frame.kind == "error":
+            self._error(frame.payload)
+        elif frame.kind in CHANNEL_SECTIONS and frame.account is not None:
+            key = (frame.kind, frame.account)
+            if frame.error is not None:
+                self._bad_frame(key, frame.error)
+                return
+            self.live.add(key)
+            self.rt.apply_frame(frame, self.egress)
+
+    def _bad_frame(self, key: tuple[str, int], message: str) -> None:
+        """Flag the sections and stop vouching for them until a good frame arrives (REST reconciles)."""
+        self.live.discard(key)
+        state = self.rt.states.get(key[1])
+        if state is None:
+            return
+        for name in CHANNEL_SECTIONS[key[0]]:
+            state.fail(name, f"ws {key[0]}: {message}", "ws")
+        self.rt.record_error(f"ws:{key[0]}:{key[1]}", message)
+        self.rt.sink.notify()
+
+    def _error(self, payload: dict[str, Any]) -> None:
+        message = f"upstream error {payload.get('code')}: {payload.get('message')}"
+        self.rt.record_error(f"ws:{self.egress.id}", message)
+        text = str(payload.get("message", ""))
+        for name, index in list(self.live):
+            if f"{name}:{index}" in text:
+                self.live.discard((name, index))
+        if "auth" in text:
+            for account in self.egress.accounts:
+                if f":{account.account_index}" in text:
+                    self.rt.tokens.invalidate(account.account_index)
+
+
+def _send(conn: websocket.WebSocket, message: dict[str, Any]) -> None:
+    conn.send(orjson.dumps(message).decode())
+
+
+def _close(conn: websocket.WebSocket) -> None:
+    try:
+        conn.close(timeout=0.5)
+    except (OSError, websocket.WebSocketException):
+        conn.shutdown()
