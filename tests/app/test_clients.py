@@ -1,6 +1,6 @@
 """Client bookkeeping without sockets: which frames a /ws client is sent, and how many writes that takes.
 
-The connection is stood in for by a recorder of writes (I/O is tested against real servers in tests/web).
+The connection is stood in for by a recorder of writes (I/O is tested against real servers in tests/app).
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@
 5. /ws fuzzing: bytes that are not HTTP, random bytes after the handshake, malformed JSON, unknown ops, binary,
    non-UTF-8, oversized and lying frames, protocol violations, garbage floods and subscribe/unsubscribe churn.
    The server answers with error frames or closes (with the documented codes), never crashes, and nobody else
-   notices. (REST is fuzzed with schemathesis in tests/web/test_integration.py, so not again here.)
+   notices. (REST is fuzzed with schemathesis in tests/app/test_integration.py, so not again here.)
 """
 from __future__ import annotations
 

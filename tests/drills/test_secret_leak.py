@@ -134,7 +134,7 @@ def test_no_secret_anywhere(tmp_path: Path, tinyproxy: TinyProxy) -> None:
 
             # Every GET route, with and without the token (refusals are responses too).
             urls = []
-            static = Path(__file__).resolve().parents[2] / "app" / "static"
+            static = Path(__file__).resolve().parents[2] / "app" / "dashboard" / "static"
             for rule in http_rules:
                 if "<index>" in rule:
                     urls += [rule.replace("<index>", str(i)) for i in stack.accounts + [999999999]]
