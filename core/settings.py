@@ -15,7 +15,7 @@ from core.tuning import WebTuning, WorkerTuning, web_from_env, worker_from_env
 
 MAINNET_BASE_URL = "https://mainnet.zklighter.elliot.ai"
 
-# Lighter's REST budgets per rolling minute (../shared/lighter-protocol.md §5). "standard" counts requests,
+# Lighter's REST budgets per rolling minute (docs/lighter-protocol.md, rate limits). "standard" counts requests,
 # the others count weight; every endpoint the worker calls weighs 300.
 TIER_WEIGHT_PER_MINUTE = {"standard": None, "premium": 24_000, "plus": 120_000, "builder": 240_000}
 STANDARD_REQUESTS_PER_MINUTE = 60
