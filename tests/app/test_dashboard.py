@@ -16,7 +16,7 @@ from tests.fixtures.simulator import run_simulator
 from tests.fixtures.web import run_web
 from tests.fixtures.worker import run_worker, worker_env_for
 from tests.jsondocs import mutate, random_value
-from tests.web.helpers import without_freshness
+from tests.app.helpers import without_freshness
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"

@@ -14,7 +14,7 @@ import pytest
 from app import create_app
 from core.settings import from_env
 from core.store import StoreError
-from tests.web.conftest import Feeder
+from tests.app.conftest import Feeder
 
 TOKEN = {"Authorization": "Bearer s3cret-token"}
 

@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from app.rest.hits import BatchedIncr
 from tests.fixtures.procs import free_port
 from tests.fixtures.web import run_web
-from tests.web.conftest import Feeder
+from tests.app.conftest import Feeder
 
 AUTH = {"Authorization": "Bearer s3cret-token"}
 

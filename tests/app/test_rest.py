@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from tests.fixtures.web import run_web
-from tests.web.conftest import Feeder
+from tests.app.conftest import Feeder
 
 INT64_MAX = 2**63 - 1
 

@@ -12,9 +12,9 @@ import websocket
 from websockets.exceptions import ConnectionClosed
 
 from core.store import FEED_SIZE
-from tests.compat.conftest import wait_for
+from tests.app.compat.conftest import wait_for
 from tests.fixtures.web import run_web
-from tests.web.conftest import Feeder, messages, open_ws, until
+from tests.app.conftest import Feeder, messages, open_ws, until
 
 
 def _updates(ws, count: int, deadline_s: float = 20.0) -> list[dict]:

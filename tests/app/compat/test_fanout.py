@@ -14,7 +14,7 @@ from app.metrics import Metrics
 from app.ws import messages, transport
 from app.ws.clients import Outgoing
 from core.store import Change
-from tests.compat.test_shapes import make_snapshot
+from tests.app.compat.test_shapes import make_snapshot
 from tests.doubles import Recorder
 
 

@@ -7,7 +7,7 @@ import pytest
 from lighter.models import AccountPosition, Order
 
 from app.compat import frames
-from tests.compat.test_shapes import make_snapshot
+from tests.app.compat.test_shapes import make_snapshot
 
 
 def trade(trade_id: int, order_index: int, market_id: int = 0) -> dict:

@@ -13,7 +13,7 @@ import requests
 from lighter.exceptions import ApiException, BadRequestException, UnauthorizedException
 from lighter.models import DetailedAccounts, Orders, ResultCode
 
-from tests.compat.conftest import TOKEN, Stack, wait_for
+from tests.app.compat.conftest import TOKEN, Stack, wait_for
 from tests.fixtures.web import run_web
 
 MIN_SIZE = {0: "0.0050", 1: "0.00020", 2: "0.050", 3: "10"}  # the simulator's markets (simulator/markets.py)

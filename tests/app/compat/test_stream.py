@@ -7,7 +7,7 @@ from typing import Any
 from lighter.models import Order
 from websockets.sync.client import connect
 
-from tests.compat.conftest import TOKEN, Stack, wait_for
+from tests.app.compat.conftest import TOKEN, Stack, wait_for
 
 
 def _open(stack: Stack, query: str = "") -> Any:
