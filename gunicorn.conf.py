@@ -16,7 +16,7 @@ _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 if _soft < _hard != resource.RLIM_INFINITY:
     resource.setrlimit(resource.RLIMIT_NOFILE, (_hard, _hard))
 
-# gevent-websocket's worker: /ws is declared with websocket=True (see ../shared/stack-notes.md).
+# gevent-websocket's worker: /ws and /stream are declared with websocket=True (app/ws/route.py).
 worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
 bind = f"0.0.0.0:{_settings.port}"
 # Requests in flight at once. A WebSocket holds a slot only during its handshake: app/ws/transport.py then takes the
@@ -33,13 +33,14 @@ loglevel = "warning"
 
 
 def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn hook signature
-    """On SIGTERM, close every WebSocket with 1001 before gunicorn's graceful wait starts."""
+    """On SIGTERM, stop the store watcher and close every WebSocket with 1001 before gunicorn's graceful wait."""
     previous = worker.handle_exit
 
     def handle_exit(sig, frame) -> None:  # noqa: ANN001
-        hub = worker.wsgi.extensions.get("lb_hub") if hasattr(worker.wsgi, "extensions") else None
-        if hub is not None:
-            hub.shutdown()
+        if hasattr(worker.wsgi, "extensions"):
+            from app.services import of
+
+            of(worker.wsgi).shutdown()
         previous(sig, frame)
 
     signal.signal(signal.SIGTERM, handle_exit)

@@ -7,9 +7,16 @@ from core.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the app: REST, /ws fan-out, dashboard, limits, metrics, errors; all from `settings`."""
-    from app import dashboard, errors, metrics
+    """Build the app: REST, /ws fan-out, dashboard, limits, metrics, errors; all from `settings` (the web's knobs
+    from `settings.web`)."""
+    from app import compat, dashboard, errors, metrics
+    from app import services as services_module
+    from app.compat.stream import Encoder
+    from app.feed.mirror import Mirror
+    from app.feed.watcher import Watcher
     from app.rest import api, limits
+    from app.rest.reader import Reader
+    from app.rest.shortcut import Shortcut
     from app.status import StatusCache
     from app.ws import route as ws
     from app.ws.hub import Hub
@@ -17,24 +24,28 @@ def create_app(settings: Settings | None = None) -> Flask:
     from core.store import Store
 
     settings = settings if settings is not None else settings_module.load()
+    web = settings.web
     app = Flask(__name__, static_folder=None)
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # the default provider has it; the base class not
     store = Store.from_settings(settings)
-    status = StatusCache(store, settings.cache_ttl, settings.poll_interval)
+    status = StatusCache(store, settings.cache_ttl, settings.poll_interval, web.status_every_s)
     process_metrics = metrics.Metrics()
-    app.extensions.update(lb_settings=settings, lb_store=store, lb_status=status, lb_metrics=process_metrics,
-                          lb_hub=Hub(store, status, settings.cache_ttl, process_metrics,
-                                     max_clients=settings.ws_max_clients))
+    hub = Hub(store, status, settings.cache_ttl, process_metrics, web, settings.ws_max_clients)
+    watcher = Watcher(store, Mirror(store, web.mirror_max_age_s), web.status_every_s, hub)
     errors.init_app(app)
-    metrics.init_app(app, process_metrics)
+    metrics.init_app(app, process_metrics, settings, hub, store)
     limiter = limits.init_app(app, settings, api.api, api.not_modified)
-    app.extensions["lb_budget"] = limits.Budget(limiter, settings.rate_limit, api.ACCOUNT_ENDPOINT)
+    built = services_module.Services(
+        settings=settings, store=store, status=status, metrics=process_metrics, watcher=watcher, hub=hub,
+        reader=Reader(store, watcher),
+        budget=limits.ClientBudget(limiter, settings.rate_limit, api.ACCOUNT_ENDPOINT, web.rate_limit_keys),
+        stream_encoder=Encoder())
+    services_module.init_app(app, built)
     api.init_app(app)
     ws.init_app(app)
     dashboard.init_app(app)
-    from app import compat  # Lighter-compatible routes (/api/v1/*, GET / as JSON, /stream): app/compat
-    compat.init_app(app)
-    from app.rest.shortcut import Shortcut  # polls the mirror can answer never reach Flask
-    app.wsgi_app = Shortcut(app.wsgi_app, app.extensions)
+    compat.init_app(app)  # Lighter-compatible routes (/api/v1/*, GET / as JSON, /stream): app/compat
+    # Polls the mirror can answer never reach Flask.
+    app.wsgi_app = Shortcut(app.wsgi_app, built)  # type: ignore[method-assign]  # Flask documents wrapping it
     limits.trust_proxies(app, settings)  # outermost, so the shortcut's budget sees the client's address too
     return app

@@ -6,8 +6,8 @@ scrape each instance with one worker, or read the counters as per-process sample
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
@@ -15,7 +15,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from app import auth
 from app.errors import error_response
+from core.settings import Settings
 from core.snapshot import now_ms
+from core.store import Store
+
+if TYPE_CHECKING:
+    from app.ws.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +48,13 @@ class Metrics:
 class LiveCollector:
     """Values computed at scrape time: queue depths and the age of each account's snapshot."""
 
-    def __init__(self, hub_fn: Callable[[], Any], ttl_s: float, metrics: Metrics) -> None:
-        self.hub_fn = hub_fn
-        self.ttl_s = ttl_s
+    def __init__(self, hub: Hub, store: Store, metrics: Metrics) -> None:
+        self.hub = hub
+        self.store = store
         self.metrics = metrics
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        hub = self.hub_fn()
+        hub = self.hub
         yield CounterMetricFamily("lb_ws_messages_sent", "Frames sent (or waiting to be sent) to /ws clients",
                                   value=self.metrics.frames_sent)
         depths = [c.conn.backlog for c in hub.clients]
@@ -61,23 +66,23 @@ class LiveCollector:
                                 labels=["account"])
         now = now_ms()
         try:
-            for snapshot in hub.store.accounts():
-                if snapshot.get("as_of") is not None:
-                    age.add_metric([str(snapshot["account_index"])], max(0, now - snapshot["as_of"]) / 1000)
+            for snapshot in self.store.accounts():
+                as_of = snapshot.get("as_of")
+                if as_of is not None:
+                    age.add_metric([str(snapshot["account_index"])], max(0, now - as_of) / 1000)
         except Exception as exc:  # noqa: BLE001 - a store outage must not break the scrape; ages go missing
             log.debug("metrics: store unreadable: %s", exc)
         yield from (total, deepest, age)
 
 
-def init_app(app: Flask, metrics: Metrics) -> None:
-    metrics.registry.register(LiveCollector(lambda: app.extensions["lb_hub"], app.extensions["lb_settings"].cache_ttl,
-                                            metrics))
+def init_app(app: Flask, metrics: Metrics, settings: Settings, hub: Hub, store: Store) -> None:
+    metrics.registry.register(LiveCollector(hub, store, metrics))
     bp = Blueprint("metrics", __name__)
 
     @bp.get("/metrics")
     def scrape() -> Response:
         # Same token as the API when one is set: ages and client counts are not for everyone.
-        if not auth.authorized(app.extensions["lb_settings"], request):
+        if not auth.authorized(settings, request):
             return error_response(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
 

@@ -5,11 +5,11 @@ import time
 import zlib
 from typing import Any
 
-from core.snapshot import now_ms, with_freshness
-from core.store import HEARTBEAT_DOWN_AFTER, Store
+from core.snapshot import AccountBody, Snapshot, now_ms, with_freshness
+from core.store import HEARTBEAT_DOWN_AFTER, StatusRecord, Store
 
 
-def account_body(snapshot: dict[str, Any], ttl_s: float) -> dict[str, Any]:
+def account_body(snapshot: Snapshot, ttl_s: float) -> AccountBody:
     """The account as served: the stored snapshot plus `age_ms`/`stale` computed now."""
     return with_freshness(snapshot, ttl_s)
 
@@ -20,13 +20,13 @@ def etag(seq: int, stale: bool) -> str:
     return f"{seq}{'-stale' if stale else ''}"
 
 
-def list_etag(bodies: list[dict[str, Any]]) -> str:
+def list_etag(bodies: list[AccountBody]) -> str:
     """Stable across processes (crc32, not hash()), so pollers keep their 304s behind a load balancer."""
     seqs = ".".join(f"{b['account_index']}:{b.get('seq', 0)}" for b in bodies)
     return etag(zlib.crc32(seqs.encode()), any(b["stale"] for b in bodies))
 
 
-def worker_view(status: dict[str, Any] | None, now: int) -> dict[str, Any]:
+def worker_view(status: StatusRecord | None, now: int) -> dict[str, Any]:
     if status is None:
         return {"up": False, "pid": None, "started_at": None, "heartbeat_at": None, "heartbeat_age_ms": None}
     age = max(0, now - status.get("heartbeat_at", 0))
@@ -37,16 +37,16 @@ def worker_view(status: dict[str, Any] | None, now: int) -> dict[str, Any]:
             "heartbeat_age_ms": age}
 
 
-def status_view(store: Store, ttl_s: float, clients: int, status: dict[str, Any] | None = None,
-                snapshots: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def status_view(store: Store, ttl_s: float, clients: int, status: StatusRecord | None = None,
+                snapshots: list[Snapshot] | None = None) -> dict[str, Any]:
     """The /api/status body (also pushed to /ws clients as `status`)."""
     now = now_ms()
     status = store.status() if status is None else status
-    snapshots = store.accounts() if snapshots is None else snapshots
+    read = store.accounts() if snapshots is None else snapshots
     per_worker = (status or {}).get("accounts") or {}
     accounts = {}
-    for snapshot in snapshots:
-        body = with_freshness({**snapshot, "sections": snapshot.get("sections", {})}, ttl_s, now)
+    for snapshot in read:
+        body = with_freshness(snapshot, ttl_s, now)
         key = str(snapshot["account_index"])
         accounts[key] = {**per_worker.get(key, {}), "seq": body.get("seq", 0), "as_of": body.get("as_of"),
                          "age_ms": body["age_ms"], "stale": body["stale"], "public_only": body.get("public_only"),
@@ -70,16 +70,16 @@ def unreachable_view(clients: int) -> dict[str, Any]:
 class StatusCache:
     """The worker's status, read at most once per `max_age_s` per process (poll hints, /ws pushes)."""
 
-    def __init__(self, store: Store, ttl_s: float, default_poll_s: float, max_age_s: float = 1.0) -> None:
+    def __init__(self, store: Store, ttl_s: float, default_poll_s: float, max_age_s: float) -> None:
         self.store = store
         self.ttl_s = ttl_s
         self.default_poll_s = default_poll_s
         self.max_age_s = max_age_s
-        self._status: dict[str, Any] | None = None
+        self._status: StatusRecord | None = None
         self._read_at = float("-inf")
         self._poll: float | None = None
 
-    def raw(self) -> dict[str, Any] | None:
+    def raw(self) -> StatusRecord | None:
         if time.monotonic() - self._read_at > self.max_age_s:
             self._status = self.store.status()
             self._read_at = time.monotonic()

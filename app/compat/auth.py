@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 
-from app.compat.shapes import AUTH_INVALID, AUTH_MISSING
+from app.compat.errors import AUTH_INVALID, AUTH_MISSING, LighterError
 
 
 def candidates(header: str | None, query: str | None) -> list[str]:
@@ -32,7 +32,7 @@ def matches(expected: str, presented: list[str]) -> bool:
     return any(hmac.compare_digest(token.encode(), wanted) for token in presented)
 
 
-def check(expected: str | None, presented: list[str]) -> tuple[int, int, str] | None:
+def check(expected: str | None, presented: list[str]) -> LighterError | None:
     """None when access is allowed, else Lighter's error: 400/20001 nothing presented, 401/20013 wrong token.
 
     Without API_TOKEN everything is open and whatever the bot sends (its Lighter token, or nothing) is ignored.

@@ -9,26 +9,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from app.compat.errors import LighterError
 from app.compat.shapes import active_orders, position_rows, section_data
+from core.snapshot import Snapshot
 
 CHANNELS = ("account_all", "user_stats", "account_all_orders")
 _CHANNEL = re.compile(r"^([a-z_]+)[/:]([0-9]{1,19})$")
-
-# Lighter's WebSocket error codes (../shared/lighter-protocol.md §4).
-INVALID_JSON = (30000, "Invalid JSON")
-INVALID_TYPE = (30001, "Invalid Type")
-NOT_SUBSCRIBED = (30002, "Not Subscribed")
-ALREADY_SUBSCRIBED = (30003, "Already Subscribed")
-INVALID_CHANNEL = (30005, "Invalid Channel")
-NOT_SUPPORTED = (30006, "Not Supported")
-TOO_MANY_MESSAGES = (30009, "Too Many Websocket Messages")
-AUTH_INVALID = (20013, "invalid auth string")
-
-
-def auth_required(channel: str) -> tuple[int, str]:
-    """Lighter's error for a private subscribe without `auth` (code 20001, names the channel with `:`)."""
-    return 20001, f"invalid param : auth field is required: {channel}"
-
 
 def connected(session_id: str) -> dict[str, Any]:
     return {"type": "connected", "session_id": session_id}
@@ -42,10 +28,9 @@ def ping() -> dict[str, Any]:
     return {"type": "ping"}
 
 
-def error(err: tuple[int, str]) -> dict[str, Any]:
+def error(err: LighterError) -> dict[str, Any]:
     """Lighter's nested error frame; clients also accept it without `type`, but the SDK logs unknown types."""
-    code, message = err
-    return {"type": "error", "error": {"code": code, "message": message}}
+    return {"type": "error", "error": {"code": err.code, "message": err.message}}
 
 
 def unsubscribed(name: str, account: int) -> dict[str, Any]:
@@ -63,7 +48,7 @@ def parse_channel(text: Any) -> tuple[str, int] | None:
     return (match.group(1), account) if account < 2**63 else None
 
 
-def build(name: str, kind: str, snapshot: dict[str, Any], prev: dict[str, Any] | None = None) -> dict[str, Any] | None:
+def build(name: str, kind: str, snapshot: Snapshot, prev: Snapshot | None = None) -> dict[str, Any] | None:
     """The `kind` ("subscribed"|"update") frame of channel `name` for `snapshot`; None when there is nothing to say.
 
     For updates, `prev` is the account's previous snapshot (None: unknown, so the update carries the full state).
@@ -77,14 +62,15 @@ def build(name: str, kind: str, snapshot: dict[str, Any], prev: dict[str, Any] |
     raise ValueError(f"unknown channel {name!r}")
 
 
-def _timestamp(snapshot: dict[str, Any], *sections: str) -> int:
+def _timestamp(snapshot: Snapshot, *sections: str) -> int:
     """Frame `timestamp` (ms): when upstream last confirmed these sections, so one change encodes identically."""
-    stamps = [((snapshot.get("sections") or {}).get(s) or {}).get("as_of") for s in sections]
-    stamps = [s for s in stamps if isinstance(s, int)]
+    held = snapshot.get("sections") or {}
+    found = [section.get("as_of") if (section := held.get(s)) else None for s in sections]
+    stamps = [s for s in found if isinstance(s, int)]
     return max(stamps) if stamps else int(snapshot.get("as_of") or snapshot.get("written_at") or 0)
 
 
-def _trades(snapshot: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _trades(snapshot: Snapshot | None) -> list[dict[str, Any]]:
     """The snapshot's recent trades as a flat list (the section may hold a list or a map by market)."""
     data = section_data(snapshot, "trades") if snapshot else None
     if isinstance(data, dict):
@@ -105,7 +91,7 @@ def _zeroed(position: dict[str, Any]) -> dict[str, Any]:
             "pending_order_count": 0, "position_tied_order_count": 0}
 
 
-def account_all(kind: str, snapshot: dict[str, Any], prev: dict[str, Any] | None) -> dict[str, Any] | None:
+def account_all(kind: str, snapshot: Snapshot, prev: Snapshot | None) -> dict[str, Any] | None:
     """`account_all` frame: every position (map by market id), trades (new ones only in updates), pool shares.
 
     Updates carry the full position map (the SDK replaces its state with each frame) plus zeroed rows for markets
@@ -131,7 +117,7 @@ def account_all(kind: str, snapshot: dict[str, Any], prev: dict[str, Any] | None
             "liquidations": [], "shares": shares, "timestamp": _timestamp(snapshot, "positions", "trades")}
 
 
-def stats_payload(snapshot: dict[str, Any]) -> dict[str, Any] | None:
+def stats_payload(snapshot: Snapshot) -> dict[str, Any] | None:
     """user_stats `stats`: verbatim when the worker has them, else the fields a REST summary maps to exactly.
 
     Only exact mappings are synthesized (portfolio_value = total_asset_value, §7); leverage, margin usage and buying
@@ -149,7 +135,7 @@ def stats_payload(snapshot: dict[str, Any]) -> dict[str, Any] | None:
     return {k: v for k, v in derived.items() if v is not None} or None
 
 
-def user_stats(kind: str, snapshot: dict[str, Any], prev: dict[str, Any] | None) -> dict[str, Any] | None:
+def user_stats(kind: str, snapshot: Snapshot, prev: Snapshot | None) -> dict[str, Any] | None:
     """`user_stats` frame: the whole stats object each time (Lighter's own updates are whole objects)."""
     stats = stats_payload(snapshot)
     if stats is None or (kind == "update" and prev is not None and stats == stats_payload(prev)):
@@ -177,7 +163,7 @@ def _closed(order: dict[str, Any], trades: list[dict[str, Any]], when: int) -> d
     return out
 
 
-def orders_delta(snapshot: dict[str, Any], prev: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+def orders_delta(snapshot: Snapshot, prev: Snapshot | None) -> list[dict[str, Any]] | None:
     """Orders that are new or changed since `prev`, plus those that left the active set (terminal status)."""
     current = active_orders(snapshot)
     if current is None:
@@ -193,7 +179,7 @@ def orders_delta(snapshot: dict[str, Any], prev: dict[str, Any] | None) -> list[
     return changed + [_closed(o, trades, when) for key, o in old.items() if key not in now]
 
 
-def account_all_orders(kind: str, snapshot: dict[str, Any], prev: dict[str, Any] | None) -> dict[str, Any] | None:
+def account_all_orders(kind: str, snapshot: Snapshot, prev: Snapshot | None) -> dict[str, Any] | None:
     """`account_all_orders` frame: `subscribed` has every active order; `update` only what changed (upsert by
     `order_index`; a non-`open` status means the order is gone). None when orders are unknown or unchanged."""
     orders = active_orders(snapshot) if kind == "subscribed" else orders_delta(snapshot, prev)

@@ -1,8 +1,9 @@
 """Lighter's REST routes served from the store: `/api/v1/account`, `/api/v1/accountActiveOrders`, and `GET /`.
 
 Bodies come from the pure builders in `shapes`; this module only reads the data, checks our token and picks the
-status. The data is what `/api/accounts` serves at the same moment: the hub's mirror while it is in sync, else the
-store. Errors use Lighter's `{"code", "message"}` body so the SDK raises the exception it would raise on Lighter.
+status. The data is what `/api/accounts` serves at the same moment, read through the same reader
+(app/rest/reader.py): the mirror while the store watcher is in sync, else the store. Errors use Lighter's
+`{"code", "message"}` body so the SDK raises the exception it would raise on Lighter.
 """
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import time
 from typing import Any
 
 import orjson
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import TooManyRequests
 
-from app.compat import auth, shapes
-from app.feed.mirror import Mirror
-from core.snapshot import with_freshness
+from app.compat import auth, errors, shapes
+from app.compat.errors import LighterError, LighterRefusal
+from app.rest.reader import NotPopulated, NotTracked
+from app.services import of, services
+from core.snapshot import Snapshot, with_freshness
 
 bp = Blueprint("lighter_compat", __name__, url_prefix="/api/v1")
 
@@ -27,18 +30,14 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return response
 
 
-def _error(error: tuple[int, int, str]) -> Response:
+def _error(error: LighterError) -> Response:
     body, status = shapes.error_body(error)
     return _json(body, status)
 
 
-def _ext(name: str) -> Any:
-    return current_app.extensions[name]
-
-
-def _freshness_headers(snapshots: list[dict[str, Any]]) -> dict[str, str]:
+def _freshness_headers(snapshots: list[Snapshot]) -> dict[str, str]:
     """Our freshness in headers, not the body: the bodies stay exactly Lighter's shape."""
-    ttl = _ext("lb_settings").cache_ttl
+    ttl = services().settings.cache_ttl
     views = [with_freshness(s, ttl) for s in snapshots]
     ages = [v["age_ms"] for v in views if v["age_ms"] is not None]
     return {"X-Broadcaster-Seq": ",".join(str(v.get("seq", 0)) for v in views),
@@ -49,7 +48,7 @@ def _freshness_headers(snapshots: list[dict[str, Any]]) -> dict[str, str]:
 @bp.before_request
 def _require_token() -> Response | None:
     """Our API_TOKEN (when set) guards every Lighter route, like the rest of /api: account data is ours to gate."""
-    token = _ext("lb_settings").api_token
+    token = services().settings.api_token
     presented = auth.candidates(request.headers.get("Authorization"), request.args.get("auth"))
     error = auth.check(token.reveal() if token else None, presented)
     return _error(error) if error else None
@@ -59,22 +58,15 @@ def _require_token() -> Response | None:
 def _rate_limited(exc: TooManyRequests) -> Response:
     """Lighter's 429 body (code 23000); the limiter's Retry-After and X-RateLimit-* headers are kept."""
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-    return _json({"code": 23000, "message": "Too Many Requests!"}, 429, headers)
+    body, status = shapes.error_body(errors.TOO_MANY_REQUESTS)
+    return _json(body, status, headers)
 
 
-def _account(index: int) -> dict[str, Any] | None:
-    """A tracked account's snapshot, from where /api/accounts reads it now (so the two never disagree)."""
-    mirror = Mirror.serving(_ext("lb_hub"))
-    snapshot = mirror.account(index) if mirror is not None else None
-    if snapshot is not None:
-        return snapshot
-    store = _ext("lb_store")
-    return store.account(index) if index in store.tracked() else None
-
-
-def _accounts() -> list[dict[str, Any]]:
-    mirror = Mirror.serving(_ext("lb_hub"))
-    return mirror.accounts() if mirror is not None else _ext("lb_store").accounts()
+def _account(index: int) -> Snapshot | None:
+    """A tracked account's snapshot, as /api/accounts/<index> serves it now (so the two never disagree). Lighter
+    has no "no data yet": an empty store is "not found" too."""
+    found = services().reader.account(index)
+    return None if isinstance(found, NotTracked | NotPopulated) else found
 
 
 @bp.get("/account")
@@ -82,15 +74,15 @@ def account() -> Response:
     """DetailedAccounts for one tracked account (`by=index`) or every tracked account of an owner (`by=l1_address`)."""
     try:
         by, value = shapes.parse_account_query(request.args.get("by"), request.args.get("value"))
-    except shapes.LighterError as exc:
+    except LighterRefusal as exc:
         return _error(exc.error)
-    if by == "index":
+    if isinstance(value, int):  # by == "index"
         snapshot = _account(value)
         snapshots = [snapshot] if snapshot is not None else []
     else:
-        snapshots = [s for s in _accounts() if shapes.matches_l1(s, str(value))]
+        snapshots = [s for s in services().reader.accounts() if shapes.matches_l1(s, value)]
     if not snapshots:
-        return _error(shapes.ACCOUNT_NOT_FOUND)
+        return _error(errors.ACCOUNT_NOT_FOUND)
     active_only = (request.args.get("active_only") or "").lower() == "true"
     return _json(shapes.detailed_accounts(snapshots, active_only), headers=_freshness_headers(snapshots))
 
@@ -102,10 +94,10 @@ def account_active_orders() -> Response:
     raw_market = request.args.get("market_id")
     market = shapes.parse_int(raw_market) if raw_market not in (None, "") else None
     if index is None or index < 0 or (raw_market not in (None, "") and market is None):
-        return _error(shapes.INVALID_PARAM)
+        return _error(errors.INVALID_PARAM)
     snapshot = _account(index)
     if snapshot is None:
-        return _error(shapes.ACCOUNT_NOT_FOUND)
+        return _error(errors.ACCOUNT_NOT_FOUND)
     body, status = shapes.orders_body(snapshot, market, request.args.get("market_type"))
     return _json(body, status, _freshness_headers([snapshot]))
 
@@ -127,6 +119,6 @@ def init_app(app: Flask) -> None:
     """Register the routes and put them under the web's per-client rate limit, as every /api route is."""
     limiters = app.extensions.get("limiter") or set()
     for limiter in limiters:
-        limiter.limit(app.extensions["lb_settings"].rate_limit)(bp)
+        limiter.limit(of(app).settings.rate_limit)(bp)
     app.register_blueprint(bp)
     app.before_request(_status_for_json_clients)

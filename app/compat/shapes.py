@@ -10,15 +10,15 @@ from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-# Lighter's error bodies (../shared/lighter-protocol.md §4). (HTTP status, code, message).
-ACCOUNT_NOT_FOUND = (400, 21100, "account not found")
-INVALID_L1_ADDRESS = (400, 21103, "invalid account l1 address")
-INVALID_PARAM = (400, 20001, "invalid param ")
-AUTH_MISSING = (400, 20001, "invalid param : auth query param and Authorization header are empty")
-AUTH_INVALID = (401, 20013, "invalid auth string")
-ORDERS_NOT_TRACKED = (400, 20001, "invalid param : active orders are not tracked for this account "
-                                  "(no API key configured on the broadcaster)")
-ORDERS_UNAVAILABLE = (503, 29500, "internal server error: active orders not fetched yet")
+from app.compat.errors import (
+    INVALID_L1_ADDRESS,
+    INVALID_PARAM,
+    ORDERS_NOT_TRACKED,
+    ORDERS_UNAVAILABLE,
+    LighterError,
+    LighterRefusal,
+)
+from core.snapshot import Snapshot
 
 # DetailedAccount fields Lighter always sends; used only when a key is missing or null in our snapshot.
 EMPTY_POOL_INFO: dict[str, Any] = {
@@ -51,18 +51,10 @@ _INT = re.compile(r"^-?[0-9]{1,20}$")  # ASCII only: str.isdigit() accepts '²',
 MARKET_TYPE_KINDS = {"perp": "perps", "perps": "perps", "spot": "spot", "bo": "bo", "binary_options": "bo"}
 
 
-def error_body(error: tuple[int, int, str]) -> tuple[dict[str, Any], int]:
-    """Lighter's ResultCode body and HTTP status for one of the error tuples above."""
-    status, code, message = error
-    return {"code": code, "message": message}, status
-
-
-class LighterError(ValueError):
-    """A request Lighter would refuse; `error` is one of the (status, code, message) tuples above."""
-
-    def __init__(self, error: tuple[int, int, str]) -> None:
-        super().__init__(error[2])
-        self.error = error
+def error_body(error: LighterError) -> tuple[dict[str, Any], int]:
+    """Lighter's ResultCode body and HTTP status for one of the errors in app/compat/errors.py (400 when the
+    error names no status: Lighter's usual one)."""
+    return {"code": error.code, "message": error.message}, error.http_status or 400
 
 
 def _fill(data: dict[str, Any] | None, defaults: dict[str, Any]) -> dict[str, Any]:
@@ -83,9 +75,10 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def section_data(snapshot: dict[str, Any], name: str) -> Any:
+def section_data(snapshot: Snapshot, name: str) -> Any:
     """The `data` of one snapshot section, or None when the worker has none yet."""
-    return (snapshot.get("sections") or {}).get(name, {}).get("data")
+    section = (snapshot.get("sections") or {}).get(name)
+    return None if section is None else section.get("data")
 
 
 def _from_stats(stats: dict[str, Any] | None) -> dict[str, Any]:
@@ -103,7 +96,7 @@ def _from_stats(stats: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in derived.items() if v is not None}
 
 
-def position_rows(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+def position_rows(snapshot: Snapshot) -> list[dict[str, Any]]:
     """The snapshot's positions as strict AccountPosition dicts (market_id kept, missing fields filled)."""
     rows = section_data(snapshot, "positions") or []
     if isinstance(rows, dict):  # a WS-shaped map keyed by market id: accept it too
@@ -111,7 +104,7 @@ def position_rows(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     return [_fill(row, POSITION_DEFAULTS) for row in rows if isinstance(row, dict) and "market_id" in row]
 
 
-def detailed_account(snapshot: dict[str, Any], active_only: bool = False) -> dict[str, Any]:
+def detailed_account(snapshot: Snapshot, active_only: bool = False) -> dict[str, Any]:
     """One strict DetailedAccount from a snapshot: verbatim summary, then stats-derived fields, then defaults."""
     index = int(snapshot["account_index"])
     summary = section_data(snapshot, "summary")
@@ -131,7 +124,7 @@ def detailed_account(snapshot: dict[str, Any], active_only: bool = False) -> dic
     return account
 
 
-def detailed_accounts(snapshots: Iterable[dict[str, Any]], active_only: bool = False) -> dict[str, Any]:
+def detailed_accounts(snapshots: Iterable[Snapshot], active_only: bool = False) -> dict[str, Any]:
     """The `GET /api/v1/account` body: DetailedAccounts with `next_cursor` (the strict model requires it)."""
     accounts = [detailed_account(s, active_only) for s in snapshots]
     return {"code": 200, "total": len(accounts), "next_cursor": "", "accounts": accounts}
@@ -149,7 +142,7 @@ def order_row(order: dict[str, Any], account_index: int) -> dict[str, Any]:
     return out
 
 
-def active_orders(snapshot: dict[str, Any], market_id: int | None = None) -> list[dict[str, Any]] | None:
+def active_orders(snapshot: Snapshot, market_id: int | None = None) -> list[dict[str, Any]] | None:
     """Active orders as strict Order dicts (optionally one market), or None when the snapshot has none yet."""
     orders = section_data(snapshot, "orders")
     if not isinstance(orders, list):
@@ -159,7 +152,7 @@ def active_orders(snapshot: dict[str, Any], market_id: int | None = None) -> lis
     return [o for o in rows if market_id is None or o.get("market_index") == market_id]
 
 
-def orders_body(snapshot: dict[str, Any], market_id: int | None = None,
+def orders_body(snapshot: Snapshot, market_id: int | None = None,
                 market_type: str | None = None) -> tuple[dict[str, Any], int]:
     """The `GET /api/v1/accountActiveOrders` body and status.
 
@@ -182,19 +175,19 @@ def status_body(now_s: int, network_id: int = 1) -> dict[str, Any]:
 def parse_account_query(by: str | None, value: str | None) -> tuple[str, int | str]:
     """Validate `by`/`value` of `/api/v1/account`: ("index", int) or ("l1_address", lowercase str).
 
-    Raises LighterError with Lighter's body for anything else.
+    Raises LighterRefusal with Lighter's body for anything else.
     """
     if by == "index":
         index = parse_int(value)
         if index is None or index < 0:
-            raise LighterError(INVALID_PARAM)
+            raise LighterRefusal(INVALID_PARAM)
         return "index", index
     if by == "l1_address":
         text = (value or "").strip()
         if len(text) != 42 or not text.startswith("0x") or not _is_hex(text[2:]):
-            raise LighterError(INVALID_L1_ADDRESS)
+            raise LighterRefusal(INVALID_L1_ADDRESS)
         return "l1_address", text.lower()
-    raise LighterError(INVALID_PARAM)
+    raise LighterRefusal(INVALID_PARAM)
 
 
 def parse_int(value: str | None) -> int | None:
@@ -206,7 +199,7 @@ def parse_int(value: str | None) -> int | None:
     return number if -(2**63) <= number < 2**63 else None
 
 
-def matches_l1(snapshot: dict[str, Any], address: str) -> bool:
+def matches_l1(snapshot: Snapshot, address: str) -> bool:
     """True when the snapshot's (REST) summary names this owner address; WS-only snapshots cannot match."""
     summary = section_data(snapshot, "summary")
     found = summary.get("l1_address") if isinstance(summary, dict) else None

@@ -1,43 +1,41 @@
-"""`/stream`: Lighter's WebSocket protocol on top of the web's hub (one watcher per process) and transport.
+"""`/stream`: Lighter's WebSocket protocol on top of the web's hub (one store watcher per process) and transport.
 
-A `LighterClient` is a kind of hub client. The hub hands every client the same pre-encoded /ws frame per change;
-a Lighter client ignores its bytes beyond reading the change out of it once per process (`Encoder`, shared by all
-Lighter clients), and receives Lighter frames that are each built and encoded once per change and frame type.
-The hub's heartbeat becomes Lighter's app-level `{"type":"ping"}`; its resync snapshots become `subscribed/*`.
+A `LighterClient` is a kind of hub client. The hub offers every client the same `Outgoing` item per change; a
+Lighter client ignores the /ws bytes in it and builds Lighter frames from its typed snapshot, each built and encoded
+once per change and frame type for all Lighter clients of the process (`Encoder`). The hub's heartbeat becomes
+Lighter's app-level `{"type":"ping"}`; its resync snapshots become `subscribed/*` frames; its status is not sent.
 """
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from app.compat import frames
 from app.ws import transport
-from app.ws.clients import Client, Outgoing
+from app.ws.clients import Client, Connection, Outgoing, Riders
+from core.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from app.metrics import Metrics
 
 log = logging.getLogger(__name__)
-KEEP_CHANGES = 512  # decoded changes kept per process: far more than can be in flight between clients
+KEEP_CHANGES = 512  # changes kept per process: far more than can be in flight between clients
 
 
 def encode(frame: dict[str, Any]) -> bytes:
     return transport.frame_text(orjson.dumps(frame).decode())
 
 
-def hub_message(frame: bytes) -> bytes:
-    """The JSON payload of a server-built (unmasked) WebSocket frame from the hub."""
-    length = frame[1] & 0x7F
-    return frame[2 if length < 126 else 4 if length == 126 else 10:]
-
-
-class Change:
+class LighterChange:
     """One change of one account as Lighter clients see it; each frame is built and encoded at most once.
 
     `prev` is the account's snapshot just before this change (None: unknown, so only full frames are possible).
     """
 
-    def __init__(self, snapshot: dict[str, Any], prev: dict[str, Any] | None) -> None:
+    def __init__(self, snapshot: Snapshot, prev: Snapshot | None) -> None:
         self.snapshot = snapshot
         self.prev = prev
         self.seq: int = snapshot.get("seq", 0)
@@ -53,7 +51,7 @@ class Change:
 
 
 class Encoder:
-    """Per process: decodes each change once (from the hub's frame) and chains it to the account's previous one.
+    """Per process: turns each change into a LighterChange once and chains it to the account's previous one.
 
     The hub offers a change only to clients that want its account, so the chain is exact only while some Lighter
     client watches the account: `watch`/`unwatch` count subscriptions, and a chain restarts from nothing (full
@@ -61,8 +59,8 @@ class Encoder:
     """
 
     def __init__(self) -> None:
-        self._changes: OrderedDict[int, tuple[bytes, Change]] = OrderedDict()
-        self._latest: dict[int, dict[str, Any]] = {}
+        self._changes: OrderedDict[int, LighterChange] = OrderedDict()
+        self._latest: dict[int, Snapshot] = {}
         self._watchers: dict[int, int] = {}
 
     def watch(self, account: int) -> None:
@@ -78,32 +76,29 @@ class Encoder:
             self._watchers.pop(account, None)
             self._latest.pop(account, None)
 
-    def seed(self, account: int, snapshot: dict[str, Any]) -> None:
+    def seed(self, account: int, snapshot: Snapshot) -> None:
         """A snapshot a subscriber just read from the store starts the chain if no change has yet."""
         self._latest.setdefault(account, snapshot)
 
-    def restart(self, account: int, snapshot: dict[str, Any]) -> None:
+    def restart(self, account: int, snapshot: Snapshot) -> None:
         """The hub resynced (feed gap, store outage or reset, where seqs may restart): chain from its snapshot."""
         if self._watchers.get(account):
             self._latest[account] = snapshot
 
-    def change(self, account: int, seq: int, hub_frame: bytes) -> Change | None:
-        # The hub offers one frame object per change to every client: identity, not the seq alone, marks a hit
-        # (a seq may come again after a store reset; the entry holds the frame, so its identity stays unique).
+    def change(self, item: Outgoing) -> LighterChange:
+        # The hub offers one item per change to every client: the snapshot's identity, not the seq alone, marks a
+        # hit (a seq may come again after a store reset with other data).
+        seq, snapshot = item.seq, item.snapshot
         cached = self._changes.get(seq)
-        if cached is not None and cached[0] is hub_frame:
-            return cached[1]
-        try:
-            snapshot = orjson.loads(hub_message(hub_frame))["account"]
-        except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
-            log.warning("compat: could not read change %d of account %d from the hub frame", seq, account)
-            return None
+        if cached is not None and cached.snapshot is snapshot:
+            return cached
+        account = item.account
         latest = self._latest.get(account)
         newer = latest is None or latest.get("seq", 0) < seq
-        change = Change(snapshot, latest if newer else None)
+        change = LighterChange(snapshot, latest if newer else None)
         if newer:
             self._latest[account] = snapshot
-        self._changes[seq] = (hub_frame, change)
+        self._changes[seq] = change
         while len(self._changes) > KEEP_CHANGES:
             self._changes.popitem(last=False)
         return change
@@ -112,33 +107,34 @@ class Encoder:
 class LighterClient(Client):
     """Subscriptions are (channel, account) pairs, each with the seq its client's state is at (None: not yet)."""
 
-    def __init__(self, conn: transport.Connection, queue_size: int, metrics: Any, encoder: Encoder) -> None:
-        super().__init__(conn, queue_size, metrics)
+    def __init__(self, conn: Connection, queue_size: int, metrics: Metrics, close_grace_s: float,
+                 encoder: Encoder) -> None:
+        super().__init__(conn, queue_size, metrics, close_grace_s)
         self.encoder = encoder
         self.channels: dict[tuple[str, int], int | None] = {}
-        self.accounts = set()
+        self.watched: set[int] = set()  # the accounts of `channels`
+        self.accounts = self.watched
         self.holding = False  # we never use the hub's sync(): subscriptions are answered by `subscribe` below
 
     def push(self, frame: dict[str, Any] | bytes) -> None:
         """Send one Lighter frame (a dict, or frame bytes already encoded)."""
-        Client.send(self, encode(frame) if isinstance(frame, dict) else frame)
+        self.send(encode(frame) if isinstance(frame, dict) else frame)
 
     # -- what the hub calls ------------------------------------------------------------------------------------
     def wants(self, account: int) -> bool:
-        return account in self.accounts
+        return account in self.watched
 
-    def offer(self, item: Outgoing, before: tuple[bytes, ...] = ()) -> None:
+    def offer(self, item: Outgoing, riders: Riders | None = None) -> None:
         """One change in feed order: an update where our state is at `prev_seq`, else a full `subscribed` frame."""
-        self.send_all(before)
+        if riders is not None:
+            self.ride(riders)
         if self.closing is not None:
             return
-        account, seq, frame = item.account, item.seq, item.frame
+        account, seq = item.account, item.seq
         mine = [(name, last) for (name, acc), last in self.channels.items() if acc == account]
         if not mine:
             return
-        change = self.encoder.change(account, seq, frame)
-        if change is None:
-            return
+        change = self.encoder.change(item)
         for name, last in mine:
             if last is not None and seq <= last:
                 continue  # already sent (our subscribe read a newer snapshot than the hub had delivered)
@@ -146,35 +142,29 @@ class LighterClient(Client):
             kind = "update" if last is not None and change.prev_seq == last else "subscribed"
             self._emit(name, account, change.seq, change.frame(name, kind), kind)
 
-    def offer_many(self, items: list[Outgoing], before: tuple[bytes, ...] = ()) -> None:
-        self.send_all(before)
+    def offer_many(self, items: list[Outgoing], riders: Riders | None = None) -> None:
+        if riders is not None:
+            self.ride(riders)
         for item in items:
-            if self.wants(item.account):
+            if item.account in self.watched:
                 self.offer(item)
 
-    def send_all(self, frames: tuple[bytes, ...]) -> None:
-        for frame in frames:  # each is looked at on its own (see send)
-            self.send(frame)
-
-    def send(self, frame: bytes, count: int = 1) -> None:
-        """Frames the hub broadcasts in its own protocol: a heartbeat becomes a ping, a resync a full frame."""
-        head = hub_message(frame)[:24]
-        if head.startswith(b'{"type":"heartbeat"'):
+    def ride(self, riders: Riders) -> None:
+        """The hub's frames for everyone: a heartbeat becomes Lighter's ping; the /ws status is not for us."""
+        if riders.heartbeat:
             self.push(frames.ping())
-        elif head.startswith(b'{"type":"snapshot"'):
-            self._resync(frame)
 
-    def _resync(self, hub_frame: bytes) -> None:
-        try:
-            snapshot = orjson.loads(hub_message(hub_frame))["account"]
-            account = int(snapshot["account_index"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            return
-        self.encoder.restart(account, snapshot)
-        change = Change(snapshot, None)
-        for (name, acc) in list(self.channels):
-            if acc == account:
-                self._emit(name, account, change.seq, change.frame(name, "subscribed"))
+    def resync(self, items: list[Outgoing]) -> None:
+        """Fresh snapshots after a gap or an outage: a full frame on every channel of the account."""
+        for item in items:
+            account = item.account
+            if account not in self.watched:
+                continue
+            self.encoder.restart(account, item.snapshot)
+            change = LighterChange(item.snapshot, None)
+            for (name, acc) in list(self.channels):
+                if acc == account:
+                    self._emit(name, account, change.seq, change.frame(name, "subscribed"))
 
     def _emit(self, name: str, account: int, seq: int, frame: bytes | None, kind: str = "subscribed") -> None:
         if (name, account) not in self.channels:
@@ -192,10 +182,10 @@ class LighterClient(Client):
     def watch(self, name: str, account: int) -> None:
         """Register a channel before reading the store, so changes delivered during the read are not lost."""
         self.channels[(name, account)] = None
-        self.accounts.add(account)
+        self.watched.add(account)
         self.encoder.watch(account)
 
-    def subscribe(self, name: str, account: int, snapshot: dict[str, Any] | None) -> None:
+    def subscribe(self, name: str, account: int, snapshot: Snapshot | None) -> None:
         """Answer a watched channel with `snapshot`, the account as read from the store (None: no data yet)."""
         key = (name, account)
         if key not in self.channels or snapshot is None:
@@ -204,13 +194,14 @@ class LighterClient(Client):
         last = self.channels[key]
         seq = snapshot.get("seq", 0)
         if last is None or seq > last:  # the hub may have delivered a newer change while we read the store
-            self._emit(name, account, seq, Change(snapshot, None).frame(name, "subscribed"))
+            self._emit(name, account, seq, LighterChange(snapshot, None).frame(name, "subscribed"))
 
     def unsubscribe(self, name: str, account: int, quiet: bool = False) -> bool:
         if (name, account) not in self.channels:
             return False
         del self.channels[(name, account)]
-        self.accounts = {acc for (_, acc) in self.channels}
+        self.watched.clear()
+        self.watched.update(acc for (_, acc) in self.channels)
         self.encoder.unwatch(account)
         if not quiet:
             self.push(frames.unsubscribed(name, account))
@@ -221,4 +212,4 @@ class LighterClient(Client):
         for (_, account) in list(self.channels):
             self.encoder.unwatch(account)
         self.channels.clear()
-        self.accounts = set()
+        self.watched.clear()

@@ -8,41 +8,41 @@ from collections import deque
 from typing import Any
 
 import orjson
-from flask import Blueprint, Flask, Response, abort, current_app, request
+from flask import Blueprint, Flask, Response, abort, request
 from redis.exceptions import RedisError
 
-from app.compat import auth, frames
-from app.compat.stream import Encoder, LighterClient
+from app.compat import auth, errors, frames
+from app.compat.errors import LighterError
+from app.compat.stream import LighterClient
+from app.services import services
 from app.ws import transport
-from core.store import StoreError
+from app.ws.codes import CloseCode
+from core.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("lighter_stream", __name__)
 MAX_MESSAGE = 4096            # subscribe frames are small; bigger ones are closed with 1009
-MAX_ERRORS = 20               # error frames before we stop talking to a client that keeps sending garbage
+MAX_BAD_FRAMES = 20           # error frames before we stop talking to a client that keeps sending garbage
 MAX_SUBSCRIPTIONS = 100       # per connection, Lighter's documented limit (error 23001)
 MESSAGES_PER_MINUTE = 200     # client frames per connection, Lighter's documented limit (error 30009)
-FETCH_FAILED = (30004, "Fetch Failed")
-ACCOUNT_NOT_FOUND = (21100, "account not found")
-TOO_MANY_SUBSCRIPTIONS = (23001, "Too Many Subscriptions")
 
 
 class Session:
     """One /stream connection's protocol state (used by its client's handling greenlet only)."""
 
-    def __init__(self, client: LighterClient, store: Any, token: str | None, authorized: bool) -> None:
+    def __init__(self, client: LighterClient, store: Store, token: str | None, authorized: bool) -> None:
         self.client = client
         self.store = store
         self.token = token
         self.authorized = authorized  # our token came with the handshake: no per-subscribe `auth` needed
-        self.errors = 0
+        self.bad_frames = 0
         self.recent: deque[float] = deque(maxlen=MESSAGES_PER_MINUTE)
 
-    def error(self, err: tuple[int, str], extra: dict[str, Any] | None = None) -> None:
+    def error(self, err: LighterError, extra: dict[str, Any] | None = None) -> None:
         self.client.push({**frames.error(err), **(extra or {})})
-        self.errors += 1
-        if self.errors >= MAX_ERRORS:
-            self.client.close(1008, "too many bad messages", flush=True)
+        self.bad_frames += 1
+        if self.bad_frames >= MAX_BAD_FRAMES:
+            self.client.close(CloseCode.POLICY, "too many bad messages", flush=True)
 
     def over_rate(self) -> bool:
         now = time.monotonic()
@@ -55,9 +55,9 @@ class Session:
         try:
             command = orjson.loads(message)
         except orjson.JSONDecodeError:
-            return self.error(frames.INVALID_JSON)
+            return self.error(errors.INVALID_JSON)
         if not isinstance(command, dict):
-            return self.error(frames.INVALID_TYPE)
+            return self.error(errors.INVALID_TYPE)
         kind = command.get("type")
         if kind == "ping":
             return self.client.push(frames.pong())
@@ -67,45 +67,45 @@ class Session:
             return self.subscription(kind, command)
         if isinstance(kind, str) and kind.startswith("jsonapi/"):
             # Read-only broadcaster: transactions go to Lighter itself. Replies to jsonapi echo the id.
-            return self.error(frames.NOT_SUPPORTED, {"id": (command.get("data") or {}).get("id")}
+            return self.error(errors.NOT_SUPPORTED, {"id": (command.get("data") or {}).get("id")}
                               if isinstance(command.get("data"), dict) else None)
-        return self.error(frames.INVALID_TYPE)
+        return self.error(errors.INVALID_TYPE)
 
     def subscription(self, kind: str, command: dict[str, Any]) -> None:
         parsed = frames.parse_channel(command.get("channel"))
         if parsed is None:
-            return self.error(frames.INVALID_CHANNEL)
+            return self.error(errors.INVALID_CHANNEL)
         name, account = parsed
         if kind == "unsubscribe":
-            return None if self.client.unsubscribe(name, account) else self.error(frames.NOT_SUBSCRIBED)
+            return None if self.client.unsubscribe(name, account) else self.error(errors.NOT_SUBSCRIBED)
         if not self.authorized:
             presented = command.get("auth")
             if not isinstance(presented, str) or not presented:
-                return self.error(frames.auth_required(f"{name}:{account}"))
+                return self.error(errors.auth_required(f"{name}:{account}"))
             if not auth.matches(self.token or "", [presented]):
-                return self.error(frames.AUTH_INVALID)
+                return self.error(errors.AUTH_INVALID)
         if (name, account) in self.client.channels:
-            return self.error(frames.ALREADY_SUBSCRIBED)
+            return self.error(errors.ALREADY_SUBSCRIBED)
         if len(self.client.channels) >= MAX_SUBSCRIPTIONS:
-            return self.error(TOO_MANY_SUBSCRIPTIONS)
+            return self.error(errors.TOO_MANY_SUBSCRIPTIONS)
         try:
             if account not in self.store.tracked():
-                return self.error(ACCOUNT_NOT_FOUND)
+                return self.error(errors.ACCOUNT_NOT_FOUND)
             self.client.watch(name, account)
             snapshot = self.store.account(account)
         except (StoreError, RedisError, OSError):
             log.warning("stream: store unavailable while subscribing to %s/%d", name, account, exc_info=True)
             if (name, account) in self.client.channels:
                 self.client.unsubscribe(name, account, quiet=True)
-            return self.error(FETCH_FAILED)
+            return self.error(errors.FETCH_FAILED)
         self.client.subscribe(name, account, snapshot)
         return None
 
     def receive(self, message: str | bytes) -> None:
         """One client frame (in order, in the client's handling greenlet)."""
         if self.over_rate():
-            self.client.push(frames.error(frames.TOO_MANY_MESSAGES))
-            self.client.close(1008, "too many messages", flush=True)
+            self.client.push(frames.error(errors.TOO_MANY_MESSAGES))
+            self.client.close(CloseCode.POLICY, "too many messages", flush=True)
             return
         self.handle(message)
 
@@ -128,28 +128,28 @@ def stream() -> Response:
     conn = transport.accept(request.environ, MAX_MESSAGE)
     if conn is None:  # only upgrade requests reach a websocket rule; belt and braces
         abort(400, "WebSocket upgrade required")
-    hub = current_app.extensions["lb_hub"]
-    token = current_app.extensions["lb_settings"].api_token
-    token = token.reveal() if token is not None else None
-    client = LighterClient(conn, hub.queue_size, hub.metrics, current_app.extensions["lb_compat_encoder"])
+    svc = services()
+    hub, web = svc.hub, svc.settings.web
+    secret = svc.settings.api_token
+    token = secret.reveal() if secret is not None else None
+    client = LighterClient(conn, web.ws_queue_frames, svc.metrics, web.ws_close_grace_s, svc.stream_encoder)
     if hub.full():  # Lighter has no error code for this: a close code only, as /ws after its error frame
-        hub.metrics.clients_dropped.labels(reason="full").inc()
-        client.refuse(1013, "server full", flush=False)
+        svc.metrics.clients_dropped.labels(reason="full").inc()
+        client.refuse(CloseCode.TRY_AGAIN_LATER, "server full", flush=False)
         return Response(status=204)
     authorized, refused = _handshake_token(token)
     # gevent-websocket has answered 101 before the view runs: a refusal is an error frame and a close.
-    client.push(frames.error(frames.AUTH_INVALID) if refused else frames.connected(str(uuid.uuid4())))
+    client.push(frames.error(errors.AUTH_INVALID) if refused else frames.connected(str(uuid.uuid4())))
     hub.register(client)
     client.when_closed(client.forget)  # release its subscriptions from the shared encoder
     if refused:
-        client.refuse(1008, "invalid auth")
+        client.refuse(CloseCode.POLICY, "invalid auth")
     else:
-        hub.ensure_started()
+        svc.watcher.ensure_started()
         # From here the connection lives on without this greenlet: frames are handled as they come.
-        client.start(Session(client, hub.store, token, authorized).receive)
+        client.start(Session(client, svc.store, token, authorized).receive)
     return Response(status=204)
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["lb_compat_encoder"] = Encoder()
     app.register_blueprint(bp)

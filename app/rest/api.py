@@ -1,4 +1,5 @@
-"""REST: /health and /api/* — from the store (the hub's mirror of it while in sync), with ETags and poll hints."""
+"""REST: /health and /api/* — read through app/rest/reader.py (the mirror while in sync, else the store), with
+ETags and poll hints (app/rest/conditional.py, shared with the pre-Flask shortcut)."""
 from __future__ import annotations
 
 import logging
@@ -6,12 +7,14 @@ import re
 from typing import Any
 
 import orjson
-from flask import Blueprint, Flask, Response, abort, current_app, g, request
+from flask import Blueprint, Flask, Response, abort, g, request
 
 from app import auth
 from app.errors import error_response
-from app.feed.mirror import Mirror
-from app.status import account_body, etag, list_etag, worker_view
+from app.rest.conditional import Answer, Resource, account_resource, answer, list_resource
+from app.rest.reader import NotPopulated, NotTracked
+from app.services import services
+from app.status import worker_view
 from core.settings import MAX_ACCOUNT_INDEX
 from core.snapshot import now_ms
 
@@ -19,15 +22,12 @@ log = logging.getLogger(__name__)
 api = Blueprint("api", __name__, url_prefix="/api")
 health = Blueprint("health", __name__)
 _INDEX = re.compile(r"\d{1,19}")
-ACCOUNT_ENDPOINT = "api.account"  # also the rate limiter's scope for this route (app.rest.limits.Budget)
+ACCOUNT_ENDPOINT = "api.account"  # also the rate limiter's scope for this route (app.rest.limits.ClientBudget)
+ACCOUNTS_ENDPOINT = "api.accounts"
 
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
-
-
-def _ext(name: str) -> Any:
-    return current_app.extensions[name]
 
 
 def parse_index(raw: str) -> int:
@@ -40,81 +40,72 @@ def parse_index(raw: str) -> int:
     return index
 
 
-def _resource() -> tuple[Any, str] | None:
-    """The body and ETag of the conditional resource this request names, read once per request."""
+def _resource() -> Resource:
+    """The body and ETag of the conditional resource this request names, read once per request (the limiter's
+    filter and the view both ask)."""
     if "lb_resource" not in g:
-        g.lb_resource = None
-        settings = _ext("lb_settings")
-        store = _ext("lb_store")
-        mirror = Mirror.serving(_ext("lb_hub"))  # None unless the hub is in sync: then read the store as before
+        svc = services()
+        ttl = svc.settings.cache_ttl
         if request.endpoint == ACCOUNT_ENDPOINT:
-            index = parse_index(request.view_args["index"])
-            snapshot = mirror.account(index) if mirror is not None else None
-            if snapshot is not None:  # a tracked account the mirror holds; misses take the store path (404/503)
-                body = account_body(snapshot, settings.cache_ttl)
-                g.lb_resource = (body, etag(body.get("seq", 0), body["stale"]))
-                return g.lb_resource
-            snapshot = store.account(index)
-            if snapshot is None and not store.populated():
+            index = parse_index((request.view_args or {})["index"])
+            found = svc.reader.account(index)
+            if isinstance(found, NotPopulated):
                 # Not "untracked": the store is empty until the worker (re)writes it, e.g. after Redis restarts.
                 abort(503, "the store holds no data yet; the worker has not written it")
-            if snapshot is None or index not in store.tracked():
+            if isinstance(found, NotTracked):
                 abort(404, f"account {index} is not tracked")
-            body = account_body(snapshot, settings.cache_ttl)
-            g.lb_resource = (body, etag(body.get("seq", 0), body["stale"]))
-        elif request.endpoint == "api.accounts":
-            snapshots = mirror.accounts() if mirror is not None else store.accounts()
-            bodies = [account_body(s, settings.cache_ttl) for s in snapshots]
-            g.lb_resource = ({"accounts": bodies, "server_time": now_ms()}, list_etag(bodies))
-    return g.lb_resource
+            g.lb_resource = account_resource(found, ttl)
+        else:
+            g.lb_resource = list_resource(svc.reader.accounts(), ttl)
+    resource: Resource = g.lb_resource
+    return resource
 
 
 def not_modified() -> bool:
     """Limiter request filter: an If-None-Match hit is answered with 304 and never counted."""
-    matches = request.if_none_match
-    if not matches or request.endpoint not in (ACCOUNT_ENDPOINT, "api.accounts"):
+    if not request.headers.get("If-None-Match") or request.endpoint not in (ACCOUNT_ENDPOINT, ACCOUNTS_ENDPOINT):
         return False
-    if not auth.authorized(_ext("lb_settings"), request):
+    if not auth.authorized(services().settings, request):
         return False
     try:
-        resource = _resource()
+        return _answer().status == 304
     except Exception:  # noqa: BLE001 - errors (400/404/503) surface from the view itself, counted as usual
         g.pop("lb_resource", None)
         return False
-    return resource is not None and matches.contains_weak(resource[1])
 
 
-def _conditional(resource: tuple[Any, str]) -> Response:
-    body, tag = resource
-    hit = request.if_none_match and request.if_none_match.contains_weak(tag)
-    response = Response(status=304) if hit else _json(body)
-    response.set_etag(tag, weak=True)
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Poll-Interval"] = f"{_ext('lb_status').poll_interval():g}"
+def _answer() -> Answer:
+    return answer(_resource(), services().status.poll_interval(), request.headers.get("If-None-Match"))
+
+
+def _conditional() -> Response:
+    result = _answer()
+    response = Response(result.data, status=result.status, mimetype="application/json")
+    response.headers.extend(result.headers)
     return response
 
 
 @api.before_request
 def _require_token() -> Response | None:
-    if request.endpoint != "api.openapi" and not auth.authorized(_ext("lb_settings"), request):
+    if request.endpoint != "api.openapi" and not auth.authorized(services().settings, request):
         return error_response(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
     return None
 
 
 @api.get("/accounts/<index>")
 def account(index: str) -> Response:
-    return _conditional(_resource())
+    return _conditional()
 
 
 @api.get("/accounts")
 def accounts() -> Response:
-    return _conditional(_resource())
+    return _conditional()
 
 
 @api.get("/status")
 def status() -> Response:
-    hub = _ext("lb_hub")
-    response = _json(_ext("lb_status").view(clients=len(hub.clients), fresh=True))
+    svc = services()
+    response = _json(svc.status.view(clients=len(svc.hub.clients), fresh=True))
     response.headers["Cache-Control"] = "no-cache"
     return response
 
@@ -132,7 +123,7 @@ def alive() -> Response:
     body: dict[str, Any] = {"ok": True, "server_time": now_ms()}
     try:
         # One uncached read (~0.2 ms): it is also the store reachability probe.
-        worker = worker_view(_ext("lb_store").status(), body["server_time"])
+        worker = worker_view(services().store.status(), body["server_time"])
         body.update(store_reachable=True, worker_up=worker["up"])
     except Exception as exc:  # noqa: BLE001 - liveness must not depend on the store
         log.info("health: store unreachable: %s", exc)

@@ -7,6 +7,8 @@ run at the same moment therefore join one pipeline of the same script `RedisStor
 """
 from __future__ import annotations
 
+from typing import Any
+
 import gevent
 from gevent.event import AsyncResult
 from limits.storage import RedisStorage
@@ -25,9 +27,10 @@ class BatchedIncr:
 
     def __call__(self, key: str, expiry: int) -> int:
         if self._gathering is not None:
-            waiter = AsyncResult()
+            waiter: AsyncResult = AsyncResult()
             self._gathering.append(((key, expiry), waiter))
-            return waiter.get()
+            joined_count: int = waiter.get()
+            return joined_count
         joined = self._gathering = []
         try:
             try:
@@ -41,18 +44,20 @@ class BatchedIncr:
             for _, waiter in joined:
                 waiter.set_exception(error)
             raise
-        for (_, waiter), count in zip(joined, counts[1:], strict=False):
-            waiter.set_exception(count) if isinstance(count, Exception) else waiter.set(count)
-        if isinstance(counts[0], Exception):
-            raise counts[0]
-        return counts[0]
+        for (_, waiter), result in zip(joined, counts[1:], strict=False):
+            waiter.set_exception(result) if isinstance(result, Exception) else waiter.set(result)
+        own = counts[0]
+        if isinstance(own, Exception):
+            raise own
+        return own
 
     def _send(self, hits: list[Hit]) -> list[int | Exception]:
         storage = self.storage
         # EVALSHA without redis-py's Script wrapper: that would add a SCRIPT EXISTS round trip to every pipeline.
         # A server that lost the script (restarted) answers NoScriptError: those hits go through
         # `storage.incr`, which loads it again.
-        pipe = storage.get_connection().pipeline(transaction=False)
+        redis: Any = storage.get_connection()  # a redis.Redis; limits types it as a narrow protocol
+        pipe = redis.pipeline(transaction=False)
         for key, expiry in hits:
             pipe.evalsha(storage.lua_incr_expire.sha, 1, storage.prefixed_key(key), expiry, 1)
         results = pipe.execute(raise_on_error=False)

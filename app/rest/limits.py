@@ -1,4 +1,4 @@
-"""Per-client rate limits on /api/* (flask-limiter), the same budget spent before Flask (`Budget`), and client
+"""Per-client rate limits on /api/* (flask-limiter), the same budget spent before Flask (`ClientBudget`), and client
 addresses behind trusted proxies (ProxyFix)."""
 from __future__ import annotations
 
@@ -39,10 +39,11 @@ def trust_proxies(app: Flask, settings: Settings) -> None:
     """Outermost WSGI layer: everything inside (the shortcut's budget included) sees the client's address."""
     if settings.trusted_proxies > 0:
         # Only this many hops of X-Forwarded-For are believed; with 0 a client could pick its own address.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask documents wrapping wsgi_app
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
 
 
-class Budget:
+class ClientBudget:
     """RATE_LIMIT on one endpoint, spent without a Flask request, through flask-limiter's own storage with the
     same limit and key (prefix, client address, endpoint) as its fixed-window strategy: a request answered before
     Flask and one Flask answers draw from one budget and report it in the same headers.
@@ -53,7 +54,7 @@ class Budget:
     flask-limiter's headers do (GET and TTL).
     """
 
-    def __init__(self, limiter: Limiter, rate_limit: str, endpoint: str, max_keys: int = 10_000) -> None:
+    def __init__(self, limiter: Limiter, rate_limit: str, endpoint: str, max_keys: int) -> None:
         self.limiter = limiter
         self.item = parse(rate_limit)
         self.endpoint = endpoint

@@ -10,32 +10,62 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import gevent
 from gevent.event import Event
 
-from app.ws import transport
+from app.ws.codes import CloseCode
+from core.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from app.metrics import Metrics
 
 log = logging.getLogger(__name__)
-SLOW_CODE = 4008      # private-use close code for "you fell behind"; 1008 would read as a policy breach
 MAX_INBOX = 64        # client messages waiting to be handled; more means a client flooding us
 
 
+class Connection(Protocol):
+    """What a client needs of its connection (app/ws/transport.Connection; tests/doubles.Recorder in tests)."""
+
+    remote: str
+
+    @property
+    def backlog(self) -> int: ...
+
+    def write(self, data: bytes) -> int: ...
+
+    def drop_backlog(self) -> int: ...
+
+    def close(self, code: int, reason: str, grace_s: float) -> None: ...
+
+    def start(self, on_message: Callable[[str | bytes], None], on_closed: Callable[[], None]) -> None: ...
+
+
 class Outgoing(NamedTuple):
-    """One account message on its way to clients, encoded once for all of them."""
+    """One account message on its way to clients, encoded once for all of them. /ws clients write its bytes;
+    Lighter clients (app/compat/stream.py) build their own frames from `snapshot`, the account at `seq`."""
 
     account: int
     seq: int
     frame: bytes                 # the full message (snapshot, or update carrying the whole account)
+    snapshot: Snapshot
     patch: bytes | None = None   # the same update as a patch, valid only for a client holding `prev_seq`
     prev_seq: int | None = None
+
+
+class Riders(NamedTuple):
+    """Frames for every client (status, heartbeat), joined once, riding in front of the next change."""
+
+    data: bytes
+    frame_count: int
+    heartbeat: bool              # one of them is a heartbeat (Lighter clients answer it with their own ping)
 
 
 class Client:
     """Subscription state plus the connection; `offer` is what the hub calls per change."""
 
-    def __init__(self, conn: transport.Connection, queue_size: int, metrics: Any, close_grace_s: float = 5.0,
+    def __init__(self, conn: Connection, queue_size: int, metrics: Metrics, close_grace_s: float,
                  accounts: set[int] | None = None) -> None:
         self.conn = conn
         self.queue_size = queue_size
@@ -45,7 +75,7 @@ class Client:
         self.last_sent: dict[int, int] = {}
         self.holding = True           # live changes wait in `pending` until the initial sync is queued
         self.pending: list[Outgoing] = []
-        self.closing: tuple[int, str] | None = None
+        self.closing: tuple[CloseCode, str] | None = None
         self.closed = Event()
         self.close_grace_s = close_grace_s
         self._inbox: deque[str | bytes] = deque()
@@ -57,22 +87,26 @@ class Client:
     def wants(self, account: int) -> bool:
         return self.accounts is None or account in self.accounts
 
-    def offer(self, item: Outgoing, before: tuple[bytes, ...] = ()) -> None:
+    def offer(self, item: Outgoing, riders: Riders | None = None) -> None:
         """A change for `item.account`, in feed order. Skips what this client already has (resync races).
-        `before`: frames for everyone (status, heartbeat) that go out first, in the same write."""
+        `riders`: frames for everyone (status, heartbeat) that go out first, in the same write."""
         if self.closing is not None:
             return
         if self.holding:
-            self.send_all(before)
+            if riders is not None:
+                self.ride(riders)
             self.pending.append(item)
             if len(self.pending) > self.queue_size:
                 self.overflow()
             return
         frame = self._frame(item)
-        if frame is not None:
-            self.send(b"".join((*before, frame)) if before else frame, len(before) + 1)
+        if frame is None:
+            if riders is not None:
+                self.ride(riders)
+        elif riders is None:
+            self.send(frame)
         else:
-            self.send_all(before)
+            self.send(riders.data + frame, riders.frame_count + 1)
 
     def _frame(self, item: Outgoing) -> bytes | None:
         """What to send this client for `item` (None: it has that already), remembering it as sent.
@@ -87,16 +121,39 @@ class Client:
             return item.patch
         return item.frame
 
-    def offer_many(self, items: list[Outgoing], before: tuple[bytes, ...] = ()) -> None:
-        """Several changes in feed order (after `before`), written together (one syscall) when the client is live."""
+    def offer_many(self, items: list[Outgoing], riders: Riders | None = None) -> None:
+        """Several changes in feed order (after `riders`), written together (one syscall) when the client is live."""
         if self.closing is not None or self.holding:
-            self.send_all(before)
+            if riders is not None:
+                self.ride(riders)
             for item in items:
                 if self.wants(item.account):
                     self.offer(item)
             return
-        frames = [*before, *(frame for frame in (self._frame(item) for item in items if self.wants(item.account))
-                             if frame is not None)]
+        frames = [frame for frame in (self._frame(item) for item in items if self.wants(item.account))
+                  if frame is not None]
+        if riders is not None:
+            frames.insert(0, riders.data)
+        if frames:
+            self.send(b"".join(frames), len(frames) + (riders.frame_count - 1 if riders is not None else 0))
+
+    def ride(self, riders: Riders) -> None:
+        """Frames for everyone (status, heartbeat) with no change of this client's to ride with: one write."""
+        self.send(riders.data, riders.frame_count)
+
+    def resync(self, items: list[Outgoing]) -> None:
+        """Fresh snapshots (marked resync) after a feed gap or a store outage, for the accounts this client wants,
+        in one write. What was sent before is forgotten: after a store reset seqs start again, and an account with
+        no snapshot yet must still get its next update. A client still syncing gets them after its own sync."""
+        if self.holding:
+            self.pending.extend(item for item in items if self.wants(item.account))
+            return
+        self.last_sent = {}
+        frames = []
+        for item in items:
+            if self.wants(item.account):
+                self.last_sent[item.account] = item.seq
+                frames.append(item.frame)
         if frames:
             self.send(b"".join(frames), len(frames))
 
@@ -110,11 +167,6 @@ class Client:
             if self.wants(item.account):
                 self.offer(item)
 
-    def send_all(self, frames: tuple[bytes, ...]) -> None:
-        """Frames for everyone (status, heartbeat), in one write."""
-        if frames:
-            self.send(frames[0] if len(frames) == 1 else b"".join(frames), len(frames))
-
     def send(self, frame: bytes, count: int = 1) -> None:
         """Write `frame` (or `count` frames joined in one buffer)."""
         if self.closing is not None:
@@ -125,9 +177,9 @@ class Client:
 
     def overflow(self) -> None:
         self.metrics.clients_dropped.labels(reason="slow").inc()
-        self.close(SLOW_CODE, f"client too slow: more than {self.queue_size} messages queued")
+        self.close(CloseCode.TOO_SLOW, f"client too slow: more than {self.queue_size} messages queued")
 
-    def close(self, code: int, reason: str, flush: bool = False) -> None:
+    def close(self, code: CloseCode, reason: str, flush: bool = False) -> None:
         """Close after what is already on its way (after everything owed, when `flush` and within the bound);
         the connection ends TCP if the peer does not answer the close within the grace period."""
         if self.closing is not None:
@@ -147,7 +199,7 @@ class Client:
         self._handler = handler
         self.conn.start(self._received, self._gone)
 
-    def refuse(self, code: int, reason: str, flush: bool = True) -> None:
+    def refuse(self, code: CloseCode, reason: str, flush: bool = True) -> None:
         """Close a client we will not serve, still reading what it sends (dropped) so its close answer arrives."""
         self.close(code, reason, flush)
         self.start(_ignore)
@@ -161,22 +213,23 @@ class Client:
             return
         self._inbox.append(message)
         if len(self._inbox) > MAX_INBOX:
-            self.close(1008, "too many messages")
+            self.close(CloseCode.POLICY, "too many messages")
         elif self._handling is None:
             self._handling = gevent.spawn(self._handle_inbox)
 
     def _handle_inbox(self) -> None:
+        handler = self._handler
         try:
-            while self._inbox and self.closing is None:
-                self._handler(self._inbox.popleft())
+            while handler is not None and self._inbox and self.closing is None:
+                handler(self._inbox.popleft())
         except Exception:  # noqa: BLE001 - a bug in one client's handling must not take the process down
             log.exception("ws %s: handling a message failed", self.conn.remote)
-            self.close(1011, "internal error")
+            self.close(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
             self._handling = None
 
     def _gone(self) -> None:
-        self.closing = self.closing or (1006, "connection lost")
+        self.closing = self.closing or (CloseCode.ABNORMAL, "connection lost")
         self.pending.clear()
         self._inbox.clear()
         self.closed.set()

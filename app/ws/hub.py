@@ -1,7 +1,10 @@
-"""The per-process fan-out hub: one watcher greenlet follows the store's change feed and feeds every client.
+"""The per-process fan-out hub: the client registry, and every change encoded once and written to each client.
 
-Each change is encoded once and the same frame bytes are written to each subscribed client's socket. A gap in
-the feed (a slow watcher, a store reset) or a store outage ends in a resync: fresh snapshots marked `resync`.
+The hub is the store watcher's subscriber (app/feed/watcher.py): it is handed each batch of changes in feed order
+(`on_changes`), each resync (`on_resync`: fresh snapshots marked `resync`), a tick after each wake-up of the
+watcher (`on_tick`: status and heartbeat riders) and store outages (`on_outage`). It never reads the change feed
+itself. Each change is encoded once, full and (while some client wants them) as a patch, and the same bytes go to
+every subscribed /ws client; Lighter clients (app/compat/stream.py) build their frames from the typed snapshot.
 """
 from __future__ import annotations
 
@@ -9,80 +12,45 @@ import logging
 import time
 from typing import Any
 
-import gevent
-from gevent.event import Event
-from gevent.lock import Semaphore
-
-from app.feed.mirror import Mirror
+from app.metrics import Metrics
 from app.status import StatusCache, unreachable_view
 from app.ws import messages, transport
-from app.ws.clients import Client, Outgoing
-from core.backoff import backoff
-from core.store import Store
+from app.ws.clients import Client, Outgoing, Riders
+from app.ws.codes import CloseCode
+from core.snapshot import Snapshot
+from core.store import Change, Store
+from core.tuning import WebTuning
 
 log = logging.getLogger(__name__)
 
 
 class Hub:
-    def __init__(self, store: Store, status: StatusCache, ttl_s: float, metrics: Any, queue_size: int = 256,
-                 heartbeat_s: float = 20.0, status_every_s: float = 1.0, status_refresh_s: float = 5.0,
-                 max_clients: int = 10000) -> None:
-        self.store = store
+    def __init__(self, store: Store, status: StatusCache, ttl_s: float, metrics: Metrics, tuning: WebTuning,
+                 max_clients: int) -> None:
+        self.store = store            # read by the initial sync of a client (replay or snapshots), never followed
         self.status = status
         self.ttl_s = ttl_s
         self.metrics = metrics
-        self.queue_size = queue_size
-        self.heartbeat_s = heartbeat_s
-        self.status_every_s = status_every_s
+        self.queue_size = tuning.ws_queue_frames
+        self.close_grace_s = tuning.ws_close_grace_s
+        self.heartbeat_s = tuning.ws_heartbeat_s
+        self.status_every_s = tuning.status_every_s
+        self.status_refresh_s = tuning.status_refresh_s
         self.max_clients = max_clients
         self.clients: set[Client] = set()
-        self.seq = 0
-        self.stopping = Event()
-        self._watcher: gevent.Greenlet | None = None
-        self._starting = Semaphore()
+        self.seq = 0                  # the feed position of the last change (or resync) handed to clients
+        self.patch_clients = 0
+        self._delivered: dict[int, Snapshot] = {}  # account -> the version clients were last handed
         self._last_status: Any = None
         self._last_status_at = float("-inf")
-        self.status_refresh_s = status_refresh_s
-        self._needs_resync = False
-        self.mirror = Mirror(store)  # what REST serves from while in_sync(); kept by the watcher
-        self._delivered: dict[int, dict[str, Any]] = {}  # account -> its last change this watcher delivered
+        self._status_at = float("-inf")          # the last status read: the first tick reads one
+        self._heartbeat_at = time.monotonic()
         # Status and heartbeat frames waiting to go out in front of the next change, in the same write: a pass
         # over every client costs ~10 µs each, and a change arriving during a pass of its own would wait for it.
         self._riders: list[bytes] = []
-        self.patch_clients = 0
+        self._heartbeat_riding = False
 
     # -- clients -----------------------------------------------------------------------------------------------
-    def ensure_started(self) -> None:
-        """Start the watcher in this process on first use (after gunicorn's fork; we never preload).
-
-        The start position is read here, before the caller syncs its client: a spawned greenlet may not run until
-        much later (local Redis replies without yielding), and changes in between would otherwise be skipped.
-        """
-        if self._running():
-            return
-        # Reading head yields to other greenlets: without the lock, every client connecting meanwhile started a
-        # watcher of its own (each one re-sending every change and status), and a client syncing before head was
-        # read could miss the changes in between.
-        with self._starting:
-            if self._running():
-                return
-            try:
-                self.seq = self.store.head()
-                self.mirror.reset()  # after head: changes in between arrive from the feed, newer seq wins
-            except Exception:  # noqa: BLE001 - the store is down: the watcher retries and resyncs everyone
-                log.warning("hub: store unavailable at start", exc_info=True)
-                self._needs_resync = True
-            self._watcher = gevent.spawn(self._run)
-            self._watcher.link_exception(lambda g: log.error("hub watcher died: %r", g.exception))
-
-    def _running(self) -> bool:
-        return self._watcher is not None and not self._watcher.dead
-
-    def in_sync(self) -> bool:
-        """The watcher runs and owes no resync: what it applied to `mirror` is the store's state."""
-        watcher = self._watcher
-        return watcher is not None and not watcher.dead and not self._needs_resync and not self.stopping.is_set()
-
     def full(self) -> bool:
         """No room for another WebSocket: past this, descriptors (shared with HTTP) would run out first."""
         return len(self.clients) >= self.max_clients
@@ -107,7 +75,8 @@ class Hub:
 
     def sync(self, client: Client, accounts: list[int] | None, since: int | None) -> None:
         """Queue what `client` needs for `accounts` (None: its subscription): a replay from `since` when the feed
-        still has it, else fresh snapshots (marked resync when the client asked to resume)."""
+        still has it, else fresh snapshots (marked resync when the client asked to resume). The watcher must be
+        started first (its start position read), so no change falls between this read and the feed."""
         client.holding = True
         initial: list[Outgoing] = []
         try:
@@ -124,11 +93,13 @@ class Hub:
                 # A replay longer than the queue would only overflow it: snapshots are cheaper.
                 if len(mine) <= self.queue_size // 2:
                     return [Outgoing(c.snapshot["account_index"], c.seq,
-                                     transport.frame_text(messages.update(c, self.ttl_s))) for c in mine]
+                                     transport.frame_text(messages.update(c, self.ttl_s)), c.snapshot) for c in mine]
         snapshots = [s for s in (self.store.account(a) for a in wanted) if s is not None]
-        return [Outgoing(s["account_index"], s.get("seq", 0), transport.frame_text(
-                    messages.account_message("snapshot", s, self.ttl_s, resync=since is not None)))
-                for s in snapshots]
+        return [self._snapshot(s, resync=since is not None) for s in snapshots]
+
+    def _snapshot(self, snapshot: Snapshot, resync: bool) -> Outgoing:
+        frame = transport.frame_text(messages.account_message("snapshot", snapshot, self.ttl_s, resync))
+        return Outgoing(snapshot["account_index"], snapshot.get("seq", 0), frame, snapshot)
 
     def status_frame(self) -> bytes:
         """The status for a client that just synced. The store may have gone since its snapshots were read: then
@@ -139,55 +110,28 @@ class Hub:
             view = unreachable_view(len(self.clients))
         return transport.frame_text(messages.status(view))
 
-    # -- the watcher -------------------------------------------------------------------------------------------
-    def _run(self) -> None:
-        delays = backoff(initial=0.5, cap=10.0)
-        while not self.stopping.is_set():
-            try:
-                if self._needs_resync:
-                    head = self.store.head()
-                    self._resync_all()  # changes after `head` also come as updates; clients drop duplicates
-                    self.seq, self._needs_resync = head, False
-                    log.info("hub: store reachable at seq %d; clients resynced", head)
-                    delays = backoff(initial=0.5, cap=10.0)
-                self._follow()
-            except Exception:  # noqa: BLE001 - any store failure: log, back off, retry, then resync everyone
-                delay = next(delays)
-                log.warning("hub: store unavailable; retrying in %.1f s", delay, exc_info=True)
-                self._needs_resync = True
-                self._last_status = None
-                self._broadcast(transport.frame_text(messages.status(unreachable_view(len(self.clients)))))
-                self.stopping.wait(delay)
+    # -- the feed (app.feed.watcher.Subscriber) ----------------------------------------------------------------
+    def on_start(self, seq: int, snapshots: list[Snapshot]) -> None:
+        """The watcher starts at `seq`, where the store holds `snapshots`: patches of the first changes are
+        computed against them."""
+        self.seq = seq
+        self._delivered = {s["account_index"]: s for s in snapshots}
 
-    def _follow(self) -> None:
-        last_heartbeat = time.monotonic()
-        last_status = 0.0
-        for batch in self.store.follow(self.seq, self.stopping, timeout=self.status_every_s):
-            if batch is None:
-                self.seq = self.store.head()
-                self._resync_all()
-            elif batch:
-                self._deliver(batch)
-            now = time.monotonic()
-            if now - last_status >= self.status_every_s:
-                last_status = now
-                self._push_status()
-            if now - last_heartbeat >= self.heartbeat_s:
-                last_heartbeat = now
-                self._riders.append(transport.frame_text(messages.heartbeat(self.seq)))
-            if not batch and self._riders:  # a quiet tick (at least every status_every_s): no change to ride with
-                self._broadcast(*self._take_riders())
+    def on_changes(self, batch: list[Change]) -> None:
+        """One batch of changes, in feed order (never empty)."""
+        self._deliver(batch)
 
-    def _deliver(self, batch: list[Any]) -> None:
+    def _deliver(self, batch: list[Change]) -> None:
         items = [self._encode(change) for change in batch]
         riders = self._take_riders()
         if len(items) == 1:
             item = items[0]
+            account = item.account
             for client in list(self.clients):
-                if client.wants(item.account):
+                if client.wants(account):
                     client.offer(item, riders)
-                elif riders:
-                    client.send_all(riders)
+                elif riders is not None:
+                    client.ride(riders)
         else:
             # Changes that piled up while we were busy: one write per client for all of them, so falling behind
             # costs fewer syscalls per change, and catching up is faster.
@@ -196,45 +140,52 @@ class Hub:
         self.seq = items[-1].seq
         self.metrics.changes.inc(len(items))
 
-    def _encode(self, change: Any) -> Outgoing:
-        """Both forms of one change, each encoded once: the full update, and a patch against the account as this
-        watcher last delivered it (else as the mirror holds it), when that is the version at the change's prev_seq.
-
-        Not the mirror alone: REST requests refresh it from the account keys, which can be ahead of the feed.
-        """
-        account = change.snapshot["account_index"]
-        previous = self._delivered.get(account) or self.mirror.latest(account)
-        self._delivered[account] = change.snapshot
-        self.mirror.apply([change])
+    def _encode(self, change: Change) -> Outgoing:
+        """Both forms of one change, each encoded once: the full update, and a patch against the account as
+        clients were last handed it, when that is the version at the change's prev_seq."""
+        snapshot = change.snapshot
+        account = snapshot["account_index"]
+        previous = self._delivered.get(account)
+        self._delivered[account] = snapshot
         patch = messages.patch_update(change, previous, self.ttl_s) if self.patch_clients else None
-        return Outgoing(account, change.seq, transport.frame_text(messages.update(change, self.ttl_s)),
-                        None if patch is None else transport.frame_text(patch), change.snapshot.get("prev_seq"))
+        return Outgoing(account, change.seq, transport.frame_text(messages.update(change, self.ttl_s)), snapshot,
+                        None if patch is None else transport.frame_text(patch), snapshot.get("prev_seq"))
 
-    def _resync_all(self) -> None:
-        """Fresh snapshots for every client, each account encoded once."""
-        self.mirror.reset()
-        self._delivered = {}  # after a store reset, seqs start again: patch only against what is read now
-        frames = {}
-        for snapshot in self.store.accounts():
-            account = snapshot["account_index"]
-            frames[account] = (snapshot.get("seq", 0),
-                               transport.frame_text(messages.account_message("snapshot", snapshot, self.ttl_s, True)))
+    def on_resync(self, seq: int, snapshots: list[Snapshot]) -> None:
+        """The feed had a gap or the store came back: fresh snapshots for every client, each encoded once."""
+        self.seq = seq
+        self._delivered = {s["account_index"]: s for s in snapshots}  # seqs may have restarted: patch from these
+        items = [self._snapshot(s, resync=True) for s in snapshots]
         for client in list(self.clients):
-            if not client.holding:
-                # Forget what was sent before: after a store reset seqs start again, and an account with no
-                # snapshot yet must still get its next update.
-                client.last_sent = {}
-            for account, (seq, frame) in frames.items():
-                if not client.wants(account):
-                    continue
-                if client.holding:  # its own sync is in flight: let release() order this after it
-                    client.pending.append(Outgoing(account, seq, frame))
-                else:
-                    client.last_sent[account] = seq
-                    client.send(frame)
+            client.resync(items)
         self.metrics.resyncs.inc()
 
-    def _push_status(self, force: bool = False) -> None:
+    def on_tick(self, quiet: bool) -> None:
+        """After each wake-up of the watcher (at least every `status_every_s`): queue a status when it is due and
+        a heartbeat every `heartbeat_s`; they ride with the next change, or go now when the wake-up was `quiet`
+        (no change to ride with). Reads the status from the store: raises while it is down."""
+        now = time.monotonic()
+        if now - self._status_at >= self.status_every_s:
+            self._status_at = now
+            self._push_status()
+        if now - self._heartbeat_at >= self.heartbeat_s:
+            self._heartbeat_at = now
+            self._riders.append(transport.frame_text(messages.heartbeat(self.seq)))
+            self._heartbeat_riding = True
+        if quiet and self._riders:
+            riders = self._take_riders()
+            if riders is not None:
+                self._broadcast(riders)
+
+    def on_outage(self) -> None:
+        """The store is unreachable: say so to everyone now; the next status read after it is back is pushed."""
+        self._last_status = None
+        self._status_at = float("-inf")
+        self._heartbeat_at = time.monotonic()
+        frame = transport.frame_text(messages.status(unreachable_view(len(self.clients))))
+        self._broadcast(Riders(frame, 1, False))
+
+    def _push_status(self) -> None:
         """Push the status when its state changes, else refresh it every `status_refresh_s`.
 
         Its clocks and counters change every second, and every push is one more send per client that a change
@@ -242,23 +193,26 @@ class Hub:
         """
         view = self.status.view(clients=len(self.clients), fresh=True)
         state, now = _status_state(view), time.monotonic()
-        if not force and state == self._last_status and now - self._last_status_at < self.status_refresh_s:
+        if state == self._last_status and now - self._last_status_at < self.status_refresh_s:
             return
         self._last_status, self._last_status_at = state, now
         self._riders.append(transport.frame_text(messages.status(view)))
 
-    def _take_riders(self) -> tuple[bytes, ...]:
-        riders, self._riders = tuple(self._riders), []
+    def _take_riders(self) -> Riders | None:
+        if not self._riders:
+            return None
+        frames, self._riders = self._riders, []
+        riders = Riders(frames[0] if len(frames) == 1 else b"".join(frames), len(frames), self._heartbeat_riding)
+        self._heartbeat_riding = False
         return riders
 
-    def _broadcast(self, *frames: bytes) -> None:
+    def _broadcast(self, riders: Riders) -> None:
         for client in list(self.clients):
-            client.send_all(frames)
+            client.ride(riders)
 
     # -- shutdown ----------------------------------------------------------------------------------------------
-    def shutdown(self, code: int = 1001, reason: str = "server shutting down") -> None:
+    def shutdown(self, code: CloseCode = CloseCode.GOING_AWAY, reason: str = "server shutting down") -> None:
         """Close every client politely (gunicorn's SIGTERM) so nothing is cut mid-frame."""
-        self.stopping.set()
         for client in list(self.clients):
             client.close(code, reason)
 

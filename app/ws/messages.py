@@ -6,7 +6,7 @@ from typing import Any
 import orjson
 
 from app.ws import patches
-from core.snapshot import now_ms, with_freshness
+from core.snapshot import Snapshot, now_ms, with_freshness
 from core.store import Change
 
 PROTOCOL = 1
@@ -23,9 +23,9 @@ def hello(accounts: list[int], heartbeat_s: float, max_message: int, subscribed:
                    "max_message_bytes": max_message})
 
 
-def account_message(kind: str, snapshot: dict[str, Any], ttl_s: float, resync: bool = False) -> str:
+def account_message(kind: str, snapshot: Snapshot, ttl_s: float, resync: bool = False) -> str:
     """`snapshot` or `update` for one account; freshness is computed once, when the message is encoded."""
-    message = {"type": kind, "seq": snapshot.get("seq", 0), "prev_seq": snapshot.get("prev_seq"),
+    message: dict[str, Any] = {"type": kind, "seq": snapshot.get("seq", 0), "prev_seq": snapshot.get("prev_seq"),
                "account_index": snapshot["account_index"], "account": with_freshness(snapshot, ttl_s)}
     if kind == "snapshot":
         message["resync"] = resync
@@ -36,7 +36,7 @@ def update(change: Change, ttl_s: float) -> str:
     return account_message("update", change.snapshot, ttl_s)
 
 
-def patch_update(change: Change, previous: dict[str, Any] | None, ttl_s: float) -> str | None:
+def patch_update(change: Change, previous: Snapshot | None, ttl_s: float) -> str | None:
     """The same update as `update()` for a client holding `previous` (the account at the change's `prev_seq`),
     carrying a JSON Patch (app/ws/patches.py) instead of the account; None when `previous` is not that version."""
     snapshot = change.snapshot

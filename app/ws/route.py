@@ -2,20 +2,24 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
-from flask import Blueprint, Flask, Response, abort, current_app, request
+from flask import Blueprint, Flask, Response, abort, request
 
 from app import auth
+from app.services import services
 from app.ws import messages, transport
 from app.ws.clients import Client
+from app.ws.codes import CloseCode
 from app.ws.hub import Hub
+from core.store import Store
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ws", __name__)
-MAX_MESSAGE = 4096    # client frames are small commands; anything bigger is closed with 1009
-MAX_ERRORS = 20       # error frames before we give up on a client that keeps sending garbage
+MAX_MESSAGE = 4096        # client frames are small commands; anything bigger is closed with 1009
+MAX_BAD_COMMANDS = 20     # error frames before we give up on a client that keeps sending garbage
 
 
 def _since(raw: str | None) -> int | None:
@@ -46,25 +50,26 @@ def websocket() -> Response:
     conn = transport.accept(request.environ, MAX_MESSAGE)
     if conn is None:  # werkzeug routes only upgrade requests here; this is a belt-and-braces 400
         abort(400, "WebSocket upgrade required")
-    hub: Hub = current_app.extensions["lb_hub"]
-    settings = current_app.extensions["lb_settings"]
-    client = Client(conn, hub.queue_size, hub.metrics)
+    svc = services()
+    hub, web = svc.hub, svc.settings.web
+    client = Client(conn, web.ws_queue_frames, svc.metrics, web.ws_close_grace_s)
     if hub.full():
-        hub.metrics.clients_dropped.labels(reason="full").inc()
-        return _refuse(client, 1013, "server_full", "too many open WebSockets here; try again later")
+        svc.metrics.clients_dropped.labels(reason="full").inc()
+        return _refuse(client, CloseCode.TRY_AGAIN_LATER, "server_full",
+                       "too many open WebSockets here; try again later")
     hub.register(client)
     # gevent-websocket has already answered 101 when the view runs: refusals are error frames and close codes.
-    if not auth.authorized(settings, request, allow_query=True):
-        return _refuse(client, 4001, "unauthorized", "missing or wrong token")
+    if not auth.authorized(svc.settings, request, allow_query=True):
+        return _refuse(client, CloseCode.UNAUTHORIZED, "unauthorized", "missing or wrong token")
     try:
         since = _since(request.args.get("since"))
         client.accounts = _query_accounts(request.args.get("accounts"))
         updates = _updates(request.args.get("updates"))
     except ValueError as exc:
-        return _refuse(client, 1008, "bad_query", str(exc))
-    hub.ensure_started()
+        return _refuse(client, CloseCode.POLICY, "bad_query", str(exc))
+    svc.watcher.ensure_started()  # before the sync reads the store: changes after it come from the feed
     try:
-        tracked = hub.store.tracked()
+        tracked = svc.store.tracked()
         subscribed = sorted(client.accounts) if client.accounts is not None else None
         if updates == "patch":
             hub.send_patches(client)
@@ -73,14 +78,14 @@ def websocket() -> Response:
         client.send(hub.status_frame())
     except Exception:  # the store went away mid-sync: the client reconnects (with `since`) like after any drop
         log.warning("ws %s: initial sync failed", conn.remote, exc_info=True)
-        client.refuse(1011, "store unavailable", flush=False)
+        client.refuse(CloseCode.INTERNAL_ERROR, "store unavailable", flush=False)
         return Response(status=204)
     # From here the connection lives on without this greenlet: messages are handled as they come.
-    client.start(_Commands(hub, client))
+    client.start(_Commands(hub, svc.store, client))
     return Response(status=204)
 
 
-def _refuse(client: Client, code: int, error: str, text: str) -> Response:
+def _refuse(client: Client, code: CloseCode, error: str, text: str) -> Response:
     client.send(transport.frame_text(messages.error(error, text)))
     client.refuse(code, error)
     return Response(status=204)
@@ -89,19 +94,19 @@ def _refuse(client: Client, code: int, error: str, text: str) -> Response:
 class _Commands:
     """Handles one client's commands, counting the bad ones."""
 
-    __slots__ = ("hub", "client", "errors")
+    __slots__ = ("hub", "store", "client", "errors")
 
-    def __init__(self, hub: Hub, client: Client) -> None:
-        self.hub, self.client, self.errors = hub, client, 0
+    def __init__(self, hub: Hub, store: Store, client: Client) -> None:
+        self.hub, self.store, self.client, self.errors = hub, store, client, 0
 
     def __call__(self, message: str | bytes) -> None:
-        if not _handle(self.hub, self.client, message):
+        if not _handle(self.hub, self.store, self.client, message):
             self.errors += 1
-            if self.errors >= MAX_ERRORS:
-                self.client.close(1008, "too many bad messages")
+            if self.errors >= MAX_BAD_COMMANDS:
+                self.client.close(CloseCode.POLICY, "too many bad messages")
 
 
-def _handle(hub: Hub, client: Client, message: str | bytes) -> bool:
+def _handle(hub: Hub, store: Store, client: Client, message: str | bytes) -> bool:
     """Apply one client command. False (after sending an error frame) when it was not a valid command."""
     def error(code: str, text: str) -> bool:
         client.send(transport.frame_text(messages.error(code, text)))
@@ -117,7 +122,7 @@ def _handle(hub: Hub, client: Client, message: str | bytes) -> bool:
         return error("bad_message", "message must be a JSON object with an 'op'")
     op = command.get("op")
     if op in ("subscribe", "unsubscribe"):
-        return _subscription(hub, client, op, command.get("accounts"), error)
+        return _subscription(hub, store, client, op, command.get("accounts"), error)
     if op == "resume":
         since = command.get("since")
         if not isinstance(since, int) or isinstance(since, bool) or since < 0:
@@ -130,11 +135,12 @@ def _handle(hub: Hub, client: Client, message: str | bytes) -> bool:
     return error("unknown_op", "op must be one of subscribe, unsubscribe, resume, ping")
 
 
-def _subscription(hub: Hub, client: Client, op: str, raw: Any, error: Any) -> bool:
+def _subscription(hub: Hub, store: Store, client: Client, op: str, raw: Any,
+                  error: Callable[[str, str], bool]) -> bool:
     accounts = messages.parse_accounts(raw)
     if accounts is None:
         return error("bad_accounts", "accounts must be a list of at most 1000 account indexes")
-    tracked = hub.store.tracked()
+    tracked = store.tracked()
     current = set(tracked) if client.accounts is None else set(client.accounts)
     if op == "unsubscribe":
         client.accounts = current - set(accounts)

@@ -24,6 +24,8 @@ from gevent import get_hub
 from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN, Protocol, Side
 
+from app.ws.codes import CloseCode
+
 log = logging.getLogger(__name__)
 # websockets logs every frame at DEBUG, client payloads included (a /stream subscribe carries `auth`): never.
 _FRAMES_LOG = logging.getLogger(f"{__name__}.frames")
@@ -56,7 +58,7 @@ class Connection:
         self._writer = loop.io(sock.fileno(), _WRITE)
         self._timer: Any = None
         self._backlog: deque[bytes | memoryview] = deque()
-        self._parts: list[bytes] = []                   # a fragmented message so far
+        self._parts: list[bytes | bytearray | memoryview] = []  # a fragmented message so far
         self._text = True
         self._eof = False                               # the protocol asked us to end TCP once the backlog is out
         self._on_message: Callable[[str | bytes], None] | None = None
@@ -142,7 +144,7 @@ class Connection:
             return
         self.protocol.receive_data(data)
         for event in self.protocol.events_received():
-            if event.opcode in _DATA:
+            if isinstance(event, Frame) and event.opcode in _DATA:
                 self._assemble(event)
         self._send_protocol_output()  # pongs, our close answer, or a close for a protocol violation
 
@@ -158,14 +160,14 @@ class Connection:
         try:
             message = data.decode() if self._text else data
         except UnicodeDecodeError:
-            self.protocol.fail(1007, "invalid UTF-8 in a text message")
+            self.protocol.fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
             return
         if self._on_message is not None and self.protocol.state is OPEN:
             try:
                 self._on_message(message)
             except Exception:  # noqa: BLE001 - a handler bug must not reach the event loop; close this client
                 log.exception("ws %s: message handler failed", self.remote)
-                self.close(1011, "internal error", 1.0)
+                self.close(CloseCode.INTERNAL_ERROR, "internal error", 1.0)
 
     # -- closing -------------------------------------------------------------------------------------------------
     def close(self, code: int, reason: str, grace_s: float) -> None:

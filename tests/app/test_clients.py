@@ -5,30 +5,39 @@ The connection is stood in for by a recorder of writes (I/O is tested against re
 from __future__ import annotations
 
 from app.metrics import Metrics
-from app.ws.clients import Client
-from app.ws.clients import Outgoing as O
+from app.ws.clients import Client, Outgoing, Riders
+from core.snapshot import new_snapshot
 from tests.doubles import Recorder
 
 
+def item(account: int, seq: int, frame: bytes, patch: bytes | None = None, prev_seq: int | None = None) -> Outgoing:
+    """An item as the hub hands it: the frames stand for themselves; the snapshot is only for Lighter clients."""
+    return Outgoing(account, seq, frame, {**new_snapshot(account, False), "seq": seq}, patch, prev_seq)
+
+
+def new_client(accounts: set[int] | None = None) -> Client:
+    return Client(Recorder(), 256, Metrics(), close_grace_s=5.0, accounts=accounts)
+
+
 def live_client(accounts: set[int] | None = None) -> Client:
-    client = Client(Recorder(), 256, Metrics(), accounts=accounts)
+    client = new_client(accounts)
     client.release([])
     return client
 
 
 def test_changes_that_piled_up_go_out_in_one_write_filtered_and_deduplicated() -> None:
     client = live_client(accounts={1, 2})
-    client.offer(O(1, 5, b"<1@5>"))
-    client.offer_many([O(1, 5, b"<1@5 again>"), O(3, 6, b"<3@6>"), O(2, 7, b"<2@7>"), O(1, 8, b"<1@8>")])
+    client.offer(item(1, 5, b"<1@5>"))
+    client.offer_many([item(1, 5, b"<1@5 again>"), item(3, 6, b"<3@6>"), item(2, 7, b"<2@7>"), item(1, 8, b"<1@8>")])
     assert client.conn.frames == [b"<1@5>", b"<2@7><1@8>"]
     assert client.metrics.frames_sent == 3
 
 
 def test_a_client_still_syncing_gets_piled_up_changes_after_its_snapshots() -> None:
-    client = Client(Recorder(), 256, Metrics())
-    client.offer_many([O(1, 5, b"<1@5>"), O(1, 6, b"<1@6>")])
+    client = new_client()
+    client.offer_many([item(1, 5, b"<1@5>"), item(1, 6, b"<1@6>")])
     assert client.conn.frames == []
-    client.release([O(1, 5, b"<snapshot 1@5>")])
+    client.release([item(1, 5, b"<snapshot 1@5>")])
     assert client.conn.frames == [b"<snapshot 1@5>", b"<1@6>"]
 
 
@@ -41,12 +50,12 @@ def patch_client(accounts: set[int] | None = None) -> Client:
 def test_a_patch_goes_only_to_a_client_holding_the_account_at_prev_seq() -> None:
     holding, behind, full = patch_client(), patch_client(), live_client()
     for client in (holding, behind, full):
-        client.release([O(1, 5, b"<snapshot 1@5>")])
+        client.release([item(1, 5, b"<snapshot 1@5>")])
     behind.last_sent[1] = 4  # as if it held an older version (it resumed from a replay, say)
     for client in (holding, behind, full):
-        client.offer(O(1, 7, b"<full 1@7>", b"<patch 5->7>", 5))
-        client.offer(O(1, 8, b"<full 1@8>", None, 7))  # no patch could express this one
-        client.offer(O(1, 9, b"<full 1@9>", b"<patch 7->9>", 7))  # prev_seq 7 is not what anyone holds now
+        client.offer(item(1, 7, b"<full 1@7>", b"<patch 5->7>", 5))
+        client.offer(item(1, 8, b"<full 1@8>", None, 7))  # no patch could express this one
+        client.offer(item(1, 9, b"<full 1@9>", b"<patch 7->9>", 7))  # prev_seq 7 is not what anyone holds now
     assert holding.conn.frames[1:] == [b"<patch 5->7>", b"<full 1@8>", b"<full 1@9>"]
     assert behind.conn.frames[1:] == [b"<full 1@7>", b"<full 1@8>", b"<full 1@9>"]
     assert full.conn.frames[1:] == [b"<full 1@7>", b"<full 1@8>", b"<full 1@9>"]
@@ -54,30 +63,31 @@ def test_a_patch_goes_only_to_a_client_holding_the_account_at_prev_seq() -> None
 
 def test_patches_that_piled_up_chain_within_one_write_and_during_the_initial_sync() -> None:
     live = patch_client()
-    live.release([O(1, 5, b"<snapshot 1@5>"), O(2, 6, b"<snapshot 2@6>")])
-    live.offer_many([O(1, 7, b"<full 1@7>", b"<p1 5->7>", 5), O(2, 8, b"<full 2@8>", b"<p2 6->8>", 6),
-                     O(1, 9, b"<full 1@9>", b"<p1 7->9>", 7)])
+    live.release([item(1, 5, b"<snapshot 1@5>"), item(2, 6, b"<snapshot 2@6>")])
+    live.offer_many([item(1, 7, b"<full 1@7>", b"<p1 5->7>", 5), item(2, 8, b"<full 2@8>", b"<p2 6->8>", 6),
+                     item(1, 9, b"<full 1@9>", b"<p1 7->9>", 7)])
     assert live.conn.frames[2:] == [b"<p1 5->7><p2 6->8><p1 7->9>"]
 
-    syncing = Client(Recorder(), 256, Metrics())
+    syncing = new_client()
     syncing.patches = True
-    syncing.offer_many([O(1, 5, b"<full 1@5>", b"<p1 3->5>", 3), O(1, 7, b"<full 1@7>", b"<p1 5->7>", 5)])
-    syncing.release([O(1, 5, b"<snapshot 1@5>")])  # the snapshot read already covers seq 5
+    syncing.offer_many([item(1, 5, b"<full 1@5>", b"<p1 3->5>", 3), item(1, 7, b"<full 1@7>", b"<p1 5->7>", 5)])
+    syncing.release([item(1, 5, b"<snapshot 1@5>")])  # the snapshot read already covers seq 5
     assert syncing.conn.frames == [b"<snapshot 1@5>", b"<p1 5->7>"]
 
 
 def test_frames_for_everyone_ride_in_front_of_the_next_change_in_the_same_write() -> None:
-    wanting, other, syncing = live_client(accounts={1}), live_client(accounts={2}), Client(Recorder(), 256, Metrics())
-    riders = (b"<status>", b"<heartbeat>")
+    wanting, other, syncing = live_client(accounts={1}), live_client(accounts={2}), new_client()
+    riders = Riders(b"<status><heartbeat>", 2, heartbeat=True)
     for client in (wanting, other, syncing):
-        client.offer(O(1, 5, b"<1@5>"), riders) if client.wants(1) else client.send_all(riders)
+        client.offer(item(1, 5, b"<1@5>"), riders) if client.wants(1) else client.ride(riders)
     assert wanting.conn.frames == [b"<status><heartbeat><1@5>"]
     assert other.conn.frames == [b"<status><heartbeat>"]
     assert syncing.conn.frames == [b"<status><heartbeat>"]  # now; its change waits for its snapshots
-    syncing.release([O(1, 4, b"<snapshot 1@4>")])
+    syncing.release([item(1, 4, b"<snapshot 1@4>")])
     assert syncing.conn.frames[1:] == [b"<snapshot 1@4>", b"<1@5>"]
 
-    wanting.offer_many([O(1, 6, b"<1@6>"), O(2, 7, b"<2@7>")], (b"<status>",))
-    wanting.offer(O(1, 6, b"<1@6 again>"), (b"<status>",))  # nothing new for it: the riders still go
+    status = Riders(b"<status>", 1, heartbeat=False)
+    wanting.offer_many([item(1, 6, b"<1@6>"), item(2, 7, b"<2@7>")], status)
+    wanting.offer(item(1, 6, b"<1@6 again>"), status)  # nothing new for it: the riders still go
     assert wanting.conn.frames[1:] == [b"<status><1@6>", b"<status>"]
     assert wanting.metrics.frames_sent == 3 + 2 + 1

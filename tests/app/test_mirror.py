@@ -1,6 +1,7 @@
-"""The hub's mirror (REST served from memory while in sync, from the store otherwise) and the REST short-circuit.
+"""The mirror (REST served from memory while the store watcher is in sync, from the store otherwise) and the REST
+short-circuit.
 
-In-process (Flask test client, no monkey-patching): the hub's watcher greenlet runs only when this test yields,
+In-process (Flask test client, no monkey-patching): the watcher greenlet runs only when this test yields,
 so "the store changed but the watcher has not seen it yet" is deterministic here.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ import gevent
 import pytest
 
 from app import create_app
+from app.services import of
 from core.settings import from_env
 from core.store import StoreError
 from tests.app.conftest import Feeder
@@ -34,24 +36,24 @@ def served(tmp_path):
     feeder.track([11, 22])
     feeder.status()
     app = create_app(from_env(env))
-    hub = app.extensions["lb_hub"]
+    watcher = of(app).watcher
     client = app.test_client()
     assert client.get("/api/accounts/11", headers=TOKEN).status_code == 200  # REST alone starts the watcher
-    wait_for(lambda: hub.in_sync() and hub.mirror.loaded, what="the hub in sync")
-    hub.mirror.tracked_max_age_s = 3600  # no periodic re-read mid-test: only the feed moves the mirror here
+    wait_for(lambda: watcher.in_sync() and watcher.mirror.loaded, what="the watcher in sync")
+    watcher.mirror.max_age_s = 3600  # no periodic re-read mid-test: only the feed moves the mirror here
     try:
         yield app, client, feeder
     finally:
-        hub.stopping.set()
+        watcher.stop()
 
 
 def test_in_sync_rest_serves_the_mirror_and_follows_the_feed(served):
     app, client, feeder = served
-    hub = app.extensions["lb_hub"]
+    watcher = of(app).watcher
     seq = feeder.put(11, collateral="7.000000")
     # The watcher has not run since the write: the mirror (hence REST) still has the previous version.
     assert client.get("/api/accounts/11", headers=TOKEN).json["seq"] < seq
-    wait_for(lambda: hub.mirror.account(11)["seq"] == seq, what="the watcher applying the change")
+    wait_for(lambda: watcher.mirror.account(11)["seq"] == seq, what="the watcher applying the change")
     body = client.get("/api/accounts/11", headers=TOKEN).json
     assert body["seq"] == seq and body["sections"]["summary"]["data"]["collateral"] == "7.000000"
     assert [a["seq"] for a in client.get("/api/accounts", headers=TOKEN).json["accounts"]][0] == seq
@@ -60,11 +62,11 @@ def test_in_sync_rest_serves_the_mirror_and_follows_the_feed(served):
 
 def test_out_of_sync_rest_reads_the_store(served):
     app, client, feeder = served
-    hub = app.extensions["lb_hub"]
-    hub._needs_resync = True  # what a store error leaves behind until the watcher has resynced
+    watcher = of(app).watcher
+    watcher._needs_resync = True  # what a store error leaves behind until the watcher has resynced
     seq = feeder.put(22)
     assert client.get("/api/accounts/22", headers=TOKEN).json["seq"] == seq  # the store, not the mirror
-    store = app.extensions["lb_store"]
+    store = of(app).store
 
     def down(*_args: Any) -> Any:
         raise StoreError("store down")
@@ -75,8 +77,8 @@ def test_out_of_sync_rest_reads_the_store(served):
 
 def test_in_sync_but_tracked_list_unreadable_falls_back(served):
     app, client, _ = served
-    mirror = app.extensions["lb_hub"].mirror
-    store = app.extensions["lb_store"]
+    mirror = of(app).watcher.mirror
+    store = of(app).store
 
     def down(*_args: Any) -> Any:
         raise StoreError("store down")
@@ -102,13 +104,13 @@ def _inner_calls(app: Any) -> list[str]:
 @pytest.mark.parametrize("path", ["/api/accounts/11", "/api/accounts"])
 def test_304_short_circuit_matches_flask_and_is_free(served, path):
     app, client, _ = served
-    hub = app.extensions["lb_hub"]
-    metrics = app.extensions["lb_metrics"]
+    watcher = of(app).watcher
+    metrics = of(app).metrics
     first = client.get(path, headers=TOKEN)  # counted, as every 200 (the fixture used one)
     tag = first.headers["ETag"]
-    hub._needs_resync = True
+    watcher._needs_resync = True
     flask_304 = client.get(path, headers={**TOKEN, "If-None-Match": tag})  # Flask's own 304 (mirror untrusted)
-    hub._needs_resync = False
+    watcher._needs_resync = False
     calls = _inner_calls(app)
     route = "/api/accounts/<index>" if path != "/api/accounts" else "/api/accounts"
     before = metrics.requests.labels(route=route, status="304")._value.get()
@@ -129,10 +131,10 @@ def test_304_short_circuit_matches_flask_and_is_free(served, path):
 
 def test_short_circuit_passes_through_stale_tags_and_odd_paths(served):
     app, client, feeder = served
-    hub = app.extensions["lb_hub"]
+    watcher = of(app).watcher
     old = client.get("/api/accounts/11", headers=TOKEN).headers["ETag"]
     seq = feeder.put(11, as_of=1_000)  # confirmed long ago: the ETag turns "-stale"
-    wait_for(lambda: hub.mirror.account(11)["seq"] == seq, what="the watcher applying the change")
+    wait_for(lambda: watcher.mirror.account(11)["seq"] == seq, what="the watcher applying the change")
     calls = _inner_calls(app)
     stale = client.get("/api/accounts/11", headers={**TOKEN, "If-None-Match": old})  # the shortcut's 200
     assert stale.status_code == 200 and stale.headers["ETag"] == f'W/"{seq}-stale"'
@@ -163,12 +165,12 @@ def _same_answer(fast: Any, flask: Any, spent_between: int) -> None:
 
 def test_200_and_429_short_circuit_match_flask_and_share_one_budget(served):
     app, client, _ = served  # RATE_LIMIT 6/minute; the fixture's request spent one
-    hub = app.extensions["lb_hub"]
-    requests_total = app.extensions["lb_metrics"].requests
+    watcher = of(app).watcher
+    requests_total = of(app).metrics.requests
     path = "/api/accounts/11"
-    hub._needs_resync = True
+    watcher._needs_resync = True
     flask_200 = client.get(path, headers=TOKEN)  # Flask's own 200 (mirror untrusted): the 2nd request counted
-    hub._needs_resync = False
+    watcher._needs_resync = False
     calls = _inner_calls(app)
     before = {s: requests_total.labels(route="/api/accounts/<index>", status=s)._value.get() for s in ("200", "429")}
     fast = [client.get(path, headers=TOKEN) for _ in range(6)]  # the 3rd to 8th: four 200s, then two 429s
@@ -179,7 +181,7 @@ def test_200_and_429_short_circuit_match_flask_and_share_one_budget(served):
     assert _without_ages(fast[0].json) == _without_ages(flask_200.json)
     assert {s: requests_total.labels(route="/api/accounts/<index>", status=s)._value.get() - before[s]
             for s in before} == {"200": 4, "429": 2}
-    hub._needs_resync = True
+    watcher._needs_resync = True
     flask_429 = client.get(path, headers=TOKEN)
     assert calls == [path]
     _same_answer(fast[-1], flask_429, spent_between=0)

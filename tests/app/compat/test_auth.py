@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.compat import auth, shapes
+from app.compat import auth, errors
 
 
 @pytest.mark.parametrize("header, query, expected", [
@@ -16,7 +16,7 @@ def test_candidates(header: str | None, query: str | None, expected: list[str]) 
 
 def test_check() -> None:
     assert auth.check(None, []) is None and auth.check(None, ["anything"]) is None  # no API_TOKEN: open
-    assert auth.check("secret", []) == shapes.AUTH_MISSING
-    assert auth.check("secret", ["nope"]) == shapes.AUTH_INVALID
+    assert auth.check("secret", []) == errors.AUTH_MISSING
+    assert auth.check("secret", ["nope"]) == errors.AUTH_INVALID
     assert auth.check("secret", auth.candidates("secret, secret", None)) is None
     assert auth.check("secret", auth.candidates("Bearer secret", None)) is None

@@ -6,7 +6,7 @@ import copy
 import pytest
 from lighter.models import AccountPosition, Order
 
-from app.compat import frames
+from app.compat import errors, frames
 from tests.app.compat.test_shapes import make_snapshot
 
 
@@ -104,7 +104,7 @@ def test_account_all_orders_update_is_a_delta_with_inferred_terminal_statuses() 
 def test_control_and_error_frames() -> None:
     assert frames.connected("abc") == {"type": "connected", "session_id": "abc"}
     assert frames.pong() == {"type": "pong"}
-    assert frames.error(frames.INVALID_CHANNEL) == {"type": "error",
+    assert frames.error(errors.INVALID_CHANNEL) == {"type": "error",
                                                       "error": {"code": 30005, "message": "Invalid Channel"}}
-    assert frames.auth_required("account_all_orders:1") == (
+    assert errors.auth_required("account_all_orders:1") == errors.LighterError(
         20001, "invalid param : auth field is required: account_all_orders:1")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from lighter.models import DetailedAccounts, Orders, ResultCode, Status
 
-from app.compat import shapes
+from app.compat import errors, shapes
 
-# Copies of ../shared/lighter-examples (payloads that pass the SDK's strict checks), kept with the tests.
+# Copies of Lighter's own example payloads (payloads that pass the SDK's strict checks), kept with the tests.
 EXAMPLES = Path(__file__).parent / "examples"
 
 
@@ -124,10 +124,10 @@ def test_unknown_orders_are_an_error_not_an_empty_list(public_only: bool, expect
 
 def test_status_and_errors_match_lighter() -> None:
     Status.model_validate(shapes.status_body(1777941383), strict=True)
-    body, status = shapes.error_body(shapes.AUTH_MISSING)
+    body, status = shapes.error_body(errors.AUTH_MISSING)
     assert (body, status) == (load("error_missing_auth.json"), 400)
-    assert shapes.error_body(shapes.ACCOUNT_NOT_FOUND) == ({"code": 21100, "message": "account not found"}, 400)
-    assert shapes.error_body(shapes.AUTH_INVALID)[1] == 401
+    assert shapes.error_body(errors.ACCOUNT_NOT_FOUND) == ({"code": 21100, "message": "account not found"}, 400)
+    assert shapes.error_body(errors.AUTH_INVALID)[1] == 401
 
 
 @pytest.mark.parametrize("by, value, expected", [
@@ -144,9 +144,9 @@ def test_parse_account_query_accepts(by: str, value: str, expected: tuple) -> No
     ("l1_address", "0x12", 21103), ("l1_address", "0x" + "zz" * 20, 21103),
 ])
 def test_parse_account_query_rejects(by: str | None, value: str | None, code: int) -> None:
-    with pytest.raises(shapes.LighterError) as caught:
+    with pytest.raises(errors.LighterRefusal) as caught:
         shapes.parse_account_query(by, value)
-    assert caught.value.error[1] == code
+    assert caught.value.error.code == code
 
 
 def test_matches_l1_needs_a_rest_summary() -> None:
