@@ -172,7 +172,7 @@ class Hub:
             self._heartbeat_at = now
             self._riders.append(transport.frame_text(messages.heartbeat(self.seq)))
             self._heartbeat_riding = True
-        if quiet and self._riders:
+        if quiet:
             riders = self._take_riders()
             if riders is not None:
                 self._broadcast(riders)
