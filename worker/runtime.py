@@ -1,4 +1,4 @@
-"""Process-wide worker state shared by the greenlets: accounts, egresses, recent errors, frame dispatch."""
+"""Process-wide worker state shared by the greenlets: accounts, egresses, recent errors, per-account counters."""
 from __future__ import annotations
 
 import logging
@@ -16,6 +16,7 @@ from core.settings import Account, Settings
 from core.snapshot import now_ms
 from core.store import Store
 from core.tuning import WorkerTuning
+from worker.ingest import dispatch
 from worker.ingest.merge import AccountState
 from worker.ingest.parse import Frame
 from worker.sink import Sink
@@ -24,9 +25,6 @@ from worker.upstream.tokens import Tokens
 
 log = logging.getLogger(__name__)
 MAX_ERRORS = 20
-# Which snapshot sections a live WS channel vouches for while its connection is healthy.
-CHANNEL_SECTIONS = {"account_all": ("positions", "trades"), "user_stats": ("stats", "summary"),
-                    "account_all_orders": ("orders",)}
 
 
 @dataclass
@@ -84,8 +82,8 @@ class Runtime:
             return
         self.errors.append({"at": now_ms(), "where": where, "message": text})
 
-    def apply_frame(self, frame: Frame, egress: Egress) -> None:
-        """Merge one account frame and wake the writer (a WS update reaches the store immediately)."""
+    def apply_frame(self, frame: Frame) -> None:
+        """Merge one account frame, count it, and wake the writer (a WS update reaches the store immediately)."""
         state = self.states.get(frame.account)
         if state is None:
             return  # a frame for an account we never asked about
@@ -93,19 +91,7 @@ class Runtime:
         stats = self.stats[frame.account]
         stats.last_ws_at = now
         stats.ws_frames += 1
-        payload = frame.payload
-        if frame.kind == "account_all":
-            if payload["positions"] is not None:
-                state.apply_positions(payload["positions"], now)
-            if payload["trades"] or frame.snapshot:
-                state.apply_trades(payload["trades"], now)
-        elif frame.kind == "user_stats":
-            state.apply_stats(payload["stats"], now)
-        elif frame.kind == "account_all_orders":
-            if frame.snapshot:
-                state.apply_orders(payload["orders"], "ws", now)
-            else:
-                state.apply_order_delta(payload["orders"], now)
+        dispatch.apply_frame(state, frame, now)
         if state.changed:
             self.sink.notify()
 
@@ -115,5 +101,5 @@ class Runtime:
         for name, index in channels:
             state = self.states.get(index)
             if state is not None:
-                state.confirm(CHANNEL_SECTIONS.get(name, ()), at)
+                dispatch.confirm_channel(state, name, at)
         self.sink.notify()

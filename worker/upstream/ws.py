@@ -11,8 +11,9 @@ import websocket
 
 from core.backoff import Retry
 from core.snapshot import now_ms
+from worker.ingest.dispatch import CHANNEL_SECTIONS, flag_channel
 from worker.ingest.parse import Frame, ParseError, parse_frame
-from worker.runtime import CHANNEL_SECTIONS, Runtime
+from worker.runtime import Runtime
 from worker.upstream.egress import Egress
 from worker.upstream.tokens import TokenError
 
@@ -169,7 +170,7 @@ class Upstream:
                 self._bad_frame(key, frame.error)
                 return
             self.live.add(key)
-            self.rt.apply_frame(frame, self.egress)
+            self.rt.apply_frame(frame)
 
     def _bad_frame(self, key: tuple[str, int], message: str) -> None:
         """Flag the sections and stop vouching for them until a good frame arrives (REST reconciles)."""
@@ -177,8 +178,7 @@ class Upstream:
         state = self.rt.states.get(key[1])
         if state is None:
             return
-        for name in CHANNEL_SECTIONS[key[0]]:
-            state.fail(name, f"ws {key[0]}: {message}", "ws")
+        flag_channel(state, key[0], message)
         self.rt.record_error(f"ws:{key[0]}:{key[1]}", message)
         self.rt.sink.notify()
 
