@@ -25,7 +25,7 @@ from worker.upstream.egress import Egress, build_egresses
 from worker.upstream.tokens import Tokens
 
 log = logging.getLogger(__name__)
-MAX_ERRORS = 20
+RECENT_ERRORS_KEPT = 20
 
 
 class RecentError(TypedDict):
@@ -70,7 +70,7 @@ class Runtime:
         self.egresses: list[Egress] = build_egresses(settings, tuning, clock)
         self.stats = {a.account_index: AccountStats(e.id) for e in self.egresses for a in e.accounts}
         self.states = {i: AccountState(i, a.public_only, self._previous(i)) for i, a in self.accounts.items()}
-        self.errors: deque[RecentError] = deque(maxlen=MAX_ERRORS)
+        self.recent_errors: deque[RecentError] = deque(maxlen=RECENT_ERRORS_KEPT)
         self.tokens = Tokens(settings.lighter_base_url, tuning.token_ttl_s, tuning.token_refresh_before_s)
         confirm_every = max(0.25, min(2.0, settings.cache_ttl / 5))
         self.sink = Sink(store, self.states.values(), confirm_every, self.record_error, clock)
@@ -85,12 +85,12 @@ class Runtime:
 
     def record_error(self, where: str, message: str) -> None:
         text = redact(str(message), self.settings.secrets())[:300]
-        last = self.errors[-1] if self.errors else None
+        last = self.recent_errors[-1] if self.recent_errors else None
         if last and last["where"] == where and last["message"] == text:
             last["at"] = now_ms()  # a repeating error moves to now instead of flooding the list
             last["count"] = last.get("count", 1) + 1
             return
-        self.errors.append({"at": now_ms(), "where": where, "message": text})
+        self.recent_errors.append({"at": now_ms(), "where": where, "message": text})
 
     def apply_frame(self, frame: Frame) -> None:
         """Merge one account frame, count it, and wake the writer (a WS update reaches the store immediately)."""

@@ -8,6 +8,7 @@ from core.snapshot import now_ms
 from core.store import StatusRecord
 from worker.runtime import Runtime
 from worker.states import worst_mode
+from worker.upstream.budget import LIGHTER_WINDOW_S, UpstreamBudget
 from worker.upstream.egress import Egress
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,22 @@ def _egress(rt: Runtime, egress: Egress) -> dict[str, Any]:
         "accounts": [a.account_index for a in egress.accounts],
         "ws": {"state": ws.state, "since": ws.since, "last_frame_at": ws.last_frame_at,
                "reconnects": ws.reconnects, "mode": ws.mode},
-        "budget": {"per_minute": egress.budget.per_minute, "used_last_minute": egress.budget.used()},
+        "budget": _budget(egress.budget),
         "intervals": {"poll": egress.plan.poll, "orders": egress.plan.orders, "stretched": egress.plan.stretched},
         "requests": egress.requests,
         "rate_limited": egress.rate_limited,
         "errors": egress.errors,
         "backoff_until": _backoff_until(rt, egress),
     }
+
+
+def _budget(budget: UpstreamBudget) -> dict[str, Any]:
+    """The keys say "minute", Lighter's window. A shortened window (tests) adds `window_s`: then both counts are
+    per that window."""
+    record: dict[str, Any] = {"per_minute": budget.per_window, "used_last_minute": budget.used()}
+    if budget.window_s != LIGHTER_WINDOW_S:
+        record["window_s"] = budget.window_s
+    return record
 
 
 def _backoff_until(rt: Runtime, egress: Egress) -> int | None:
@@ -67,7 +77,7 @@ def build_status(rt: Runtime) -> StatusRecord:
                      for i, s in rt.stats.items()},
         "store": {"kind": rt.store.kind, "healthy": rt.sink.healthy, "seq": rt.sink.seq,
                   "writes": rt.sink.writes},
-        "errors": list(rt.errors),
+        "errors": list(rt.recent_errors),
     }
 
 

@@ -27,7 +27,7 @@ class ParseError(ValueError):
 
 
 @dataclass(frozen=True)
-class AccountBody:
+class ParsedAccount:
     """One DetailedAccount: summary fields (everything but positions) and the positions list."""
 
     summary: Row
@@ -36,7 +36,7 @@ class AccountBody:
 
 
 @dataclass(frozen=True)
-class OrdersBody:
+class ParsedOrders:
     orders: list[Row]
     strict: bool
 
@@ -121,7 +121,7 @@ def _load_checked(raw: bytes | str, model: type[BaseModel], where: str) -> tuple
     return body, True
 
 
-def parse_account(raw: bytes | str, account_index: int) -> AccountBody:
+def parse_account(raw: bytes | str, account_index: int) -> ParsedAccount:
     """A `/api/v1/account?by=index` body. Strict SDK validation first; live-like leniencies are tolerated
     as long as the fields we serve are present and well-typed."""
     body, strict = _load_checked(raw, DetailedAccounts, "account")
@@ -140,10 +140,10 @@ def parse_account(raw: bytes | str, account_index: int) -> AccountBody:
     for row in positions:
         _require(row, _POSITION_INTS, _POSITION_STRINGS, "account.positions")
     summary = {k: v for k, v in account.items() if k != "positions"}
-    return AccountBody(summary, sort_positions(positions), strict)
+    return ParsedAccount(summary, sort_positions(positions), strict)
 
 
-def parse_orders(raw: bytes | str) -> OrdersBody:
+def parse_orders(raw: bytes | str) -> ParsedOrders:
     """An `accountActiveOrders` body. A body without `orders` is an error, never "no orders"."""
     body, strict = _load_checked(raw, Orders, "orders")
     orders = body.get("orders")
@@ -151,7 +151,7 @@ def parse_orders(raw: bytes | str) -> OrdersBody:
         raise ParseError("orders: orders missing")
     for order in orders:
         _require(order, _ORDER_INTS, _ORDER_STRINGS, "orders[]")
-    return OrdersBody(sort_orders(orders), strict)
+    return ParsedOrders(sort_orders(orders), strict)
 
 
 def sort_positions(rows: list[Row]) -> list[Row]:

@@ -10,7 +10,7 @@ from core.backoff import Retry
 from core.settings import Account, Proxy, Settings
 from core.tuning import WorkerTuning
 from worker.states import Mode, WsState
-from worker.upstream.budget import SHARE_REST_ONLY, SHARE_WS, Budget, Plan, plan
+from worker.upstream.budget import SHARE_REST_ONLY, SHARE_WS, Plan, UpstreamBudget, plan
 
 DIRECT = "direct"
 
@@ -33,7 +33,7 @@ class Egress:
     id: str
     proxy: Proxy | None
     accounts: list[Account]
-    budget: Budget
+    budget: UpstreamBudget
     retry: Retry
     session: requests.Session
     plan: Plan
@@ -51,7 +51,7 @@ class Egress:
         the whole budget; with a live one it only reconciles."""
         share = SHARE_WS if self.ws.state.live else SHARE_REST_ONLY
         self.plan = plan(settings.poll_interval, settings.orders_interval, len(self.accounts),
-                         len(self.keyed), self.budget.usable, share)
+                         len(self.keyed), self.budget.usable, share, self.budget.window_s)
 
     def close(self) -> None:
         self.session.close()
@@ -87,7 +87,9 @@ def make_session(proxy: Proxy | None) -> requests.Session:
 def build_egresses(settings: Settings, tuning: WorkerTuning, clock: Callable[[], float]) -> list[Egress]:
     egresses = []
     for key, proxy, accounts in assign(settings):
-        budget = Budget(settings.requests_per_minute_per_egress, clock, tuning.headroom)
+        # The tier's allowance applies per window (Lighter's is a minute; tests shorten it).
+        budget = UpstreamBudget(settings.requests_per_minute_per_egress, clock, tuning.headroom,
+                                tuning.budget_window_s)
         retry = Retry(clock, tuning.backoff_initial_s, cap=tuning.backoff_max_s,
                       healthy_after=tuning.healthy_after_s)
         egress = Egress(key, proxy, accounts, budget, retry, make_session(proxy), Plan(0, 0, False, None))

@@ -34,14 +34,14 @@ POLL_SECTIONS = {Poll.ACCOUNT: ("summary", "positions"), Poll.ORDERS: ("orders",
 
 
 @dataclass
-class Task:
+class PollTask:
     kind: Poll
     account: Account
     due: float
     running: bool = False
 
 
-class Failure(Exception):
+class RequestFailed(Exception):
     """A request that produced no usable body; `message` goes into the section's error flag."""
 
 
@@ -51,15 +51,15 @@ class RestPoller:
         self.egress = egress
         self.wake = gevent.event.Event()
         now = rt.clock()
-        self.tasks: list[Task] = []
+        self.tasks: list[PollTask] = []
         # Spread first requests over one interval so an egress never bursts at start.
         count = max(1, len(egress.accounts))
         for n, account in enumerate(egress.accounts):
-            self.tasks.append(Task(Poll.ACCOUNT, account, now + n * egress.plan.poll / count))
+            self.tasks.append(PollTask(Poll.ACCOUNT, account, now + n * egress.plan.poll / count))
             if not account.public_only:
-                self.tasks.append(Task(Poll.ORDERS, account, now + (n + 0.5) * egress.plan.orders / count))
+                self.tasks.append(PollTask(Poll.ORDERS, account, now + (n + 0.5) * egress.plan.orders / count))
 
-    def interval(self, task: Task) -> float:
+    def interval(self, task: PollTask) -> float:
         return self.egress.plan.poll if task.kind == Poll.ACCOUNT else self.egress.plan.orders
 
     def run(self, stop: gevent.event.Event) -> None:
@@ -85,7 +85,7 @@ class RestPoller:
         gevent.wait([stop, self.wake], timeout=seconds, count=1)
         self.wake.clear()
 
-    def _execute(self, task: Task) -> None:
+    def _execute(self, task: PollTask) -> None:
         started = self.rt.clock()
         try:
             if task.kind == Poll.ACCOUNT:
@@ -108,7 +108,7 @@ class RestPoller:
         try:
             raw = self._get(ACCOUNT_PATH, {"by": "index", "value": str(index)}, index)
             body = parse_account(raw, index)
-        except (Failure, ParseError) as exc:
+        except (RequestFailed, ParseError) as exc:
             self._failed(index, Poll.ACCOUNT, str(exc))
             return
         now = now_ms()
@@ -126,7 +126,7 @@ class RestPoller:
             raw = self._get(ACTIVE_ORDERS_PATH, {"account_index": str(index)}, index,
                             {"Authorization": token})
             body = parse_orders(raw)
-        except (Failure, ParseError, TokenError) as exc:
+        except (RequestFailed, ParseError, TokenError) as exc:
             self._failed(index, Poll.ORDERS, str(exc))
             return
         now = now_ms()
@@ -164,14 +164,14 @@ class RestPoller:
             self.rt.stats[index].rate_limited += 1
             pause = _retry_after(resp.headers.get("Retry-After"))
             egress.budget.pause(pause)
-            raise Failure(f"rate limited (429), egress paused {pause:.0f}s")
+            raise RequestFailed(f"rate limited (429), egress paused {pause:.0f}s")
         if resp.status_code >= 500:
             self._transient(f"HTTP {resp.status_code} on {path}")
         if resp.status_code != 200:
             egress.errors += 1
             if resp.status_code == 401:
                 self.rt.tokens.invalidate(index)
-            raise Failure(f"HTTP {resp.status_code} {resp.text[:160]}")
+            raise RequestFailed(f"HTTP {resp.status_code} {resp.text[:160]}")
         egress.retry.up()
         return resp.content
 
@@ -180,7 +180,7 @@ class RestPoller:
         self.egress.errors += 1
         delay = self.egress.retry.next_delay()
         self.egress.budget.pause(delay)
-        raise Failure(f"{message}; egress backs off {delay:.1f}s")
+        raise RequestFailed(f"{message}; egress backs off {delay:.1f}s")
 
 
 def _retry_after(value: str | None) -> float:

@@ -26,7 +26,9 @@ class Reconnect(Exception):
     """End this connection and open a new one (shutdown frame, silence, protocol surprise)."""
 
 
-class Upstream:
+class UpstreamSocket:
+    """One egress's upstream WebSocket and its state ladder (connecting, connected, backoff, readonly, rest-only)."""
+
     def __init__(self, rt: Runtime, egress: Egress) -> None:
         self.rt = rt
         self.egress = egress
