@@ -14,6 +14,7 @@ class SimConfig:
     accounts: int = 3
     seed: int = 1
     tier: str = "standard"
+    rate_window_s: float = 60.0  # the tier's allowance applies per this window (Lighter's: a minute)
     geo_block: bool = False
     lenient: bool = False
     tick_ms: int = 500
@@ -30,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
     p.add_argument("--accounts", type=int, default=SimConfig.accounts)
     p.add_argument("--seed", type=int, default=SimConfig.seed)
     p.add_argument("--tier", choices=TIERS, default=SimConfig.tier)
+    p.add_argument("--rate-window-s", type=float, default=SimConfig.rate_window_s,
+                   help="rate-limit window; the tier's allowance applies per window (tests shorten it)")
     p.add_argument("--geo-block", action="store_true", help="refuse WS upgrades without ?readonly=true")
     p.add_argument("--lenient", action="store_true", help="live-like, strict-invalid account shapes")
     p.add_argument("--tick-ms", type=int, default=SimConfig.tick_ms)
@@ -38,7 +41,9 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
     p.add_argument("--trust-forwarded", action="store_true",
                    help="for loopback peers, take the egress from X-Forwarded-For's last hop")
     a = p.parse_args(argv)
-    if a.accounts < 1 or a.tick_ms < 10 or a.ws_ping_s <= 0 or a.ws_idle_s <= 0:
-        p.error("--accounts >= 1, --tick-ms >= 10, --ws-ping-s > 0 and --ws-idle-s > 0 are required")
-    return SimConfig(a.host, a.port, a.accounts, a.seed, a.tier, a.geo_block, a.lenient, a.tick_ms,
-                     a.ws_ping_s, a.ws_idle_s, a.trust_forwarded)
+    if a.accounts < 1 or a.tick_ms < 10 or a.ws_ping_s <= 0 or a.ws_idle_s <= 0 or not a.rate_window_s >= 1:
+        p.error("--accounts >= 1, --tick-ms >= 10, --ws-ping-s > 0, --ws-idle-s > 0 and --rate-window-s >= 1 "
+                "are required")
+    return SimConfig(host=a.host, port=a.port, accounts=a.accounts, seed=a.seed, tier=a.tier,
+                     rate_window_s=a.rate_window_s, geo_block=a.geo_block, lenient=a.lenient, tick_ms=a.tick_ms,
+                     ws_ping_s=a.ws_ping_s, ws_idle_s=a.ws_idle_s, trust_forwarded=a.trust_forwarded)

@@ -1,6 +1,8 @@
-"""Rolling-minute rate limiter per egress (pure; the clock is passed in).
+"""Rolling-window rate limiter per egress (pure; the clock is passed in).
 
 Tiers (doc §5): standard = 60 requests/min unweighted; premium = 24,000 weight/min; unlimited.
+The window is Lighter's minute unless `--rate-window-s` shortens it (tests): the tier's allowance then applies
+per that window.
 Rejected requests do not consume budget, so `Retry-After` is exact and a client that honours it
 recovers; hammering still gets nothing until the window frees a slot.
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-WINDOW_S = 60.0
+WINDOW_S = 60.0  # Lighter's window
 TIERS = ("standard", "premium", "unlimited")
 STANDARD_REQUESTS = 60
 PREMIUM_WEIGHT = 24_000
@@ -28,7 +30,10 @@ def weight_of(path: str) -> int:
 class RateLimiter:
     """Per-egress sliding windows of (time, weight) entries."""
 
-    def __init__(self, tier: str) -> None:
+    def __init__(self, tier: str, window_s: float = WINDOW_S) -> None:
+        if not window_s > 0:
+            raise ValueError(f"the rate-limit window must be positive (got {window_s!r})")
+        self.window_s = window_s
         self.set_tier(tier)
         self.windows: dict[str, deque[tuple[float, int]]] = {}
 
@@ -39,7 +44,7 @@ class RateLimiter:
 
     def _window(self, egress: str, now: float) -> deque[tuple[float, int]]:
         win = self.windows.setdefault(egress, deque())
-        while win and win[0][0] <= now - WINDOW_S:
+        while win and win[0][0] <= now - self.window_s:
             win.popleft()
         return win
 
@@ -59,8 +64,8 @@ class RateLimiter:
         for t, w in win:
             excess -= 1 if self.tier == "standard" else w
             if excess <= 0:
-                return max(1, math.ceil(t + WINDOW_S - now))
-        return int(WINDOW_S)  # a single request heavier than the whole budget
+                return max(1, math.ceil(t + self.window_s - now))
+        return max(1, math.ceil(self.window_s))  # a single request heavier than the whole budget
 
     def weight_used(self, now: float) -> dict[str, int]:
         return {e: sum(w for _, w in self._window(e, now)) for e in list(self.windows)}

@@ -40,7 +40,7 @@ class Sim:
         self.cfg = cfg
         self.clock = clock
         self.model = Model(cfg.seed, cfg.accounts, self.now_ms())
-        self.limiter = RateLimiter(cfg.tier)
+        self.limiter = RateLimiter(cfg.tier, cfg.rate_window_s)
         self.faults = FaultRegistry()
         self.counters = Counters()
         self.geo_block = cfg.geo_block

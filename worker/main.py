@@ -15,9 +15,10 @@ from core.tuning import WorkerTuning
 from worker.runtime import Runtime
 from worker.sink import STORE_ERRORS
 from worker.status import build_status, log_summary
+from worker.upstream.budget import per_window
 from worker.upstream.rest import RestPoller
 from worker.upstream.tokens import TokenError
-from worker.upstream.ws import Upstream
+from worker.upstream.ws import UpstreamSocket
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 3.0  # of the 5 s we promise: greenlets get this long, then the final writes
@@ -103,9 +104,10 @@ def main(settings: Settings, tuning: WorkerTuning, store: Store | None = None) -
              len(rt.accounts), len(rt.egresses), rt.store.kind, settings.lighter_base_url,
              "on" if tuning.ws else "off")
     for egress in rt.egresses:
-        log.info("egress %s (%s): accounts %s, budget %s/min, intervals poll %.2fs orders %.2fs%s",
+        log.info("egress %s (%s): accounts %s, budget %s/%s, intervals poll %.2fs orders %.2fs%s",
                  egress.id, egress.proxy.redacted if egress.proxy else "no proxy",
-                 [a.account_index for a in egress.accounts], egress.budget.per_minute or "unlimited",
+                 [a.account_index for a in egress.accounts], egress.budget.per_window or "unlimited",
+                 per_window(egress.budget.window_s),
                  egress.plan.poll, egress.plan.orders, " (stretched)" if egress.plan.stretched else "")
     rt.sink.write_once(confirmations=True)  # publish the tracked list (and any resumed data) right away
     _prime_tokens(rt)
@@ -121,7 +123,7 @@ def main(settings: Settings, tuning: WorkerTuning, store: Store | None = None) -
     for egress in rt.egresses:
         jobs.append((f"rest:{egress.id}", RestPoller(rt, egress).run, rt.stop))
         if tuning.ws:
-            jobs.append((f"ws:{egress.id}", Upstream(rt, egress).run, rt.stop))
+            jobs.append((f"ws:{egress.id}", UpstreamSocket(rt, egress).run, rt.stop))
     for name, func, arg in jobs:
         greenlet = gevent.Greenlet(func, arg)
         greenlet.name = name

@@ -1,4 +1,4 @@
-"""Process-wide worker state shared by the greenlets: accounts, egresses, recent errors, frame dispatch."""
+"""Process-wide worker state shared by the greenlets: accounts, egresses, recent errors, per-account counters."""
 from __future__ import annotations
 
 import logging
@@ -7,26 +7,34 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import NotRequired, TypedDict
 
 import gevent.event
 
 from core.logs import redact
 from core.settings import Account, Settings
-from core.snapshot import now_ms
+from core.snapshot import Snapshot, now_ms
 from core.store import Store
 from core.tuning import WorkerTuning
+from worker.ingest import dispatch
 from worker.ingest.merge import AccountState
 from worker.ingest.parse import Frame
+from worker.protocol import Channel
 from worker.sink import Sink
 from worker.upstream.egress import Egress, build_egresses
 from worker.upstream.tokens import Tokens
 
 log = logging.getLogger(__name__)
-MAX_ERRORS = 20
-# Which snapshot sections a live WS channel vouches for while its connection is healthy.
-CHANNEL_SECTIONS = {"account_all": ("positions", "trades"), "user_stats": ("stats", "summary"),
-                    "account_all_orders": ("orders",)}
+RECENT_ERRORS_KEPT = 20
+
+
+class RecentError(TypedDict):
+    """One entry of the status record's `errors` (docs/worker.md)."""
+
+    at: int          # ms; a repeat moves it to the latest occurrence
+    where: str       # "ws:<egress>", "rest:<poll>:<account>", "store", "auth:<account>"...
+    message: str     # redacted, at most 300 characters
+    count: NotRequired[int]  # present once the same error repeated
 
 
 @dataclass
@@ -62,12 +70,12 @@ class Runtime:
         self.egresses: list[Egress] = build_egresses(settings, tuning, clock)
         self.stats = {a.account_index: AccountStats(e.id) for e in self.egresses for a in e.accounts}
         self.states = {i: AccountState(i, a.public_only, self._previous(i)) for i, a in self.accounts.items()}
-        self.errors: deque[dict[str, Any]] = deque(maxlen=MAX_ERRORS)
+        self.recent_errors: deque[RecentError] = deque(maxlen=RECENT_ERRORS_KEPT)
         self.tokens = Tokens(settings.lighter_base_url, tuning.token_ttl_s, tuning.token_refresh_before_s)
         confirm_every = max(0.25, min(2.0, settings.cache_ttl / 5))
         self.sink = Sink(store, self.states.values(), confirm_every, self.record_error, clock)
 
-    def _previous(self, index: int) -> dict[str, Any] | None:
+    def _previous(self, index: int) -> Snapshot | None:
         """The last snapshot a previous run wrote: serve it (aging into staleness) until upstream answers."""
         try:
             return self.store.account(index)
@@ -77,43 +85,31 @@ class Runtime:
 
     def record_error(self, where: str, message: str) -> None:
         text = redact(str(message), self.settings.secrets())[:300]
-        last = self.errors[-1] if self.errors else None
+        last = self.recent_errors[-1] if self.recent_errors else None
         if last and last["where"] == where and last["message"] == text:
             last["at"] = now_ms()  # a repeating error moves to now instead of flooding the list
             last["count"] = last.get("count", 1) + 1
             return
-        self.errors.append({"at": now_ms(), "where": where, "message": text})
+        self.recent_errors.append({"at": now_ms(), "where": where, "message": text})
 
-    def apply_frame(self, frame: Frame, egress: Egress) -> None:
-        """Merge one account frame and wake the writer (a WS update reaches the store immediately)."""
-        state = self.states.get(frame.account)
-        if state is None:
+    def apply_frame(self, frame: Frame) -> None:
+        """Merge one account frame, count it, and wake the writer (a WS update reaches the store immediately)."""
+        if frame.account is None or frame.account not in self.states:
             return  # a frame for an account we never asked about
+        state = self.states[frame.account]
         now = now_ms()
         stats = self.stats[frame.account]
         stats.last_ws_at = now
         stats.ws_frames += 1
-        payload = frame.payload
-        if frame.kind == "account_all":
-            if payload["positions"] is not None:
-                state.apply_positions(payload["positions"], now)
-            if payload["trades"] or frame.snapshot:
-                state.apply_trades(payload["trades"], now)
-        elif frame.kind == "user_stats":
-            state.apply_stats(payload["stats"], now)
-        elif frame.kind == "account_all_orders":
-            if frame.snapshot:
-                state.apply_orders(payload["orders"], "ws", now)
-            else:
-                state.apply_order_delta(payload["orders"], now)
+        dispatch.apply_frame(state, frame, now)
         if state.changed:
             self.sink.notify()
 
-    def confirm_live(self, channels: set[tuple[str, int]], at: int) -> None:
+    def confirm_live(self, channels: set[tuple[Channel, int]], at: int) -> None:
         """Live channels vouch that their sections were current at `at`, the connection's last frame:
         frames arrive in order, so every update sent before that frame has been merged."""
         for name, index in channels:
             state = self.states.get(index)
             if state is not None:
-                state.confirm(CHANNEL_SECTIONS.get(name, ()), at)
+                dispatch.confirm_channel(state, name, at)
         self.sink.notify()

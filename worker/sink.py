@@ -4,13 +4,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import gevent.event
 import orjson
 from redis.exceptions import RedisError
 
 from core.backoff import Retry
+from core.snapshot import Snapshot
 from core.store import Store, StoreError
 from worker.ingest.merge import AccountState
 
@@ -45,11 +45,13 @@ class Sink:
     def notify(self) -> None:
         self._wake.set()
 
-    def _connect(self) -> None:
-        """(Re)learn where the feed is and publish what we track; after an outage the store may be empty."""
+    def _connect(self) -> int:
+        """(Re)learn where the feed is and publish what we track; after an outage the store may be empty.
+        Returns the last seq written."""
         head = self.store.head()
         # A kill -9 between put_account's writes can leave an account key ahead of head: never reuse its seq.
-        self.seq = max([self.seq or 0, head] + [s.snapshot.get("seq") or 0 for s in self.states])
+        seq = max([self.seq or 0, head] + [s.snapshot.get("seq") or 0 for s in self.states])
+        self.seq = seq
         self.store.set_tracked([s.index for s in self.states])
         for state in self.states:
             state.changed = True
@@ -58,20 +60,23 @@ class Sink:
                      self.failures, self.seq)
         self.healthy = True
         self._retry.up()
+        return seq
 
     def flush(self, confirmations: bool) -> None:
         """Write every state that moved (and, with `confirmations`, every confirmed one) in one store call."""
-        if not self.healthy:
-            self._connect()
-        due = [state for state in self.states if state.changed or (confirmations and state.confirmed)]
-        writes = []
-        for seq, state in enumerate(due, start=self.seq + 1):
-            snapshot = state.take()
+        last = self.seq if self.healthy and self.seq is not None else self._connect()
+        due: list[AccountState] = []
+        writes: list[tuple[Snapshot, int]] = []
+        for state in self.states:
+            snapshot = state.take() if state.changed or (confirmations and state.confirmed) else None
+            if snapshot is None:
+                continue
             # A detached copy: producers may mutate the live snapshot while the write is in flight.
-            frozen: dict[str, Any] = orjson.loads(orjson.dumps(snapshot))
+            frozen: Snapshot = orjson.loads(orjson.dumps(snapshot))
             # The contract's prev_seq: this account's previous write (a previous run's, when resumed from the store).
             frozen["prev_seq"] = snapshot.get("seq") or None
-            writes.append((frozen, seq))
+            due.append(state)
+            writes.append((frozen, last + len(writes) + 1))
         try:
             self.store.put_accounts(writes)
         except STORE_ERRORS:
@@ -80,7 +85,7 @@ class Sink:
             raise
         for (_, seq), state in zip(writes, due, strict=True):
             state.snapshot["seq"] = seq
-        self.seq += len(writes)
+        self.seq = last + len(writes)
         self.writes += len(writes)
 
     def run(self, stop: gevent.event.Event) -> None:

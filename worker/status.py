@@ -5,12 +5,14 @@ import logging
 from typing import Any
 
 from core.snapshot import now_ms
+from core.store import StatusRecord
 from worker.runtime import Runtime
+from worker.states import worst_mode
+from worker.upstream.budget import LIGHTER_WINDOW_S, UpstreamBudget
+from worker.upstream.egress import Egress
 
 log = logging.getLogger(__name__)
 STATUS_SCHEMA = 1
-# Worst first: the top-level mode is the worst mode any egress is in.
-MODES = ("rest-only", "ws-readonly", "ws")
 
 
 def _intervals(rt: Runtime) -> dict[str, Any]:
@@ -28,7 +30,7 @@ def _intervals(rt: Runtime) -> dict[str, Any]:
     }
 
 
-def _egress(rt: Runtime, egress: Any) -> dict[str, Any]:
+def _egress(rt: Runtime, egress: Egress) -> dict[str, Any]:
     ws = egress.ws
     return {
         "id": egress.id,
@@ -36,7 +38,7 @@ def _egress(rt: Runtime, egress: Any) -> dict[str, Any]:
         "accounts": [a.account_index for a in egress.accounts],
         "ws": {"state": ws.state, "since": ws.since, "last_frame_at": ws.last_frame_at,
                "reconnects": ws.reconnects, "mode": ws.mode},
-        "budget": {"per_minute": egress.budget.per_minute, "used_last_minute": egress.budget.used()},
+        "budget": _budget(egress.budget),
         "intervals": {"poll": egress.plan.poll, "orders": egress.plan.orders, "stretched": egress.plan.stretched},
         "requests": egress.requests,
         "rate_limited": egress.rate_limited,
@@ -45,21 +47,29 @@ def _egress(rt: Runtime, egress: Any) -> dict[str, Any]:
     }
 
 
-def _backoff_until(rt: Runtime, egress: Any) -> int | None:
+def _budget(budget: UpstreamBudget) -> dict[str, Any]:
+    """The keys say "minute", Lighter's window. A shortened window (tests) adds `window_s`: then both counts are
+    per that window."""
+    record: dict[str, Any] = {"per_minute": budget.per_window, "used_last_minute": budget.used()}
+    if budget.window_s != LIGHTER_WINDOW_S:
+        record["window_s"] = budget.window_s
+    return record
+
+
+def _backoff_until(rt: Runtime, egress: Egress) -> int | None:
     remaining = egress.budget.paused_until - rt.clock()
     return now_ms() + int(remaining * 1000) if remaining > 0 else None
 
 
-def build_status(rt: Runtime) -> dict[str, Any]:
+def build_status(rt: Runtime) -> StatusRecord:
     """The record `store.put_status` writes every second (it adds `heartbeat_at`)."""
-    modes = [e.ws.mode for e in rt.egresses if e.accounts] or ["ws"]
     return {
         "schema": STATUS_SCHEMA,
         "pid": rt.pid,
         "started_at": rt.started_at,
         "upstream": {"base_url": rt.settings.lighter_base_url, "ws_url": rt.settings.lighter_ws_url,
                      "simulator": rt.simulator},
-        "mode": min(modes, key=MODES.index),
+        "mode": worst_mode(e.ws.mode for e in rt.egresses if e.accounts),  # the worst mode of any egress
         "intervals": _intervals(rt),
         "egresses": [_egress(rt, e) for e in rt.egresses],
         "accounts": {str(i): {"egress": s.egress, "public_only": rt.accounts[i].public_only,
@@ -67,7 +77,7 @@ def build_status(rt: Runtime) -> dict[str, Any]:
                      for i, s in rt.stats.items()},
         "store": {"kind": rt.store.kind, "healthy": rt.sink.healthy, "seq": rt.sink.seq,
                   "writes": rt.sink.writes},
-        "errors": list(rt.errors),
+        "errors": list(rt.recent_errors),
     }
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from simulator import auth, errors, shapes, views
 from simulator.accounts import Account, apply_fill
+from simulator.config import SimConfig, parse_args
 from simulator.faults import FaultRegistry
 from simulator.markets import MARKETS_BY_ID, fmt
 from simulator.model import Model
@@ -76,6 +77,26 @@ def test_standard_window_counts_requests_and_retry_after() -> None:
     assert rl.acquire("a", 300, 110.0) == 50  # first slot frees at 160.0
     assert rl.acquire("b", 300, 110.0) is None  # other egress unaffected
     assert rl.acquire("a", 300, 160.01) is None
+
+
+def test_shortened_window_keeps_the_allowance_per_window() -> None:
+    rl = RateLimiter("standard", window_s=4.0)
+    for i in range(60):
+        assert rl.acquire("a", 300, 100.0 + i * 0.01) is None
+    assert rl.acquire("a", 300, 101.0) == 3  # the first slot frees at 104.0, not 160.0
+    assert rl.acquire("a", 300, 104.01) is None
+    premium = RateLimiter("premium", window_s=2.0)
+    assert all(premium.acquire("a", 24_000, t) is None for t in (0.0, 2.5))
+    assert premium.acquire("a", 300, 3.0) == 2
+    with pytest.raises(ValueError):
+        RateLimiter("standard", window_s=0)
+
+
+def test_rate_window_flag() -> None:
+    assert parse_args([]).rate_window_s == 60.0
+    assert parse_args(["--rate-window-s", "5", "--tier", "premium"]) == SimConfig(tier="premium", rate_window_s=5.0)
+    with pytest.raises(SystemExit):
+        parse_args(["--rate-window-s", "0.5"])
 
 
 def test_premium_is_weighted() -> None:

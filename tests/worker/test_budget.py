@@ -1,4 +1,4 @@
-"""Budget window, interval planner, backoff and the reset-after-healthy rule, on an injected clock."""
+"""Upstream budget window, interval planner, backoff and the reset-after-healthy rule, on an injected clock."""
 from __future__ import annotations
 
 import itertools
@@ -6,7 +6,7 @@ import itertools
 import pytest
 
 from core.backoff import Retry, backoff
-from worker.upstream.budget import SHARE_REST_ONLY, SHARE_WS, Budget, plan
+from worker.upstream.budget import SHARE_REST_ONLY, SHARE_WS, UpstreamBudget, plan
 
 
 class Clock:
@@ -32,7 +32,7 @@ def test_plan_fits_or_stretches_evenly() -> None:
 
 def test_budget_rolling_window_and_pause() -> None:
     clock = Clock()
-    budget = Budget(60, clock, headroom=0.1)
+    budget = UpstreamBudget(60, clock, headroom=0.1)
     assert budget.usable == 54
     for _ in range(54):
         assert budget.wait_time() == 0
@@ -44,7 +44,24 @@ def test_budget_rolling_window_and_pause() -> None:
     assert budget.wait_time() == 0 and budget.used() == 53
     budget.pause(7)
     assert budget.wait_time() == pytest.approx(7)
-    assert Budget(None, clock).wait_time() == 0
+    assert UpstreamBudget(None, clock).wait_time() == 0
+
+
+def test_shortened_window_plans_and_counts_per_window() -> None:
+    """WORKER_BUDGET_WINDOW_S: the tier's allowance applies per window, so demand is counted per window too."""
+    minute = plan(0.5, 2.0, 3, 3, 54, SHARE_REST_ONLY)
+    short = plan(0.5 / 12, 2.0 / 12, 3, 3, 54, SHARE_REST_ONLY, window_s=5.0)  # 12x the rate in a 12x shorter window
+    assert (short.poll * 12, short.orders * 12) == pytest.approx((minute.poll, minute.orders), rel=1e-2)
+    assert short.reason == "3 account(s) at configured intervals need 450 requests/5s; this egress may plan 54/5s"
+    assert not plan(0.5, 2.0, 3, 3, 54, SHARE_REST_ONLY, window_s=5.0).stretched  # 37.5 per 5 s fits
+    clock = Clock()
+    budget = UpstreamBudget(60, clock, headroom=0.1, window_s=5.0)
+    for _ in range(54):
+        budget.spend()
+        clock.t += 0.05
+    assert budget.used() == 54 and budget.wait_time() == pytest.approx(5 - 54 * 0.05)
+    clock.t += 5
+    assert budget.used() == 0 and budget.wait_time() == 0
 
 
 def test_backoff_random_first_then_grows_to_cap() -> None:

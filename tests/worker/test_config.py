@@ -35,7 +35,10 @@ def test_groups_round_robin_over_their_proxies() -> None:
 def test_egress_budget_and_plan_follow_tier() -> None:
     env = {"Lighter_1_1_Account_Index": "1", "Lighter_1_1_PRIVATE": KEY, "Lighter_1_1_API_KEY_Index": "4"}
     (egress,) = build_egresses(from_env(env), WorkerTuning(), clock=lambda: 0.0)
-    assert egress.budget.per_minute == 60 and egress.plan.stretched and egress.ws.state == "connecting"
+    assert egress.budget.per_window == 60 and egress.budget.window_s == 60
+    assert egress.plan.stretched and egress.ws.state == "connecting"
+    (short,) = build_egresses(from_env(env), WorkerTuning(budget_window_s=5.0), clock=lambda: 0.0)
+    assert short.budget.per_window == 60 and short.budget.window_s == 5.0 and not short.plan.stretched
     (unlimited,) = build_egresses(from_env({**env, "UPSTREAM_TIER": "unlimited"}), WorkerTuning(ws=False), lambda: 0.0)
     assert not unlimited.plan.stretched and unlimited.ws.mode == "rest-only"
     assert unlimited.session.trust_env is False

@@ -7,7 +7,16 @@ from pathlib import Path
 import orjson
 import pytest
 
-from worker.ingest.parse import ParseError, parse_account, parse_frame, parse_orders
+from worker.ingest.parse import (
+    AccountAllData,
+    OrdersData,
+    ParseError,
+    UserStatsData,
+    parse_account,
+    parse_frame,
+    parse_orders,
+)
+from worker.protocol import Channel
 
 # Copies of the shared lighter-examples (they pass the SDK's strict validation), kept in-repo for CI.
 EXAMPLES = Path(__file__).parent / "payloads"
@@ -95,37 +104,40 @@ def test_account_all_positions_map_or_array() -> None:
               "positions": {"1": _position(1, "2"), "0": _position(0, "1")}, "trades": {"0": [{"trade_id": 5}]}}
     frame = parse_frame(orjson.dumps(as_map))
     assert (frame.kind, frame.account, frame.snapshot) == ("account_all", 7, False)
-    assert [p["market_id"] for p in frame.payload["positions"]] == [0, 1]
-    assert frame.payload["trades"] == [{"trade_id": 5}]
+    assert isinstance(frame.data, AccountAllData) and frame.channel is Channel.ACCOUNT_ALL
+    assert [p["market_id"] for p in frame.data.positions or []] == [0, 1]
+    assert frame.data.trades == [{"trade_id": 5}]
     as_list = {**as_map, "type": "subscribed/account_all", "positions": [_position(0, "1")], "trades": []}
     frame = parse_frame(orjson.dumps(as_list))
-    assert frame.snapshot and frame.payload["positions"][0]["position"] == "1"
+    assert frame.snapshot and frame.data == AccountAllData([_position(0, "1")], [])
 
 
 def test_older_update_account_name_and_bad_rows() -> None:
     frame = parse_frame(b'{"type":"update/account","channel":"account_all:9","positions":{}}')
-    assert frame.kind == "account_all" and frame.account == 9 and frame.payload["positions"] == []
+    assert frame.kind == "account_all" and frame.account == 9 and frame.data == AccountAllData([], [])
     bad = parse_frame(orjson.dumps({"type": "update/account_all", "channel": "account_all:9",
                                     "positions": {"0": {"market_id": "0"}}}))
-    assert bad.error and "market_id" in bad.error
+    assert bad.error and "market_id" in bad.error and bad.data is None
 
 
 def test_user_stats_and_orders_frames() -> None:
     stats = {"collateral": "1", "portfolio_value": "2", "available_balance": "3", "leverage": "0"}
     frame = parse_frame(orjson.dumps({"type": "update/user_stats", "channel": "user_stats:5", "stats": stats}))
-    assert frame.payload["stats"] == stats
+    assert frame.data == UserStatsData(stats)
     order = {"order_index": 2**48 + 1, "market_index": 0, "status": "filled", "price": "1",
              "remaining_base_amount": "0"}
     frame = parse_frame(orjson.dumps({"type": "update/account_all_orders", "channel": "account_all_orders:5",
                                       "orders": {"0": [order]}}))
-    assert frame.payload["orders"] == [order]
+    assert frame.data == OrdersData([order])
 
 
 def test_control_and_error_frames() -> None:
     assert parse_frame(b'{"type":"connected","session_id":"x"}').kind == "connected"
     assert parse_frame(b'{"type":"ping"}').kind == "ping"
     shutdown = parse_frame(b'{"type":"shutdown","close_in_ms":1000}')
-    assert shutdown.kind == "shutdown" and shutdown.payload["close_in_ms"] == 1000
+    assert shutdown.kind == "shutdown" and shutdown.payload["close_in_ms"] == 1000 and shutdown.channel is None
+    book = parse_frame(b'{"type":"update/order_book","channel":"order_book:0","order_book":{}}')
+    assert book.kind == "order_book" and book.channel is None and book.data is None  # not a channel we track
     nested = parse_frame(b'{"error":{"code":30005,"message":"Invalid Channel"}}')
     assert nested.kind == "error" and nested.payload["code"] == 30005
     typed = parse_frame(b'{"type":"error","error":{"code":20001,"message":"auth field is required"}}')

@@ -2,12 +2,22 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
-from core.snapshot import SCHEMA_VERSION, SECTIONS, new_snapshot
-from worker.ingest.parse import ACTIVE_STATUSES, sort_orders
+from core.snapshot import (
+    SCHEMA_VERSION,
+    SECTIONS,
+    Row,
+    Section,
+    SectionData,
+    Snapshot,
+    Source,
+    empty_section,
+    new_snapshot,
+)
+from worker.ingest.parse import sort_orders
+from worker.protocol import ACTIVE_STATUSES
 
-MAX_TRADES = 50
+TRADES_KEPT = 50  # the trades section keeps the newest this many
 # user_stats carries the summary's money fields under these names (portfolio_value is REST's total_asset_value).
 STATS_TO_SUMMARY = {"collateral": "collateral", "available_balance": "available_balance",
                     "portfolio_value": "total_asset_value"}
@@ -20,15 +30,15 @@ class AccountState:
     (the writer may coalesce those).
     """
 
-    def __init__(self, account_index: int, public_only: bool, previous: dict[str, Any] | None = None) -> None:
+    def __init__(self, account_index: int, public_only: bool, previous: Snapshot | None = None) -> None:
         usable = previous is not None and previous.get("schema") == SCHEMA_VERSION \
             and previous.get("account_index") == account_index
-        self.snapshot = copy.deepcopy(previous) if usable else new_snapshot(account_index, public_only)
+        self.snapshot: Snapshot = copy.deepcopy(previous) if previous is not None and usable \
+            else new_snapshot(account_index, public_only)
         self.snapshot["public_only"] = public_only
         for name in SECTIONS:
-            self.snapshot["sections"].setdefault(name, {"source": None, "as_of": None, "data": None, "error": None})
-        self.orders: dict[int, dict[str, Any]] = {
-            o["order_index"]: o for o in (self.section("orders")["data"] or []) if isinstance(o, dict)}
+            self.snapshot["sections"].setdefault(name, empty_section())
+        self.orders: dict[int, Row] = {o["order_index"]: o for o in self.rows("orders")}
         # Who raised each section's error flag: a REST failure stays flagged while the WS keeps the data
         # fresh (reconciliation is still broken); only REST's success, which replaces everything, clears it.
         self._flagged_by: dict[str, str] = {}
@@ -41,17 +51,27 @@ class AccountState:
     def index(self) -> int:
         return self.snapshot["account_index"]
 
-    def section(self, name: str) -> dict[str, Any]:
+    def section(self, name: str) -> Section:
         return self.snapshot["sections"][name]
 
-    def _set(self, name: str, data: Any, source: str, now: int) -> None:
+    def rows(self, name: str) -> list[Row]:
+        """A list section's rows (positions, orders, trades); none yet, or a malformed resumed section, is []."""
+        data = self.section(name)["data"]
+        return [row for row in data if isinstance(row, dict)] if isinstance(data, list) else []
+
+    def _object(self, name: str) -> Row:
+        """An object section's data (summary, stats), {} when there is none yet."""
+        data = self.section(name)["data"]
+        return data if isinstance(data, dict) else {}
+
+    def _set(self, name: str, data: SectionData, source: Source, now: int) -> None:
         section = self.section(name)
         clears = section["error"] is not None and (source == "rest" or self._flagged_by.get(name) == source)
         if section["data"] != data or clears:
             self.changed = True
         elif section["source"] != source or section["as_of"] != now:
             self.confirmed = True
-        section.update(data=data, source=source, as_of=now)
+        section["data"], section["source"], section["as_of"] = data, source, now
         if clears:
             self._unflag(name)
         if source == "ws":
@@ -72,7 +92,7 @@ class AccountState:
         stamps = [s["as_of"] for s in self.snapshot["sections"].values() if s["as_of"] is not None]
         self.snapshot["as_of"] = max(stamps) if stamps else None
 
-    def fail(self, name: str, message: str, source: str) -> None:
+    def fail(self, name: str, message: str, source: Source) -> None:
         """Flag a section: its last good data and `as_of` stay, so readers see it age into staleness."""
         section = self.section(name)
         self._flagged_by[name] = source
@@ -93,11 +113,10 @@ class AccountState:
         self._touch(now)
 
     # -- REST ----------------------------------------------------------------------------------------------
-    def apply_account(self, summary: dict[str, Any], positions: list[dict[str, Any]], now: int,
-                      requested_at: int | None = None) -> None:
+    def apply_account(self, summary: Row, positions: list[Row], now: int, requested_at: int | None = None) -> None:
         """A REST account body. Parts the WS pushed while the request was in flight are newer and stay."""
         if self._newer_push("summary", requested_at):
-            current = self.section("summary")["data"] or {}
+            current = self._object("summary")
             summary = {**summary, **{k: current[k] for k in STATS_TO_SUMMARY.values() if k in current}}
         self._set("summary", summary, "rest", now)
         if self._newer_push("positions", requested_at):
@@ -105,8 +124,7 @@ class AccountState:
         else:
             self._set("positions", positions, "rest", now)
 
-    def apply_orders(self, orders: list[dict[str, Any]], source: str, now: int,
-                     requested_at: int | None = None) -> None:
+    def apply_orders(self, orders: list[Row], source: Source, now: int, requested_at: int | None = None) -> None:
         """A full active-orders list (REST body or WS snapshot) replaces the map, unless WS deltas
         arrived while the REST request was in flight (replacing would roll them back)."""
         if self._newer_push("orders", requested_at):
@@ -116,7 +134,7 @@ class AccountState:
         self._set("orders", sort_orders(list(self.orders.values())), source, now)
 
     # -- WebSocket -----------------------------------------------------------------------------------------
-    def apply_order_delta(self, orders: list[dict[str, Any]], now: int) -> None:
+    def apply_order_delta(self, orders: list[Row], now: int) -> None:
         """Updates carry only changed orders; terminal statuses (filled, canceled-*) remove them."""
         for order in orders:
             if order["status"] in ACTIVE_STATUSES:
@@ -125,27 +143,28 @@ class AccountState:
                 self.orders.pop(order["order_index"], None)
         self._set("orders", sort_orders(list(self.orders.values())), "ws", now)
 
-    def apply_positions(self, positions: list[dict[str, Any]], now: int) -> None:
+    def apply_positions(self, positions: list[Row], now: int) -> None:
         """account_all frames carry the account's full positions map (rows kept exactly as sent)."""
         self._set("positions", positions, "ws", now)
 
-    def apply_trades(self, trades: list[dict[str, Any]], now: int) -> None:
-        known = {t.get("trade_id"): t for t in (self.section("trades")["data"] or [])}
+    def apply_trades(self, trades: list[Row], now: int) -> None:
+        """Trades accumulate by id, newest first, up to TRADES_KEPT."""
+        known = {t.get("trade_id"): t for t in self.rows("trades")}
         for trade in trades:
             known[trade.get("trade_id")] = trade
         newest = sorted(known.values(), key=lambda t: (t.get("timestamp") or 0, t.get("trade_id") or 0),
-                        reverse=True)[:MAX_TRADES]
+                        reverse=True)[:TRADES_KEPT]
         self._set("trades", newest, "ws", now)
 
-    def apply_stats(self, stats: dict[str, Any], now: int) -> None:
+    def apply_stats(self, stats: Row, now: int) -> None:
         self._set("stats", stats, "ws", now)
-        summary = dict(self.section("summary")["data"] or {})
+        summary = dict(self._object("summary"))
         for src, dst in STATS_TO_SUMMARY.items():
             if isinstance(stats.get(src), str):
                 summary[dst] = stats[src]
         self._set("summary", summary, "ws", now)
 
-    def take(self) -> dict[str, Any] | None:
+    def take(self) -> Snapshot | None:
         """The snapshot to write if anything moved since the last take, else None."""
         if not (self.changed or self.confirmed):
             return None

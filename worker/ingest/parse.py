@@ -1,13 +1,17 @@
 """Pure parsers for Lighter REST bodies and WebSocket frames: validate, keep values verbatim, never guess."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from lighter.models.detailed_accounts import DetailedAccounts
 from lighter.models.orders import Orders
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+
+from core.snapshot import Row
+from worker.protocol import Channel, Control, FramePrefix, channel_named, control_named
 
 # Money and sizes are decimal strings upstream; we relay them verbatim and insist they stay strings.
 _SUMMARY_STRINGS = ("collateral", "available_balance", "total_asset_value")
@@ -16,8 +20,6 @@ _POSITION_STRINGS = ("position", "avg_entry_price")
 _ORDER_INTS = ("order_index", "market_index")
 _ORDER_STRINGS = ("status", "price", "remaining_base_amount")
 _STATS_STRINGS = ("collateral", "portfolio_value", "available_balance")
-# Order statuses that mean "still on the book"; anything else in a delta removes the order.
-ACTIVE_STATUSES = frozenset({"open", "pending", "in-progress"})
 
 
 class ParseError(ValueError):
@@ -25,29 +27,57 @@ class ParseError(ValueError):
 
 
 @dataclass(frozen=True)
-class AccountBody:
+class ParsedAccount:
     """One DetailedAccount: summary fields (everything but positions) and the positions list."""
 
-    summary: dict[str, Any]
-    positions: list[dict[str, Any]]
+    summary: Row
+    positions: list[Row]
     strict: bool
 
 
 @dataclass(frozen=True)
-class OrdersBody:
-    orders: list[dict[str, Any]]
+class ParsedOrders:
+    orders: list[Row]
     strict: bool
+
+
+@dataclass(frozen=True)
+class AccountAllData:
+    """An account_all frame: the full positions list (None if the frame had none) and this change's trades."""
+
+    positions: list[Row] | None
+    trades: list[Row]
+
+
+@dataclass(frozen=True)
+class UserStatsData:
+    stats: Row
+
+
+@dataclass(frozen=True)
+class OrdersData:
+    """An account_all_orders frame: every active order (snapshot) or only the changed ones (update)."""
+
+    orders: list[Row]
+
+
+ChannelData = AccountAllData | UserStatsData | OrdersData
 
 
 @dataclass
 class Frame:
-    """A classified WebSocket frame. `kind` is the channel name (account_all...) or a control type."""
+    """A classified WebSocket frame. `kind` is a Channel, a Control type, or another type we ignore."""
 
-    kind: str
-    snapshot: bool = False
-    account: int | None = None
-    payload: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None  # an account frame whose rows failed validation: nothing to merge
+    kind: Channel | Control | str
+    snapshot: bool = False           # `subscribed/...` (the channel's full state) rather than `update/...`
+    account: int | None = None       # account channels always have one
+    data: ChannelData | None = None  # account channels: the validated rows
+    payload: Row = field(default_factory=dict)  # other frames: the frame (error frames: code, message, channel)
+    error: str | None = None         # an account frame whose rows failed validation: nothing to merge
+
+    @property
+    def channel(self) -> Channel | None:
+        return self.kind if isinstance(self.kind, Channel) else None
 
 
 def _loads(raw: bytes | str) -> Any:
@@ -57,7 +87,7 @@ def _loads(raw: bytes | str) -> Any:
         raise ParseError("malformed JSON") from None
 
 
-def _check_code(body: Any, where: str) -> None:
+def _check_code(body: object, where: str) -> None:
     if not isinstance(body, dict):
         raise ParseError(f"{where}: body is not an object")
     code = body.get("code", 200)
@@ -65,7 +95,8 @@ def _check_code(body: Any, where: str) -> None:
         raise ParseError(f"{where}: code {code} {str(body.get('message', ''))[:120]}")
 
 
-def _require(obj: Any, ints: tuple[str, ...], strings: tuple[str, ...], where: str) -> None:
+def _require(obj: object, ints: tuple[str, ...], strings: tuple[str, ...], where: str) -> Row:
+    """`obj` itself, once it is an object whose `ints` are integers and `strings` are strings."""
     if not isinstance(obj, dict):
         raise ParseError(f"{where}: expected an object")
     for key in ints:
@@ -75,9 +106,10 @@ def _require(obj: Any, ints: tuple[str, ...], strings: tuple[str, ...], where: s
     for key in strings:
         if not isinstance(obj.get(key), str):
             raise ParseError(f"{where}: {key} must be a string")
+    return obj
 
 
-def _load_checked(raw: bytes | str, model: Any, where: str) -> tuple[dict, bool]:
+def _load_checked(raw: bytes | str, model: type[BaseModel], where: str) -> tuple[Row, bool]:
     """The decoded body (its `code` checked) and whether it passes the SDK's strict validation. Failing that is
     not an error: live bodies carry extra or missing optional-in-practice fields; callers check what we serve."""
     body = _loads(raw)
@@ -89,7 +121,7 @@ def _load_checked(raw: bytes | str, model: Any, where: str) -> tuple[dict, bool]
     return body, True
 
 
-def parse_account(raw: bytes | str, account_index: int) -> AccountBody:
+def parse_account(raw: bytes | str, account_index: int) -> ParsedAccount:
     """A `/api/v1/account?by=index` body. Strict SDK validation first; live-like leniencies are tolerated
     as long as the fields we serve are present and well-typed."""
     body, strict = _load_checked(raw, DetailedAccounts, "account")
@@ -108,10 +140,10 @@ def parse_account(raw: bytes | str, account_index: int) -> AccountBody:
     for row in positions:
         _require(row, _POSITION_INTS, _POSITION_STRINGS, "account.positions")
     summary = {k: v for k, v in account.items() if k != "positions"}
-    return AccountBody(summary, sort_positions(positions), strict)
+    return ParsedAccount(summary, sort_positions(positions), strict)
 
 
-def parse_orders(raw: bytes | str) -> OrdersBody:
+def parse_orders(raw: bytes | str) -> ParsedOrders:
     """An `accountActiveOrders` body. A body without `orders` is an error, never "no orders"."""
     body, strict = _load_checked(raw, Orders, "orders")
     orders = body.get("orders")
@@ -119,23 +151,23 @@ def parse_orders(raw: bytes | str) -> OrdersBody:
         raise ParseError("orders: orders missing")
     for order in orders:
         _require(order, _ORDER_INTS, _ORDER_STRINGS, "orders[]")
-    return OrdersBody(sort_orders(orders), strict)
+    return ParsedOrders(sort_orders(orders), strict)
 
 
-def sort_positions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def sort_positions(rows: list[Row]) -> list[Row]:
     return sorted(rows, key=lambda row: row["market_id"])
 
 
-def sort_orders(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def sort_orders(rows: list[Row]) -> list[Row]:
     return sorted(rows, key=lambda row: (row["market_index"], row["order_index"]))
 
 
-def _rows(value: Any, where: str) -> list[Any]:
+def _rows(value: object, where: str) -> list[object]:
     """Lighter sends per-market maps in some frames and arrays in others: accept both."""
     if value is None:
         return []
     if isinstance(value, dict):
-        rows: list[Any] = []
+        rows: list[object] = []
         for item in value.values():
             rows.extend(item if isinstance(item, list) else [item])
         return rows
@@ -144,7 +176,7 @@ def _rows(value: Any, where: str) -> list[Any]:
     raise ParseError(f"{where}: expected a map or a list")
 
 
-def _frame_account(msg: dict[str, Any]) -> int | None:
+def _frame_account(msg: Row) -> int | None:
     channel = msg.get("channel")
     if isinstance(channel, str) and ":" in channel:
         ident = channel.split(":")[-1]
@@ -161,46 +193,42 @@ def parse_frame(raw: bytes | str) -> Frame:
         raise ParseError("frame is not an object")
     if "error" in msg:
         error = msg["error"] if isinstance(msg["error"], dict) else {"message": str(msg["error"])}
-        return Frame("error", payload={"code": error.get("code"), "message": str(error.get("message", ""))[:200],
-                                       "channel": msg.get("channel")})
+        return Frame(Control.ERROR, payload={"code": error.get("code"), "message": str(error.get("message", ""))[:200],
+                                             "channel": msg.get("channel")})
     kind = msg.get("type")
     if not isinstance(kind, str):
         raise ParseError("frame without type")
     if "/" not in kind:
-        return Frame(kind, payload=msg)  # connected, ping, pong, shutdown, unsubscribed...
+        return Frame(control_named(kind), payload=msg)  # connected, ping, pong, shutdown, unsubscribed...
     prefix, name = kind.split("/", 1)
-    if name == "account":  # an older docs example names account_all updates this way
-        name = "account_all"
-    frame = Frame(name, snapshot=prefix == "subscribed", account=_frame_account(msg))
-    if name in ("account_all", "user_stats", "account_all_orders") and frame.account is None:
+    channel = channel_named(name)
+    if channel is None:
+        return Frame(name, snapshot=prefix == FramePrefix.SUBSCRIBED, payload=msg)  # order_book...: not ours
+    frame = Frame(channel, snapshot=prefix == FramePrefix.SUBSCRIBED, account=_frame_account(msg))
+    if frame.account is None:
         raise ParseError(f"{kind}: no account in channel")
-    parser = _PAYLOADS.get(name)
     try:
-        frame.payload = parser(msg) if parser else msg
+        frame.data = _DATA[channel](msg)
     except ParseError as exc:
         frame.error = str(exc)
     return frame
 
 
-def _account_all(msg: dict[str, Any]) -> dict[str, Any]:
-    positions = _rows(msg.get("positions"), "account_all.positions")
-    for row in positions:
-        _require(row, _POSITION_INTS, _POSITION_STRINGS, "account_all.positions")
+def _account_all(msg: Row) -> AccountAllData:
+    positions = [_require(row, _POSITION_INTS, _POSITION_STRINGS, "account_all.positions")
+                 for row in _rows(msg.get("positions"), "account_all.positions")]
     trades = [t for t in _rows(msg.get("trades"), "account_all.trades") if isinstance(t, dict)]
-    return {"positions": sort_positions(positions) if "positions" in msg else None, "trades": trades}
+    return AccountAllData(sort_positions(positions) if "positions" in msg else None, trades)
 
 
-def _user_stats(msg: dict[str, Any]) -> dict[str, Any]:
-    stats = msg.get("stats")
-    _require(stats, (), _STATS_STRINGS, "user_stats.stats")
-    return {"stats": stats}
+def _user_stats(msg: Row) -> UserStatsData:
+    return UserStatsData(_require(msg.get("stats"), (), _STATS_STRINGS, "user_stats.stats"))
 
 
-def _account_all_orders(msg: dict[str, Any]) -> dict[str, Any]:
-    orders = _rows(msg.get("orders"), "account_all_orders.orders")
-    for order in orders:
-        _require(order, _ORDER_INTS, _ORDER_STRINGS, "account_all_orders.orders")
-    return {"orders": orders}
+def _account_all_orders(msg: Row) -> OrdersData:
+    return OrdersData([_require(order, _ORDER_INTS, _ORDER_STRINGS, "account_all_orders.orders")
+                       for order in _rows(msg.get("orders"), "account_all_orders.orders")])
 
 
-_PAYLOADS = {"account_all": _account_all, "user_stats": _user_stats, "account_all_orders": _account_all_orders}
+_DATA: dict[Channel, Callable[[Row], ChannelData]] = {
+    Channel.ACCOUNT_ALL: _account_all, Channel.USER_STATS: _user_stats, Channel.ACCOUNT_ALL_ORDERS: _account_all_orders}

@@ -9,20 +9,21 @@ import requests
 from core.backoff import Retry
 from core.settings import Account, Proxy, Settings
 from core.tuning import WorkerTuning
-from worker.upstream.budget import SHARE_REST_ONLY, SHARE_WS, Budget, Plan, plan
+from worker.states import Mode, WsState
+from worker.upstream.budget import SHARE_REST_ONLY, SHARE_WS, Plan, UpstreamBudget, plan
 
 DIRECT = "direct"
 
 
 @dataclass
-class WsState:
+class WsStatus:
     """What status shows about an egress's upstream WebSocket."""
 
-    state: str = "connecting"  # connecting | connected | backoff | readonly | rest-only
+    state: WsState = WsState.CONNECTING
     since: int = 0
     last_frame_at: int | None = None
     reconnects: int = 0
-    mode: str = "ws"            # ws | ws-readonly | rest-only
+    mode: Mode = Mode.WS
 
 
 @dataclass
@@ -32,11 +33,11 @@ class Egress:
     id: str
     proxy: Proxy | None
     accounts: list[Account]
-    budget: Budget
+    budget: UpstreamBudget
     retry: Retry
     session: requests.Session
     plan: Plan
-    ws: WsState = field(default_factory=WsState)
+    ws: WsStatus = field(default_factory=WsStatus)
     requests: int = 0
     rate_limited: int = 0
     errors: int = 0
@@ -48,9 +49,9 @@ class Egress:
     def replan(self, settings: Settings) -> None:
         """Recompute effective intervals: while no WebSocket is live, REST is the whole feed and may use
         the whole budget; with a live one it only reconciles."""
-        share = SHARE_WS if self.ws.state in ("connected", "readonly") else SHARE_REST_ONLY
+        share = SHARE_WS if self.ws.state.live else SHARE_REST_ONLY
         self.plan = plan(settings.poll_interval, settings.orders_interval, len(self.accounts),
-                         len(self.keyed), self.budget.usable, share)
+                         len(self.keyed), self.budget.usable, share, self.budget.window_s)
 
     def close(self) -> None:
         self.session.close()
@@ -86,12 +87,14 @@ def make_session(proxy: Proxy | None) -> requests.Session:
 def build_egresses(settings: Settings, tuning: WorkerTuning, clock: Callable[[], float]) -> list[Egress]:
     egresses = []
     for key, proxy, accounts in assign(settings):
-        budget = Budget(settings.requests_per_minute_per_egress, clock, tuning.headroom)
+        # The tier's allowance applies per window (Lighter's is a minute; tests shorten it).
+        budget = UpstreamBudget(settings.requests_per_minute_per_egress, clock, tuning.headroom,
+                                tuning.budget_window_s)
         retry = Retry(clock, tuning.backoff_initial_s, cap=tuning.backoff_max_s,
                       healthy_after=tuning.healthy_after_s)
         egress = Egress(key, proxy, accounts, budget, retry, make_session(proxy), Plan(0, 0, False, None))
-        egress.ws.mode = "ws" if tuning.ws else "rest-only"
-        egress.ws.state = "connecting" if tuning.ws else "rest-only"
+        egress.ws.mode = Mode.WS if tuning.ws else Mode.REST_ONLY
+        egress.ws.state = WsState.CONNECTING if tuning.ws else WsState.REST_ONLY
         egress.replan(settings)
         egresses.append(egress)
     return egresses

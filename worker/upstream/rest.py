@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
 
 import gevent
 import gevent.event
@@ -12,6 +13,7 @@ import requests
 from core.settings import Account
 from core.snapshot import now_ms
 from worker.ingest.parse import ParseError, parse_account, parse_orders
+from worker.protocol import ACCOUNT_PATH, ACTIVE_ORDERS_PATH, SIMULATOR_HEADER
 from worker.runtime import Runtime
 from worker.upstream.egress import Egress
 from worker.upstream.tokens import TokenError
@@ -20,15 +22,26 @@ log = logging.getLogger(__name__)
 DEFAULT_RETRY_AFTER_S = 10.0  # a 429 without a usable Retry-After (Lighter's doc gives no default)
 
 
+class Poll(StrEnum):
+    """What one REST task fetches."""
+
+    ACCOUNT = "account"  # summary and positions
+    ORDERS = "orders"    # all-market active orders (keyed accounts only)
+
+
+# The snapshot sections each poll fills (and flags when it fails).
+POLL_SECTIONS = {Poll.ACCOUNT: ("summary", "positions"), Poll.ORDERS: ("orders",)}
+
+
 @dataclass
-class Task:
-    kind: str  # "account" | "orders"
+class PollTask:
+    kind: Poll
     account: Account
     due: float
     running: bool = False
 
 
-class Failure(Exception):
+class RequestFailed(Exception):
     """A request that produced no usable body; `message` goes into the section's error flag."""
 
 
@@ -38,16 +51,16 @@ class RestPoller:
         self.egress = egress
         self.wake = gevent.event.Event()
         now = rt.clock()
-        self.tasks: list[Task] = []
+        self.tasks: list[PollTask] = []
         # Spread first requests over one interval so an egress never bursts at start.
         count = max(1, len(egress.accounts))
         for n, account in enumerate(egress.accounts):
-            self.tasks.append(Task("account", account, now + n * egress.plan.poll / count))
+            self.tasks.append(PollTask(Poll.ACCOUNT, account, now + n * egress.plan.poll / count))
             if not account.public_only:
-                self.tasks.append(Task("orders", account, now + (n + 0.5) * egress.plan.orders / count))
+                self.tasks.append(PollTask(Poll.ORDERS, account, now + (n + 0.5) * egress.plan.orders / count))
 
-    def interval(self, task: Task) -> float:
-        return self.egress.plan.poll if task.kind == "account" else self.egress.plan.orders
+    def interval(self, task: PollTask) -> float:
+        return self.egress.plan.poll if task.kind == Poll.ACCOUNT else self.egress.plan.orders
 
     def run(self, stop: gevent.event.Event) -> None:
         pool = gevent.pool.Pool(self.rt.tuning.rest_concurrency)
@@ -72,10 +85,10 @@ class RestPoller:
         gevent.wait([stop, self.wake], timeout=seconds, count=1)
         self.wake.clear()
 
-    def _execute(self, task: Task) -> None:
+    def _execute(self, task: PollTask) -> None:
         started = self.rt.clock()
         try:
-            if task.kind == "account":
+            if task.kind == Poll.ACCOUNT:
                 self._poll_account(task.account)
             else:
                 self._poll_orders(task.account)
@@ -93,10 +106,10 @@ class RestPoller:
         state = self.rt.states[index]
         requested_at = now_ms()
         try:
-            raw = self._get("/api/v1/account", {"by": "index", "value": str(index)}, index)
+            raw = self._get(ACCOUNT_PATH, {"by": "index", "value": str(index)}, index)
             body = parse_account(raw, index)
-        except (Failure, ParseError) as exc:
-            self._failed(index, "account", str(exc), ("summary", "positions"))
+        except (RequestFailed, ParseError) as exc:
+            self._failed(index, Poll.ACCOUNT, str(exc))
             return
         now = now_ms()
         state.apply_account(body.summary, body.positions, now, requested_at)
@@ -110,11 +123,11 @@ class RestPoller:
         requested_at = now_ms()
         try:
             token = self.rt.tokens.get(account)
-            raw = self._get("/api/v1/accountActiveOrders", {"account_index": str(index)}, index,
+            raw = self._get(ACTIVE_ORDERS_PATH, {"account_index": str(index)}, index,
                             {"Authorization": token})
             body = parse_orders(raw)
-        except (Failure, ParseError, TokenError) as exc:
-            self._failed(index, "orders", str(exc), ("orders",))
+        except (RequestFailed, ParseError, TokenError) as exc:
+            self._failed(index, Poll.ORDERS, str(exc))
             return
         now = now_ms()
         state.apply_orders(body.orders, "rest", now, requested_at)
@@ -122,8 +135,9 @@ class RestPoller:
         if state.changed:
             self.rt.sink.notify()
 
-    def _failed(self, index: int, what: str, message: str, sections: tuple[str, ...]) -> None:
+    def _failed(self, index: int, what: Poll, message: str) -> None:
         state = self.rt.states[index]
+        sections = POLL_SECTIONS[what]
         if state.section(sections[0])["error"] is None:  # log transitions, not every failed request
             log.warning("account %s: %s failing, keeping last good data: %s", index, what, message)
         for name in sections:
@@ -143,21 +157,21 @@ class RestPoller:
                                       headers=headers, timeout=self.rt.tuning.http_timeout_s)
         except requests.RequestException as exc:
             self._transient(f"{type(exc).__name__} on {path}")
-        if resp.headers.get("X-Lighter-Simulator") == "1":
+        if resp.headers.get(SIMULATOR_HEADER) == "1":
             self.rt.simulator = True
         if resp.status_code == 429:
             egress.rate_limited += 1
             self.rt.stats[index].rate_limited += 1
             pause = _retry_after(resp.headers.get("Retry-After"))
             egress.budget.pause(pause)
-            raise Failure(f"rate limited (429), egress paused {pause:.0f}s")
+            raise RequestFailed(f"rate limited (429), egress paused {pause:.0f}s")
         if resp.status_code >= 500:
             self._transient(f"HTTP {resp.status_code} on {path}")
         if resp.status_code != 200:
             egress.errors += 1
             if resp.status_code == 401:
                 self.rt.tokens.invalidate(index)
-            raise Failure(f"HTTP {resp.status_code} {resp.text[:160]}")
+            raise RequestFailed(f"HTTP {resp.status_code} {resp.text[:160]}")
         egress.retry.up()
         return resp.content
 
@@ -166,7 +180,7 @@ class RestPoller:
         self.egress.errors += 1
         delay = self.egress.retry.next_delay()
         self.egress.budget.pause(delay)
-        raise Failure(f"{message}; egress backs off {delay:.1f}s")
+        raise RequestFailed(f"{message}; egress backs off {delay:.1f}s")
 
 
 def _retry_after(value: str | None) -> float:

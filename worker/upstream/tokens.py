@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from core.settings import Account
 
@@ -37,9 +38,10 @@ class Tokens:
         self._clock = clock
         self._clients: set[int] = set()
         self._cache: dict[int, tuple[str, float]] = {}
-        self._signer = None
+        self._signer: Any = None
 
-    def _lib(self):
+    def _lib(self) -> Any:
+        """The SDK's signer library (a ctypes CDLL: untyped), loaded on first use."""
         if self._signer is None:
             from lighter.signer_client import get_signer
 
@@ -61,6 +63,8 @@ class Tokens:
     def _ensure_client(self, account: Account) -> None:
         if account.account_index in self._clients:
             return
+        if account.private_key is None:
+            raise TokenError(f"account {account.account_index} is public-only: no key to sign with")
         key = account.private_key.reveal()
         key = key[2:] if key.startswith("0x") else key
         err = self._decode(self._lib().CreateClient(self._url.encode(), key.encode(), chain_id_for(self._url),
