@@ -8,6 +8,7 @@ import pytest
 from tests.fixtures.simulator import run_simulator
 from tests.fixtures.worker import run_worker, worker_env_for
 
+pytestmark = pytest.mark.slow  # live budget windows: 20 s and 2 min
 EGRESS = "127.0.0.1"
 
 
