@@ -16,7 +16,8 @@ _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 if _soft < _hard != resource.RLIM_INFINITY:
     resource.setrlimit(resource.RLIMIT_NOFILE, (_hard, _hard))
 
-# gevent-websocket's worker: /ws is declared with websocket=True (see ../shared/stack-notes.md).
+# gevent-websocket's worker. It serves a WebSocket only on a route declared `websocket=True` (app/ws/route.py):
+# without it the handshake succeeds and the server closes the connection at once, silently.
 worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
 bind = f"0.0.0.0:{_settings.port}"
 # Requests in flight at once. A WebSocket holds a slot only during its handshake: app/ws/transport.py then takes the

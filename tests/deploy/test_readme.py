@@ -7,7 +7,7 @@ import pytest
 
 from tests.paths import ROOT
 
-DOCS = ["README.md", "docs/architecture.md", "docs/deploy.md"]
+DOCS = ["README.md", "docs/architecture.md", "docs/deploy.md", "docs/lighter-protocol.md", "docs/simulator.md"]
 
 
 def section(text: str, title: str) -> str:
