@@ -146,6 +146,7 @@ def test_demo_mode_serves_the_simulator_accounts_and_stops_cleanly(checkout: Pat
     assert private_keys and not any(key in run.text() for key in private_keys), "a demo key reached the output"
 
 
+@pytest.mark.slow  # a second whole launch (~2.5 s); demo mode stays in the fast tier
 def test_real_mode_tracks_the_accounts_in_dotenv_without_a_simulator(checkout: Path, tmp_path: Path, simulator):
     # `simulator` plays the real Lighter here: the launcher must not start one of its own.
     keyed, public = simulator.control.accounts()[:2]
