@@ -12,11 +12,11 @@ import pytest
 import requests
 
 from app.ws import patches
+from tests.app.helpers import without_freshness
 from tests.fixtures.simulator import run_simulator
 from tests.fixtures.web import run_web
 from tests.fixtures.worker import run_worker, worker_env_for
 from tests.jsondocs import mutate, random_value
-from tests.app.helpers import without_freshness
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"

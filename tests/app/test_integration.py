@@ -9,10 +9,10 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
+from tests.app.helpers import without_freshness
 from tests.fixtures.simulator import run_simulator
 from tests.fixtures.web import run_web
 from tests.fixtures.worker import run_worker, worker_env_for
-from tests.app.helpers import without_freshness
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from limits.strategies import FixedWindowRateLimiter
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.rest.hits import BatchedIncr
+from tests.app.conftest import Feeder
 from tests.fixtures.procs import free_port
 from tests.fixtures.web import run_web
-from tests.app.conftest import Feeder
 
 AUTH = {"Authorization": "Bearer s3cret-token"}
 

@@ -6,8 +6,8 @@ import time
 import pytest
 import requests
 
-from tests.fixtures.web import run_web
 from tests.app.conftest import Feeder
+from tests.fixtures.web import run_web
 
 INT64_MAX = 2**63 - 1
 

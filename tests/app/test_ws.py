@@ -13,8 +13,8 @@ from websockets.exceptions import ConnectionClosed
 
 from core.store import FEED_SIZE
 from tests.app.compat.conftest import wait_for
-from tests.fixtures.web import run_web
 from tests.app.conftest import Feeder, messages, open_ws, until
+from tests.fixtures.web import run_web
 
 
 def _updates(ws, count: int, deadline_s: float = 20.0) -> list[dict]:
