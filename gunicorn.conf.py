@@ -2,6 +2,9 @@
 
 The port comes from core.settings (PORT); the worker count from WEB_CONCURRENCY, which gunicorn itself reads
 (default 1 here: each worker has its own hub and metrics, so more workers help REST throughput, not fan-out).
+
+The worker class is gevent-websocket's. It serves a WebSocket only on a Flask route declared `websocket=True`: on
+any other route the handshake succeeds and the connection is then closed at once, silently.
 """
 import resource
 import signal
@@ -16,8 +19,7 @@ _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 if _soft < _hard != resource.RLIM_INFINITY:
     resource.setrlimit(resource.RLIMIT_NOFILE, (_hard, _hard))
 
-# gevent-websocket's worker. It serves a WebSocket only on a route declared `websocket=True` (app/ws/route.py):
-# without it the handshake succeeds and the server closes the connection at once, silently.
+# gevent-websocket's worker: /ws and /stream are declared with websocket=True (app/ws/route.py).
 worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
 bind = f"0.0.0.0:{_settings.port}"
 # Requests in flight at once. A WebSocket holds a slot only during its handshake: app/ws/transport.py then takes the
