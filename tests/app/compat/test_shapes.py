@@ -10,7 +10,7 @@ from lighter.models import DetailedAccounts, Orders, ResultCode, Status
 
 from app.compat import shapes
 
-# Example payloads in Lighter's documented shapes (docs/lighter-protocol.md §2.4); they pass the SDK's strict checks.
+# Copies of Lighter's own example payloads (payloads that pass the SDK's strict checks), kept with the tests.
 EXAMPLES = Path(__file__).parent / "examples"
 
 
