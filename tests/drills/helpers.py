@@ -170,13 +170,16 @@ class WsWatcher:
 
     # -- queries (all under the lock) ----------------------------------------------------------------------
     def wait_for(self, predicate: Callable[[WsWatcher], Any], timeout: float, message: str) -> Any:
-        """Wait on the receive condition (woken per message) until `predicate(self)` holds."""
-        with self.cond:
-            value = self.cond.wait_for(lambda: predicate(self) or self.closed, timeout)
-            if not value or (self.closed and not predicate(self)):
-                raise AssertionError(f"{self.name}: timed out after {timeout}s waiting for {message}"
-                                     f"{'; ' + self.closed if self.closed else ''}")
+        """Wait on the receive condition (woken per message) until `predicate(self)` holds; fails at once if the
+        connection closes first."""
+        def check() -> Any:
+            value = predicate(self)
+            if not value and self.closed:
+                raise AssertionError(f"{self.name}: {self.closed} while waiting for {message}")
             return value
+
+        with self.cond:  # held while checking; cond.wait releases it until the next message
+            return wait_for(check, timeout, f"{message} ({self.name})", interval=timeout, idle=self.cond.wait)
 
     def since(self, at_ms: int, kinds: tuple[str, ...] = ("update", "snapshot")) -> list[dict[str, Any]]:
         return [m for t, m in self.messages if t >= at_ms and m.get("type") in kinds]
