@@ -41,7 +41,9 @@ system-deps:
 test: $(VENV)/.installed system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The edit loop: everything but the slow tier (fault drills, live budget windows, Chromium), in well under 90 s.
+# The edit loop: every package (core, worker, app REST and /ws, compat, simulator, deploy) without the slow tier
+# (`slow`, implied by `drill` and `browser`: fault drills and the worker's fault matrix, live budget windows,
+# Chromium, bench runs), in under 90 s on 2 cores. `make test` runs both tiers; so does CI.
 test-fast: $(VENV)/.installed system-deps
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 

@@ -2,6 +2,9 @@
 
 The port comes from core.settings (PORT); the worker count from WEB_CONCURRENCY, which gunicorn itself reads
 (default 1 here: each worker has its own hub and metrics, so more workers help REST throughput, not fan-out).
+
+The worker class is gevent-websocket's. It serves a WebSocket only on a Flask route declared `websocket=True`: on
+any other route the handshake succeeds and the connection is then closed at once, silently.
 """
 import resource
 import signal

@@ -13,6 +13,7 @@ from websockets.sync.client import connect
 from core.settings import from_env
 from core.snapshot import new_snapshot, now_ms
 from core.store import Store
+from tests.waiting import wait_for
 
 
 class Feeder:
@@ -77,10 +78,20 @@ def messages(ws: Any, deadline_s: float = 10.0) -> Iterator[dict[str, Any]]:
 
 
 def until(ws: Any, predicate: Any, deadline_s: float = 10.0) -> dict[str, Any]:
-    for message in messages(ws, deadline_s):
-        if predicate(message):
-            return message
-    raise AssertionError("unreachable")
+    """The first message (read from `ws`, each within what is left of the deadline) for which `predicate` holds."""
+    end = time.monotonic() + deadline_s
+    seen: list[str] = []
+
+    def next_match() -> dict[str, Any] | None:
+        message = json.loads(ws.recv(timeout=max(0.0, end - time.monotonic())))
+        seen.append(str(message.get("type")))
+        return message if predicate(message) else None
+
+    try:  # recv blocks until a message or the deadline: no pause needed between checks
+        return wait_for(next_match, deadline_s, "a matching message", interval=0, ignore=(TimeoutError,),
+                        idle=lambda _: None)
+    except AssertionError as exc:
+        raise TimeoutError(f"{exc} (message types read: {seen[-20:]})") from None
 
 
 def open_ws(url: str, **kwargs: Any) -> Any:

@@ -6,6 +6,8 @@ import pytest
 
 from bench.__main__ import main
 
+pytestmark = pytest.mark.slow  # a real fan-out run (~16 s alone)
+
 
 @pytest.mark.timeout(90)
 def test_fanout_quick_writes_results_with_zero_loss(tmp_path):

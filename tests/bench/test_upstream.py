@@ -43,6 +43,7 @@ def test_a_phase_too_short_for_its_windows_is_an_error():
         upstream.place([], 0.0, 40.0, 2, 25.0)
 
 
+@pytest.mark.slow  # a real upstream run (~26 s alone)
 @pytest.mark.timeout(120)
 def test_upstream_quick_writes_equal_rates_and_no_429(tmp_path):
     results, docs = tmp_path / "latest.json", tmp_path / "benchmarks.md"

@@ -7,6 +7,7 @@ import pytest
 from core.settings import from_env
 from core.snapshot import new_snapshot, with_freshness
 from core.store import FEED_SIZE, Store
+from tests.waiting import wait_for
 
 
 @pytest.fixture(params=["file", "redis"])
@@ -83,8 +84,13 @@ class Following:
         return [c for b in self.batches for c in b]
 
     def wait(self, predicate, timeout: float = 10) -> None:
+        """Until `predicate` holds, re-checked (under the lock) each time the follower yields a batch."""
         with self.seen:
-            assert self.seen.wait_for(predicate, timeout=timeout), [c.seq for c in self.changes()]
+            try:
+                wait_for(predicate, timeout, "the follower to yield the awaited changes", interval=timeout,
+                         idle=self.seen.wait)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; seqs followed: {[c.seq for c in self.changes()]}") from None
 
     def __enter__(self) -> "Following":
         self.thread.start()

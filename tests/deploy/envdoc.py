@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 from core import settings as settings_module
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 _LINE = re.compile(r"^#?\s*([A-Za-z][A-Za-z0-9_]*)=(.*)$")
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]+$")
 

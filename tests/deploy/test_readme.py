@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-DOCS = ["README.md", "docs/architecture.md", "docs/deploy.md"]
+from tests.paths import ROOT
+
+DOCS = ["README.md", "docs/architecture.md", "docs/deploy.md", "docs/lighter-protocol.md", "docs/simulator.md"]
 
 
 def section(text: str, title: str) -> str:
@@ -22,10 +22,10 @@ def test_set_up_is_exactly_make_run_and_make_test():
     assert blocks == ["make run", "make test"]
 
 
-def test_ci_runs_exactly_the_readme_test_command():
+def test_ci_runs_the_linters_then_exactly_the_readme_test_command():
     lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     commands = [line for line in lines if line and not line.startswith("#") and not line.startswith(("set ", "cd "))]
-    assert commands == ["make test"]
+    assert commands == ["make lint", "make test"]
 
 
 def test_makefile_has_both_targets_and_stamps_follow_requirements():

@@ -3,15 +3,13 @@ and our settings: a Blueprint that Render would reject, or that starts something
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
 from core.settings import SettingsError, from_env
 from tests.deploy.envdoc import documented_settings, launcher_only
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import ROOT
 
 # Field lists from Render's Blueprint reference ("Service fields", "Render Key Value", "Setting environment
 # variables", "Environment groups"). Deprecated aliases (env, autoDeploy, redis) are left out on purpose.

@@ -21,8 +21,9 @@ import pytest
 import requests
 
 from tests.fixtures.procs import free_port
+from tests.paths import ROOT
+from tests.waiting import proc_alive, proc_idle, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 # Not copied: they would leak this checkout's state (.env, store, venv) into what should look like a fresh clone.
 SKIP = {".git", ".venv", ".cache", ".env", "tests", "bench", "docs", "__pycache__", ".pytest_cache"}
 STOP_DEADLINE_S = 6.5  # web and worker stop within 5 s (honcho SIGKILLs after that); then the simulator
@@ -45,18 +46,15 @@ class Launch:
         return self.log.read_text(errors="replace")
 
     def wait_for(self, predicate: Callable[[], Any], deadline_s: float, what: str) -> Any:
-        end = time.monotonic() + deadline_s
-        while True:
-            with contextlib.suppress(requests.RequestException, OSError, ValueError, KeyError):
-                value = predicate()
-                if value:
-                    return value
-            if self.proc.poll() is not None:
-                pytest.fail(f"launcher exited ({self.proc.returncode}) waiting for {what}:\n{self.text()[-4000:]}")
-            if time.monotonic() > end:
-                pytest.fail(f"timed out after {deadline_s}s waiting for {what}:\n{self.text()[-4000:]}")
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=0.1)  # waits on the launcher itself, so a crash fails fast
+        """Until `predicate` holds (errors while the stack starts count as "not yet"); fails at once if the
+        launcher exits (it is waited on between checks), and with its output at the deadline."""
+        try:
+            return wait_for(predicate, deadline_s, what, 0.1,
+                            ignore=(requests.RequestException, OSError, ValueError, KeyError),
+                            alive=proc_alive(self.proc, "launcher", self.text), idle=proc_idle(self.proc))
+        except AssertionError as exc:
+            tail = "" if self.proc.poll() is not None else "\n" + self.text()[-4000:]  # else the tail is in exc
+            pytest.fail(f"{exc}{tail}")
 
     def accounts(self) -> list[dict]:
         return requests.get(f"{self.web}/api/accounts", timeout=3).json()["accounts"]
@@ -148,6 +146,7 @@ def test_demo_mode_serves_the_simulator_accounts_and_stops_cleanly(checkout: Pat
     assert private_keys and not any(key in run.text() for key in private_keys), "a demo key reached the output"
 
 
+@pytest.mark.slow  # a second whole launch (~2.5 s); demo mode stays in the fast tier
 def test_real_mode_tracks_the_accounts_in_dotenv_without_a_simulator(checkout: Path, tmp_path: Path, simulator):
     # `simulator` plays the real Lighter here: the launcher must not start one of its own.
     keyed, public = simulator.control.accounts()[:2]

@@ -28,6 +28,7 @@ from websockets.sync.client import connect
 from tests.fixtures.simulator import RunningSimulator, run_simulator
 from tests.fixtures.web import WebServer, run_web
 from tests.fixtures.worker import RunningWorker, run_worker, worker_env_for
+from tests.waiting import proc_idle, wait_for
 
 TTL_S = 2.0  # CACHE_TTL for drills: staleness shows up quickly
 # Worker tuning for quick recovery (core/tuning.py): watchdog, connect timeout, backoff cap, REST-only retry.
@@ -53,17 +54,10 @@ def pause(seconds: float, proc: subprocess.Popen | None = None) -> None:
 def wait_until(predicate: Callable[[], Any], timeout: float, message: str,
                alive: Callable[[], None] | None = None, interval: float = 0.05,
                proc: subprocess.Popen | None = None) -> Any:
-    """Poll `predicate` until truthy (returned); `alive()` is called each round to fail fast on a crash."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if alive is not None:
-            alive()
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {message}")
-        pause(interval, proc)
+    """Poll `predicate` until truthy (returned); `alive()` is called each round to fail fast on a crash; between
+    rounds the wait is on `proc` when given (tests/waiting.py)."""
+    return wait_for(predicate, timeout, message, interval, alive=alive,
+                    idle=proc_idle(proc) if proc is not None else None)
 
 
 # -- account body checks -----------------------------------------------------------------------------------------
@@ -176,13 +170,16 @@ class WsWatcher:
 
     # -- queries (all under the lock) ----------------------------------------------------------------------
     def wait_for(self, predicate: Callable[[WsWatcher], Any], timeout: float, message: str) -> Any:
-        """Wait on the receive condition (woken per message) until `predicate(self)` holds."""
-        with self.cond:
-            value = self.cond.wait_for(lambda: predicate(self) or self.closed, timeout)
-            if not value or (self.closed and not predicate(self)):
-                raise AssertionError(f"{self.name}: timed out after {timeout}s waiting for {message}"
-                                     f"{'; ' + self.closed if self.closed else ''}")
+        """Wait on the receive condition (woken per message) until `predicate(self)` holds; fails at once if the
+        connection closes first."""
+        def check() -> Any:
+            value = predicate(self)
+            if not value and self.closed:
+                raise AssertionError(f"{self.name}: {self.closed} while waiting for {message}")
             return value
+
+        with self.cond:  # held while checking; cond.wait releases it until the next message
+            return wait_for(check, timeout, f"{message} ({self.name})", interval=timeout, idle=self.cond.wait)
 
     def since(self, at_ms: int, kinds: tuple[str, ...] = ("update", "snapshot")) -> list[dict[str, Any]]:
         return [m for t, m in self.messages if t >= at_ms and m.get("type") in kinds]

@@ -92,6 +92,7 @@ def test_trade_and_step_push_at_once_while_paused(simulator) -> None:
         recv_until(ws, _type("update/account_all"), timeout=2)
 
 
+@pytest.mark.slow  # waits out ping and idle windows (~4 s)
 def test_server_ping_client_activity_and_idle_close(simulator_factory) -> None:
     sim = simulator_factory(ws_ping_s=0.2, ws_idle_s=1.0)
     with connect(sim.ws_url, ping_interval=None) as ws:

@@ -13,6 +13,7 @@ import pytest
 from tests.fixtures.simulator import run_simulator
 from tests.fixtures.worker import run_worker, worker_env_for
 
+pytestmark = pytest.mark.slow  # live budget windows: 20 s and 2 min
 EGRESS = "127.0.0.1"
 # The headroom (6 of 60 requests) absorbs the lag between the worker counting a request and the simulator
 # receiving it; at 54 requests per WINDOW_S that is WINDOW_S / 9 seconds of lag, so the window stays a few seconds.

@@ -70,6 +70,7 @@ def healthy(fleet: Fleet) -> Iterator[Fleet]:
     fleet.wait(fleet.healthy, 15, message="recovery after the fault cleared")
 
 
+@pytest.mark.slow  # the fault matrix (~25 s); schema drift below stays in the fast tier
 @pytest.mark.parametrize("kind, params, flag", [
     ("http_5xx", {"status": 503}, "HTTP 503"),
     ("latency", {"ms": 1500}, "Timeout"),
@@ -94,6 +95,7 @@ def test_rest_schema_drift_is_tolerated(healthy: Fleet) -> None:
     assert healthy.healthy()  # new fields are not errors
 
 
+@pytest.mark.slow  # three reconnects (~12 s)
 @pytest.mark.parametrize("kind, params, evidence", [
     ("ws_drop", {}, "connection ended"),
     ("ws_shutdown", {"close_in_ms": 300}, "shutdown"),
@@ -108,6 +110,7 @@ def test_ws_fault_reconnects(healthy: Fleet, kind: str, params: dict, evidence: 
     assert all(s["sections"]["positions"]["data"] is not None for s in healthy.snapshots())
 
 
+@pytest.mark.slow  # walks three modes (~6 s)
 def test_refused_upgrade_goes_readonly_then_rest_only_then_back(healthy: Fleet) -> None:
     control = healthy.sim.control
     control.add_fault("refuse_upgrade", ws="*")

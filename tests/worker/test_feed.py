@@ -45,6 +45,7 @@ def test_snapshots_match_simulator_truth(store_env: dict[str, str], tmp_path: Pa
     assert_no_secrets(worker.log_text(), [env[k] for k in env if k.endswith("_PRIVATE")])
 
 
+@pytest.mark.slow  # standard-tier windows and freshness ageing (~9 s)
 def test_ws_update_reaches_store_and_public_only_account(tmp_path: Path) -> None:
     # Standard tier: REST is stretched to several seconds, so a prompt change can only come from the WS.
     with run_simulator(tick_ms=100) as sim:

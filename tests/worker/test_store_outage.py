@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.simulator import run_simulator
 from tests.fixtures.worker import run_worker, worker_env_for
 from tests.worker.helpers import has_data
 
+pytestmark = pytest.mark.slow  # a Redis restart under a live worker (~5 s)
 
 def test_worker_survives_redis_restart(redis_server: RedisServer, redis_url: str, tmp_path: Path) -> None:
     with run_simulator(tick_ms=100, tier="unlimited") as sim:

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import queue
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +10,7 @@ import pytest
 import requests
 
 from core.store import Store
+from tests import waiting
 from tests.fixtures.simulator import RunningSimulator, run_simulator
 from tests.fixtures.web import WebServer, run_web
 from tests.fixtures.worker import run_worker, worker_env_for
@@ -40,22 +39,9 @@ class Stack:
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, message: str = "condition",
              idle: Callable[[float], Any] | None = None) -> Any:
-    """Re-check `predicate` until truthy or the deadline. `idle(t)` blocks up to t seconds between checks on
-    something real (a queue, a socket); by default the wait is a deadline-bound queue get that never fires."""
-    end = time.monotonic() + timeout
-    nothing: queue.Queue = queue.Queue()
-    idle = idle or (lambda t: nothing.get(timeout=t))
-    while True:
-        value = predicate()
-        if value:
-            return value
-        left = end - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        try:
-            idle(min(0.1, left))
-        except (queue.Empty, TimeoutError):
-            pass  # nothing arrived: re-check the condition
+    """Re-check `predicate` until truthy or the deadline (tests/waiting.py). `idle(t)` blocks up to t seconds
+    between checks on something real (a queue, a socket); by default a deadline-bound wait."""
+    return waiting.wait_for(predicate, timeout, message, interval=0.1, idle=idle)
 
 
 @pytest.fixture(scope="package")
