@@ -24,7 +24,8 @@ from bench.clients import ClientPool
 from bench.stack import Stack, running
 from core.settings import ENDPOINT_WEIGHT, TIER_WEIGHT_PER_MINUTE, Settings
 from core.snapshot import now_ms
-from worker.upstream.budget import SHARE_REST_ONLY, SHARE_WS, Budget, plan
+from worker.upstream.budget import SHARE_REST_ONLY, SHARE_WS, plan
+from worker.upstream.budget import UpstreamBudget as Budget
 
 TIERS = ("premium", "unlimited")  # cheapest first; the tiers both the simulator and the worker know
 KINDS = {"/api/v1/account": "account", "/api/v1/accountActiveOrders": "orders"}
