@@ -35,7 +35,9 @@ class Section(TypedDict):
     error: str | None
 
 
-class Snapshot(TypedDict):
+class _Head(TypedDict):
+    """The fields a stored snapshot and a served body share (TypedDicts cannot retype an inherited field)."""
+
     schema: int
     account_index: int
     seq: int
@@ -43,6 +45,9 @@ class Snapshot(TypedDict):
     written_at: int | None
     as_of: int | None
     public_only: bool
+
+
+class Snapshot(_Head):
     sections: dict[str, Section]
 
 
@@ -53,16 +58,9 @@ class FreshSection(Section):
     stale: bool
 
 
-class AccountBody(TypedDict):
+class AccountBody(_Head):
     """A snapshot as served (REST body, /ws `account`): freshness at top level and per section."""
 
-    schema: int
-    account_index: int
-    seq: int
-    prev_seq: int | None
-    written_at: int | None
-    as_of: int | None
-    public_only: bool
     sections: dict[str, FreshSection]
     age_ms: int | None
     stale: bool
