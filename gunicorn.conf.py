@@ -8,10 +8,14 @@ any other route the handshake succeeds and the connection is then closed at once
 """
 import resource
 import signal
+import sys
 
-from core.settings import load
+from core.settings import SettingsError, load
 
-_settings = load()
+try:
+    _settings = load()
+except SettingsError as exc:  # `python web.py` checks first; this keeps a bare `gunicorn` run free of tracebacks too
+    sys.exit(f"configuration error: {exc}")
 
 # Each WebSocket holds a descriptor; many systems start processes at a soft limit of 1,024. Raise it to the hard
 # limit (workers inherit it from this master process). WS_MAX_CLIENTS bounds WebSockets below it.
@@ -22,6 +26,7 @@ if _soft < _hard != resource.RLIM_INFINITY:
 # gevent-websocket's worker: /ws and /stream are declared with websocket=True (app/ws/route.py).
 worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
 bind = f"0.0.0.0:{_settings.port}"
+workers = _settings.web_concurrency   # WEB_CONCURRENCY, checked by core.settings (gunicorn would read it unchecked)
 # Requests in flight at once. A WebSocket holds a slot only during its handshake: app/ws/transport.py then takes the
 # socket over, so open WebSockets are bounded by file descriptors, not by this.
 worker_connections = 10000

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-from core.env import SettingsError, flag
+from core.env import SettingsError, flag, number
 
 
 @dataclass(frozen=True)
@@ -68,14 +68,7 @@ def from_env(cls: type[Tuned], prefix: str, environ: Mapping[str, str]) -> Tuned
         if spec.type in ("bool", bool):
             values[spec.name] = flag(name, raw)
             continue
-        integer = spec.type in ("int", int)
-        try:
-            number: float = int(raw) if integer else float(raw)
-        except ValueError:
-            raise SettingsError(f"{name} must be {'an integer' if integer else 'a number'} (got {raw!r})") from None
-        if number < 0 or number != number or number == float("inf"):
-            raise SettingsError(f"{name} must be a finite number, not negative (got {raw!r})")
-        values[spec.name] = number
+        values[spec.name] = number(environ, name, 0, minimum=0, integer=spec.type in ("int", int))
     return cls(**values)
 
 

@@ -6,7 +6,6 @@ so "the store changed but the watcher has not seen it yet" is deterministic here
 """
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import gevent
@@ -16,17 +15,15 @@ from app import create_app
 from app.services import of
 from core.settings import from_env
 from core.store import StoreError
+from tests import waiting
 from tests.app.conftest import Feeder
 
 TOKEN = {"Authorization": "Bearer s3cret-token"}
 
 
 def wait_for(predicate: Any, deadline_s: float = 5.0, what: str = "condition") -> None:
-    """Yield to the watcher greenlet until `predicate()` holds, or fail at the deadline."""
-    end = time.monotonic() + deadline_s
-    while not predicate():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        gevent.idle()  # run every ready greenlet (the watcher included), then check again
+    """tests.waiting.wait_for, pausing in gevent.sleep so the watcher greenlet runs between checks."""
+    waiting.wait_for(predicate, deadline_s, what, interval=0.005, idle=gevent.sleep)
 
 
 @pytest.fixture
