@@ -57,11 +57,14 @@ class FailureBudget:
         return max(1, math.ceil(left))
 
     def fail(self, address: str) -> bool:
-        """Count one refused token; False when the address has now spent its budget (it is blocked from now)."""
+        """Count one refused token; False when that spent the address's budget (it is blocked from now on). Two
+        storage calls, only ever for a refused request."""
         try:
-            if self.limiter.hit(self.item, FAILURES_NAMESPACE, address):
+            self.limiter.hit(self.item, FAILURES_NAMESPACE, address)
+            stats = self.limiter.get_window_stats(self.item, FAILURES_NAMESPACE, address)
+            if stats.remaining > 0:
                 return True
-            reset = self.limiter.get_window_stats(self.item, FAILURES_NAMESPACE, address).reset_time
+            reset = stats.reset_time
         except Exception:  # noqa: BLE001 - storage down: refuse this one (401 anyway), block nobody
             log.warning("auth failure budget: storage unavailable", exc_info=True)
             return True

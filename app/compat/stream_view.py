@@ -17,7 +17,7 @@ from app.compat import auth, errors, frames
 from app.compat.errors import LighterError
 from app.compat.stream import LighterClient
 from app.guard import guard
-from app.services import services
+from app.services import Services, services
 from app.ws import transport
 from app.ws.codes import CloseCode
 from app.ws.route import REFUSED_GRACE_S, admit
@@ -168,7 +168,7 @@ def stream() -> Response:
         else:  # Lighter has no error code for these: the close code and its reason carry the retry hint
             client.refuse(code, f"{error}; retry_after={retry}" if retry is not None else error, flush=False)
         return Response(status=204)
-    if authorized and not _register(client):
+    if authorized and not _register(client, svc):
         return Response(status=204)
     client.push(frames.connected(str(uuid.uuid4())))
     svc.watcher.ensure_started()
@@ -177,7 +177,7 @@ def stream() -> Response:
         # Lighter's way: each subscribe carries `auth`. Until one does, the connection holds no slot, and it
         # must do so within WEB_STREAM_AUTH_TIMEOUT_S.
         address, failures = conn.remote, guard().failures
-        session.admitted = lambda: _register(client, reading=True)
+        session.admitted = lambda: _register(client, svc, reading=True)
         session.failed = lambda: failures.fail(address)
         _deadline(client, session, web.stream_auth_timeout_s)
     # From here the connection lives on without this greenlet: frames are handled as they come.
@@ -185,9 +185,9 @@ def stream() -> Response:
     return Response(status=204)
 
 
-def _register(client: LighterClient, reading: bool = False) -> bool:
-    """Give `client` a hub slot (False, and it is closed with 1013, when the process has none left)."""
-    svc = services()
+def _register(client: LighterClient, svc: Services, reading: bool = False) -> bool:
+    """Give `client` a hub slot (False, and it is closed with 1013, when the process has none left). `svc` is
+    passed in: a subscribe is handled outside the request, with no Flask app context."""
     if svc.hub.full():  # Lighter has no error code for this: a close code only, as /ws after its error frame
         svc.metrics.clients_dropped.labels(reason="full").inc()
         client.close_grace_s = min(client.close_grace_s, REFUSED_GRACE_S)
