@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from app.compat import auth, errors, frames
 from app.compat.errors import LighterError
 from app.compat.stream import LighterClient
+from app.feed.mirror import Mirror
 from app.guard import guard
 from app.services import Services, services
 from app.ws import transport
@@ -47,6 +48,7 @@ class Session:
         self.authorized = authorized  # our token came with the handshake: no per-subscribe `auth` needed
         self.admitted = admitted      # None once registered
         self.failed = failed
+        self.mirror: Callable[[], Mirror | None] | None = None  # Watcher.serving
         self.bad_frames = 0
         self.recent: deque[float] = deque(maxlen=MESSAGES_PER_MINUTE)
 
@@ -109,10 +111,14 @@ class Session:
         if len(self.client.channels) >= MAX_SUBSCRIPTIONS:
             return self.error(errors.TOO_MANY_SUBSCRIPTIONS)
         try:
-            if account not in self.store.tracked():
+            # The process's own copy when the watcher trusts it: a burst of subscribes costs no store round trip.
+            mirror = self.mirror() if self.mirror is not None else None
+            if account not in (mirror.tracked() if mirror is not None else self.store.tracked()):
                 return self.error(errors.ACCOUNT_NOT_FOUND)
             self.client.watch(name, account)
-            snapshot = self.store.account(account)
+            snapshot = mirror.account(account) if mirror is not None else None
+            if snapshot is None:
+                snapshot = self.store.account(account)
         except (StoreError, RedisError, OSError):
             log.warning("stream: store unavailable while subscribing to %s/%d", name, account, exc_info=True)
             if (name, account) in self.client.channels:
@@ -173,6 +179,7 @@ def stream() -> Response:
     client.push(frames.connected(str(uuid.uuid4())))
     svc.watcher.ensure_started()
     session = Session(client, svc.store, token, authorized)
+    session.mirror = svc.watcher.serving
     if not authorized:
         # Lighter's way: each subscribe carries `auth`. Until one does, the connection holds no slot, and it
         # must do so within WEB_STREAM_AUTH_TIMEOUT_S.
