@@ -167,6 +167,7 @@ def stream() -> Response:
     refusal = admit(conn.remote, not refused)
     if refusal is not None:
         code, error, _, retry = refusal
+        svc.metrics.clients_dropped.labels(reason=error).inc()
         client.close_grace_s = min(client.close_grace_s, REFUSED_GRACE_S)
         if code is CloseCode.UNAUTHORIZED:
             client.push(frames.error(errors.AUTH_INVALID))

@@ -59,6 +59,7 @@ def websocket() -> Response:
     # Everything before `register` costs no slot: an unauthenticated or paced-out client holds nothing here.
     refusal = admit(conn.remote, auth.authorized(svc.settings, request, allow_query=True))
     if refusal is not None:
+        svc.metrics.clients_dropped.labels(reason=refusal[1]).inc()  # unauthorized, too_many_failures, busy
         return _refuse(client, *refusal)
     if hub.full():
         svc.metrics.clients_dropped.labels(reason="full").inc()
