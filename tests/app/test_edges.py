@@ -226,3 +226,44 @@ def _refused_at_once(port: int) -> bool:
         return False
     status, body = json_error(answer)
     return status == 429 and body["status"] == 429
+
+
+def test_handshakes_past_the_admission_rate_get_1013_with_a_retry_hint(file_env):
+    """Admission pacing through the real server: past WEB_WS_ADMIT_PER_ADDRESS_PER_S handshakes in a second, a
+    client gets error{code:"busy", retry_after_s} and close 1013 before any initial sync."""
+    env = {**file_env, "WEB_WS_ADMIT_PER_ADDRESS_PER_S": "3"}
+    Feeder(env).track([1])
+    with run_web(env) as web:
+        outcomes = []
+        for _ in range(8):  # well within one second
+            sock = rawws.handshake(web.port, "/ws")
+            reader = rawws.Reader(sock)
+            first = reader.until_text(lambda m: m["type"] in ("hello", "error"), 5)
+            outcomes.append(first)
+            if first["type"] == "error":
+                assert reader.close_code(5) == (True, 1013)
+            sock.close()
+        busy = [m for m in outcomes if m["type"] == "error"]
+        assert busy and all(m["code"] == "busy" and m["retry_after_s"] == 1 for m in busy), outcomes
+        assert 1 <= sum(m["type"] == "hello" for m in outcomes) <= 6  # 3 per one-second window; at most two windows
+        wait_for(lambda: _hello(web.port), 5, "admission again once the second has passed")
+
+
+def _hello(port: int) -> bool:
+    sock = rawws.handshake(port, "/ws")
+    try:
+        return rawws.Reader(sock).until_text(lambda m: m["type"] in ("hello", "error"), 5)["type"] == "hello"
+    finally:
+        sock.close()
+
+
+def test_every_test_docs_security_names_exists():
+    """docs/security.md names the test that holds each limit: each of them is in the suite."""
+    from tests.paths import DOCS, ROOT
+
+    named = set(re.findall(r"\b(test_\w+)", (DOCS / "security.md").read_text()))
+    defined = set()
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        defined |= set(re.findall(r"^def (test_\w+)", path.read_text(), re.MULTILINE))
+        defined.add(path.stem)
+    assert named and not named - defined, sorted(named - defined)

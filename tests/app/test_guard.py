@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from limits.storage import MemoryStorage
 
 from app.guard import Admission, FailureBudget, Guard, Middleware
-from core.tuning import WebTuning
+from core.env import SettingsError
+from core.tuning import WebTuning, web_from_env
 
 
 def test_an_address_is_blocked_once_its_failures_are_spent_and_others_are_not() -> None:
@@ -58,3 +60,12 @@ def test_the_wsgi_layer_counts_401s_and_answers_a_spent_address_with_json_429() 
     assert status.startswith("429") and int(headers["Retry-After"]) >= 1
     assert json.loads(body)["status"] == 429
     assert _call(app, {**environ, "REMOTE_ADDR": "10.0.0.10"})[0] == "200 OK"
+
+
+@pytest.mark.parametrize("name", ["WEB_WS_BACKLOG_BYTES", "WEB_AUTH_FAILURES", "WEB_AUTH_FAILURE_WINDOW_S",
+                                  "WEB_WS_ADMIT_PER_S", "WEB_WS_ADMIT_PER_ADDRESS_PER_S", "WEB_CONNS_PER_ADDRESS",
+                                  "WEB_HEADER_TIMEOUT_S", "WEB_STREAM_AUTH_TIMEOUT_S"])
+def test_a_bad_edge_setting_stops_the_start_naming_it(name: str) -> None:
+    for bad in ("0", "-1", "abc", "inf"):
+        with pytest.raises(SettingsError, match=name):
+            web_from_env({name: bad})
