@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import gevent
 import orjson
 from flask import Blueprint, Flask, Response, abort, request
 from gevent import get_hub
@@ -187,7 +188,7 @@ def stream() -> Response:
         address, failures = conn.remote, guard().failures
         session.admitted = lambda: _register(client, svc, reading=True)
         session.failed = lambda: failures.fail(address)
-        _deadline(client, session, web.stream_auth_timeout_s)
+        _deadline(client, session, web.stream_auth_timeout_s, lambda: failures.fail(address))
     # From here the connection lives on without this greenlet: frames are handled as they come.
     client.start(session.receive)
     return Response(status=204)
@@ -208,14 +209,16 @@ def _register(client: LighterClient, svc: Services, reading: bool = False) -> bo
     return True
 
 
-def _deadline(client: LighterClient, session: Session, timeout_s: float) -> None:
-    """Close a token-less connection that has not authenticated a subscribe within `timeout_s`."""
+def _deadline(client: LighterClient, session: Session, timeout_s: float, failed: Callable[[], bool]) -> None:
+    """Close a token-less connection that has not authenticated a subscribe within `timeout_s`; it counts as a
+    refused token (`failed`), like a token-less /ws handshake."""
     timer = get_hub().loop.timer(timeout_s)
 
     def expire() -> None:
         timer.close()
         if session.admitted is not None and client.closing is None:
             client.close(CloseCode.POLICY, "authenticate a subscribe first")
+            gevent.spawn(failed)  # a Redis round trip: never in the event loop's own callback
 
     def cancel() -> None:
         timer.stop()

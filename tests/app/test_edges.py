@@ -112,7 +112,8 @@ def test_stream_token_in_a_subscribe_takes_a_slot_then(file_env):
 def test_refused_tokens_spend_a_budget_on_every_route(redis_env):
     """Row 7: wrong tokens on /metrics, REST, /ws and /stream count against one budget per address (in Redis: one
     for both servers); once spent, 429 JSON with Retry-After, and close 1008 on WebSockets, right token included."""
-    env = {**redis_env, "API_TOKEN": TOKEN, "WEB_AUTH_FAILURES": "6", "WEB_AUTH_FAILURE_WINDOW_S": "30"}
+    env = {**redis_env, "API_TOKEN": TOKEN, "WEB_AUTH_FAILURES": "7", "WEB_AUTH_FAILURE_WINDOW_S": "30",
+           "WEB_STREAM_AUTH_TIMEOUT_S": "1"}
     Feeder(env).track([1])
     wrong = {"Authorization": "Bearer wrong-guess"}
     with run_web(env) as a, run_web(env) as b:
@@ -126,7 +127,13 @@ def test_refused_tokens_spend_a_budget_on_every_route(redis_env):
         with open_ws(f"ws://127.0.0.1:{a.port}/stream") as ws:  # a wrong `auth` in a subscribe counts too
             ws.send(json.dumps({"type": "subscribe", "channel": "account_all/1", "auth": "wrong"}))
             assert until(ws, lambda m: m.get("error", {}).get("code") == 20013)
-        # That was the 6th failure: the budget is spent, and the address is refused whatever it presents.
+        with open_ws(f"ws://127.0.0.1:{a.port}/stream") as ws:  # never authenticated: closed at the deadline
+            assert closed_with(ws) == 1008
+        # The right token counts nothing: its 200 turns 429 only when that /stream's refusal is counted.
+        right = {"Authorization": f"Bearer {TOKEN}"}
+        wait_for(lambda: requests.get(a.url + "/metrics", headers=right, timeout=5).status_code == 429, 5,
+                 "the unauthenticated /stream counted as the 7th failure")
+        # That was the 7th failure: the budget is spent, and the address is refused whatever it presents.
         for headers in (wrong, {"Authorization": f"Bearer {TOKEN}"}):
             response = requests.get(a.url + "/metrics", headers=headers, timeout=5)
             assert response.status_code == 429, response.status_code
