@@ -9,7 +9,7 @@ from core.settings import Settings
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app: REST, /ws fan-out, dashboard, limits, metrics, errors; all from `settings` (the web's knobs
     from `settings.web`)."""
-    from app import compat, dashboard, errors, metrics
+    from app import compat, dashboard, errors, guard, metrics
     from app import services as services_module
     from app.compat.stream import Encoder
     from app.feed.mirror import Mirror
@@ -47,5 +47,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     compat.init_app(app)  # Lighter-compatible routes (/api/v1/*, GET / as JSON, /stream): app/compat
     # Polls the mirror can answer never reach Flask.
     app.wsgi_app = Shortcut(app.wsgi_app, built)  # type: ignore[method-assign]  # Flask documents wrapping it
+    guard.init_app(app, limiter.storage, web)  # refused tokens cost budget on every route (app/guard.py)
     limits.trust_proxies(app, settings)  # outermost, so the shortcut's budget sees the client's address too
     return app

@@ -12,6 +12,7 @@ import gevent
 import pytest
 
 from app import create_app
+from app.rest.shortcut import Shortcut
 from app.services import of
 from core.settings import from_env
 from core.store import StoreError
@@ -88,13 +89,16 @@ def test_in_sync_but_tracked_list_unreadable_falls_back(served):
 def _inner_calls(app: Any) -> list[str]:
     """Record each request that gets past the short-circuit into Flask."""
     calls: list[str] = []
-    inner = app.wsgi_app.app
+    shortcut = app.wsgi_app
+    while not isinstance(shortcut, Shortcut):  # under the WSGI layers outside it (app/guard.py's)
+        shortcut = shortcut.app
+    inner = shortcut.app
 
     def spy(environ: dict[str, Any], start_response: Any) -> Any:
         calls.append(environ["PATH_INFO"])
         return inner(environ, start_response)
 
-    app.wsgi_app.app = spy
+    shortcut.app = spy
     return calls
 
 
