@@ -144,6 +144,7 @@ class UpstreamSocket:
             index = account.account_index
             _send(conn, {"type": Control.SUBSCRIBE, "channel": Channel.ACCOUNT_ALL.subscription(index)})
             _send(conn, {"type": Control.SUBSCRIBE, "channel": Channel.USER_STATS.subscription(index)})
+            _send(conn, {"type": Control.SUBSCRIBE, "channel": Channel.ACCOUNT_ALL_TRADES.subscription(index)})
             if account.public_only:
                 continue
             try:
