@@ -110,8 +110,8 @@ def position(row: Row) -> dict[str, Any] | None:
 
 
 def _data(body: AccountBody, name: str) -> Any:
-    section = body.get("sections", {}).get(name) or {}
-    return section.get("data")
+    section = body.get("sections", {}).get(name)
+    return None if section is None else section.get("data")
 
 
 def _rows(body: AccountBody, name: str) -> list[Row] | None:
