@@ -6,7 +6,8 @@ passed in. Which Lighter field each figure comes from is documented in docs/api.
 
 Rules:
 - Money is summed as `Decimal`, never float, and served as a string with the exponent it naturally has.
-- Ratios (margin usage %, leverage, liquidation distance %) are rounded half-even to RATIO_PLACES decimals.
+- Ratios (margin usage %, leverage, liquidation distance %) are rounded half-even to RATIO_PLACES decimals,
+  margins (notional × initial margin fraction) to USDC_PLACES like Lighter's USDC amounts.
 - Unknown is None, never 0: a figure whose input is missing is None, and a total over an account where it is
   None is None too (a partial sum would understate the book).
 - Freshness propagates: the total is stale when any account is, and its age is the oldest account's age.
@@ -22,6 +23,9 @@ from core.snapshot import AccountBody, Row
 
 RATIO_PLACES = 2
 _RATIO_QUANTUM = Decimal(1).scaleb(-RATIO_PLACES)
+# Lighter quotes USDC amounts with 6 decimals: a product (margin = notional × IMF) is rounded to that.
+USDC_PLACES = 6
+_USDC_QUANTUM = Decimal(1).scaleb(-USDC_PLACES)
 _HUNDRED = Decimal(100)
 # account_all_trades volume fields (numbers upstream) and the names we serve them under.
 VOLUME_FIELDS = {"daily_volume": "volume_24h", "weekly_volume": "volume_7d", "monthly_volume": "volume_30d",
@@ -95,7 +99,9 @@ def position(row: Row) -> dict[str, Any] | None:
         gap = mark - liquidation if side == "long" else liquidation - mark
         distance = ratio(gap, mark, _HUNDRED)
     imf = dec(row.get("initial_margin_fraction"))
-    margin = notional * imf / _HUNDRED if notional is not None and imf is not None else None
+    margin = None
+    if notional is not None and imf is not None:
+        margin = (notional * imf / _HUNDRED).quantize(_USDC_QUANTUM, rounding=ROUND_HALF_EVEN)
     price_places = places(row.get("avg_entry_price"))
     if mark is not None and price_places is not None:
         mark = mark.quantize(Decimal(1).scaleb(-price_places), rounding=ROUND_HALF_EVEN)
