@@ -69,3 +69,12 @@ def test_tiers_give_requests_per_minute():
     assert from_env({"UPSTREAM_TIER": "premium"}).requests_per_minute_per_egress == 80
     assert from_env({"UPSTREAM_TIER": "unlimited"}).requests_per_minute_per_egress is None
     assert from_env({"UPSTREAM_REQUESTS_PER_MINUTE": "30"}).requests_per_minute_per_egress == 30
+
+
+def test_accounts_keep_configuration_order_within_a_group():
+    from core.settings import from_env
+
+    env = {"Lighter_2_zeta_Account_Index": "5", "Lighter_1_main_Account_Index": "3",
+           "Lighter_1_hedge_Account_Index": "4", "Lighter_1_alpha_Account_Index": "9"}
+    assert [(a.group, a.name) for a in from_env(env).accounts] == [(1, "main"), (1, "hedge"), (1, "alpha"),
+                                                                    (2, "zeta")]

@@ -1,0 +1,71 @@
+"""The trader's resources: /api/portfolio and the per-kind views (positions, orders, trades), each a conditional
+`Resource` (body + ETag) for the one 200/304 builder (app/rest/conditional.py). The arithmetic is core/portfolio's.
+
+ETags come from the accounts' seqs and staleness, like /api/accounts': every figure here is derived from the
+snapshots, so an unchanged seq (and staleness) means an unchanged body.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from app.rest.conditional import Resource
+from app.status import account_body, list_etag
+from core import portfolio
+from core.settings import Settings
+from core.snapshot import AccountBody, Snapshot, now_ms
+
+KINDS = ("positions", "orders", "trades")
+RECENT_FILLS = 20  # fills across accounts in the portfolio body (the dashboard's "recent fills")
+
+
+def labels(snapshots: list[Snapshot], settings: Settings) -> dict[int, portfolio.Label]:
+    """Each account's name and group: the worker writes them on the snapshot; the web's own settings (the same
+    environment) answer for snapshots written before names were stored."""
+    out: dict[int, portfolio.Label] = {}
+    for snapshot in snapshots:
+        index = snapshot["account_index"]
+        configured = settings.account(index)
+        name = snapshot.get("name") or (configured.name if configured else None)
+        group = snapshot.get("group")
+        if group is None and configured is not None:
+            group = configured.group
+        out[index] = portfolio.Label(name, group)
+    return out
+
+
+def _bodies(snapshots: list[Snapshot], ttl_s: float) -> list[AccountBody]:
+    return [account_body(s, ttl_s) for s in snapshots]
+
+
+def portfolio_resource(snapshots: list[Snapshot], settings: Settings) -> Resource:
+    """GET /api/portfolio: per account and in total, plus the newest fills across accounts."""
+    bodies = _bodies(snapshots, settings.cache_ttl)
+    names = labels(snapshots, settings)
+    body = portfolio.portfolio(bodies, names, now_ms())
+    body["recent_fills"] = portfolio.fills(bodies, names, RECENT_FILLS)
+    return Resource(body, "portfolio-" + list_etag(bodies))
+
+
+def kind_body(body: AccountBody, kind: str, label: portfolio.Label) -> dict[str, Any]:
+    """One account's section of one kind, with the account's identity and the section's freshness."""
+    section = body["sections"].get(kind) or {"source": None, "as_of": None, "data": None, "error": None,
+                                             "age_ms": None, "stale": True}
+    return {"account_index": body["account_index"], "name": label.name, "group": label.group,
+            "seq": body.get("seq"), "public_only": body.get("public_only"), "kind": kind, **section}
+
+
+def kind_resource(snapshot: Snapshot, kind: str, settings: Settings) -> Resource:
+    """GET /api/accounts/<index>/<kind>."""
+    body = account_body(snapshot, settings.cache_ttl)
+    out = kind_body(body, kind, labels([snapshot], settings)[snapshot["account_index"]])
+    return Resource(out, f"{kind}-{body.get('seq', 0)}{'-stale' if out['stale'] else ''}")
+
+
+def kinds_resource(snapshots: list[Snapshot], kind: str, settings: Settings) -> Resource:
+    """GET /api/<kind>: that section of every tracked account, in configuration order."""
+    bodies = _bodies(snapshots, settings.cache_ttl)
+    names = labels(snapshots, settings)
+    accounts = [kind_body(b, kind, names[b["account_index"]]) for b in bodies]
+    stale = any(a["stale"] for a in accounts)
+    return Resource({"kind": kind, "server_time": now_ms(), "accounts": accounts},
+                    f"{kind}-{list_etag(bodies)}{'-stale' if stale else ''}")
