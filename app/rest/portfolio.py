@@ -37,12 +37,22 @@ def _bodies(snapshots: list[Snapshot], ttl_s: float) -> list[AccountBody]:
     return [account_body(s, ttl_s) for s in snapshots]
 
 
-def portfolio_resource(snapshots: list[Snapshot], settings: Settings) -> Resource:
-    """GET /api/portfolio: per account and in total, plus the newest fills across accounts."""
+def _portfolio(snapshots: list[Snapshot], settings: Settings) -> tuple[dict[str, Any], list[AccountBody]]:
     bodies = _bodies(snapshots, settings.cache_ttl)
     names = labels(snapshots, settings)
     body = portfolio.portfolio(bodies, names, now_ms())
     body["recent_fills"] = portfolio.fills(bodies, names, RECENT_FILLS)
+    return body, bodies
+
+
+def portfolio_body(snapshots: list[Snapshot], settings: Settings) -> dict[str, Any]:
+    """The /api/portfolio body (also the /ws `portfolio` message)."""
+    return _portfolio(snapshots, settings)[0]
+
+
+def portfolio_resource(snapshots: list[Snapshot], settings: Settings) -> Resource:
+    """GET /api/portfolio: per account and in total, plus the newest fills across accounts."""
+    body, bodies = _portfolio(snapshots, settings)
     return Resource(body, "portfolio-" + list_etag(bodies))
 
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from core.snapshot import new_snapshot, now_ms
-from tests.app.conftest import Feeder
+from tests.app.conftest import Feeder, open_ws, until
 from tests.fixtures.web import run_web
 from tests.waiting import wait_for
 
@@ -133,3 +133,48 @@ def test_bad_kind_routes_are_json_errors(served, path, status):
     response = get(web.url, path)
     assert response.status_code == status and response.json()["status"] == status and response.json()["message"]
 
+
+
+def _without_clock(body: dict) -> dict:
+    """A portfolio minus what moves with the clock alone (server_time, ages)."""
+    out = {**body, "server_time": None, "total": {**body["total"], "age_ms": None}}
+    out["accounts"] = [{**a, "age_ms": None} for a in body["accounts"]]
+    return out
+
+
+def test_ws_portfolio_subscription_pushes_what_rest_serves(served):
+    web, feeder = served
+    with open_ws(web.ws_url + "?portfolio=1") as ws:
+        first = until(ws, lambda m: m["type"] == "portfolio")["portfolio"]
+        assert _without_clock(first) == _without_clock(get(web.url, "/api/portfolio").json())
+        seq = put(feeder, 11, "main", [{**POS_11[0], "unrealized_pnl": "7.000000"}])
+        pushed = until(ws, lambda m: m["type"] == "portfolio"
+                       and max(a["seq"] for a in m["portfolio"]["accounts"]) >= seq)["portfolio"]
+        assert Decimal(pushed["total"]["unrealized_pnl"]) == Decimal("-43")  # 7 - 50
+        assert _without_clock(pushed) == _without_clock(portfolio_at(web.url, seq))
+    with open_ws(web.ws_url) as plain:  # not asked for: never sent
+        assert until(plain, lambda m: m["type"] == "status")
+        with pytest.raises(TimeoutError):
+            until(plain, lambda m: m["type"] == "portfolio", deadline_s=1.5)
+
+
+def test_ws_portfolio_turns_stale_with_time_alone(tmp_path):
+    env = {"CACHE_DIR": str(tmp_path / "store"), "CACHE_TTL": "2"}
+    feeder = Feeder(env)
+    feeder.store.set_tracked([11])
+    put(feeder, 11, "main", POS_11)
+    feeder.status()
+    with run_web(env) as web, open_ws(web.ws_url + "?portfolio=1") as ws:
+        seq = put(feeder, 11, "main", POS_11)  # fresh now; the web started after CACHE_TTL may have passed
+        fresh = until(ws, lambda m: m["type"] == "portfolio" and m["portfolio"]["accounts"][0]["seq"] == seq)
+        assert fresh["portfolio"]["total"]["stale"] is False
+        # No write: the account ages past CACHE_TTL and a push says so.
+        stale = until(ws, lambda m: m["type"] == "portfolio" and m["portfolio"]["total"]["stale"], 10)
+        assert stale["portfolio"]["total"]["stale_accounts"] == [11]
+
+
+def test_ws_portfolio_flag_is_checked(served):
+    web, _ = served
+    with open_ws(web.ws_url + "?portfolio=yes") as ws:
+        message = until(ws, lambda m: m["type"] == "error")
+        assert message["code"] == "bad_query" and "portfolio" in message["message"]
