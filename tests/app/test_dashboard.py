@@ -145,6 +145,9 @@ def test_dashboard_for_the_trader(browser, tmp_path):
                                timeout=15_000)
         assert page.evaluate("state.portfolio.total.margin_used") != before_margin
         worker.wait_for(lambda: totals_match_api(page, web.url), timeout=20, message="totals after the trade")
+        # The worker took the volumes from account_all_trades: the trade counts in the 24 h volume.
+        main_figures = requests.get(f"{web.url}/api/portfolio", timeout=5).json()["accounts"][0]
+        assert Decimal(main_figures["volume_24h"]) >= 1000  # 0.5 ETH at the simulator's ~3,150
         # The page rebuilt from patches what REST serves at that seq.
         assert patch_frames
 
