@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from app.rest.portfolio import portfolio_body
+from app.status import account_body
 from app.ws import messages, transport
 from app.ws.clients import Client
 from core.settings import Settings
@@ -20,6 +21,8 @@ from core.snapshot import Snapshot
 
 # At most one push per this many seconds (the latest state always goes out: a pending push waits for the tick).
 PORTFOLIO_MIN_INTERVAL_S = 0.25
+# How often a quiet feed is checked for accounts turning stale with time (ticks come every watcher wake-up).
+STALE_CHECK_S = 0.5
 
 
 class PortfolioFeed:
@@ -32,6 +35,7 @@ class PortfolioFeed:
         self._pending = False
         self._sent_at = float("-inf")
         self._stale: tuple[bool, ...] | None = None
+        self._checked_at = float("-inf")
 
     def add(self, client: Client) -> None:
         """Subscribe `client` and send it the portfolio now."""
@@ -48,11 +52,12 @@ class PortfolioFeed:
     def on_tick(self) -> None:
         if not self.clients:
             return
-        if not self._pending:
+        now = self.clock()
+        if not self._pending and now - self._checked_at >= STALE_CHECK_S:
             # Nothing changed: push only when time alone moved an account into (or out of) staleness.
-            body = portfolio_body(self.accounts(), self.settings)
-            stale = tuple(a["stale"] for a in body["accounts"])
-            self._pending = stale != self._stale
+            self._checked_at = now
+            ttl = self.settings.cache_ttl
+            self._pending = tuple(account_body(s, ttl)["stale"] for s in self.accounts()) != self._stale
         self._flush()
 
     def _flush(self) -> None:
