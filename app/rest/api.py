@@ -17,7 +17,7 @@ from app.rest.reader import NotPopulated, NotTracked
 from app.services import services
 from app.status import worker_view
 from core.settings import MAX_ACCOUNT_INDEX
-from core.snapshot import now_ms
+from core.snapshot import Snapshot, now_ms
 
 log = logging.getLogger(__name__)
 api = Blueprint("api", __name__, url_prefix="/api")
@@ -53,7 +53,7 @@ def _kind() -> str:
     return str(kind)
 
 
-def _tracked_account() -> Any:
+def _tracked_account() -> Snapshot:
     """The snapshot of the account the URL names, or the 400/404/503 saying why there is none."""
     index = parse_index((request.view_args or {})["index"])
     found = services().reader.account(index)
