@@ -222,5 +222,10 @@ def fills(bodies: list[AccountBody], labels: Mapping[int, Label], limit: int) ->
                         "side": side, "size": trade.get("size"), "price": trade.get("price"),
                         "usd_amount": trade.get("usd_amount"), "timestamp": trade.get("timestamp"),
                         "trade_id": trade.get("trade_id_str") or str(trade.get("trade_id"))})
-    out.sort(key=lambda f: (f["timestamp"] or 0, f["trade_id"] or ""), reverse=True)
+    out.sort(key=fill_order, reverse=True)
     return out[:limit]
+
+
+def fill_order(fill: dict[str, Any]) -> tuple[int, str]:
+    """Newest last: by timestamp, then trade id (as text, the same for every account's copy of one trade)."""
+    return fill["timestamp"] or 0, fill["trade_id"] or ""

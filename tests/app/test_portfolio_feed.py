@@ -27,9 +27,14 @@ class Recorder:
         self.closers.append(callback)
 
 
+_seq = [0]
+
+
 def _snapshot(index: int, as_of: int, equity: str) -> Snapshot:
+    """A new version of the account, as the worker writes it: the next seq."""
+    _seq[0] += 1
     snap = new_snapshot(index, public_only=True, name="main", group=1)
-    snap["as_of"] = as_of
+    snap.update(as_of=as_of, seq=_seq[0], written_at=now_ms())
     snap["sections"]["summary"].update(source="ws", as_of=as_of, data={"total_asset_value": equity})
     snap["sections"]["positions"].update(source="ws", as_of=as_of, data=[])
     return snap

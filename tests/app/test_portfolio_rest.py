@@ -108,7 +108,8 @@ def test_a_stale_account_makes_the_total_stale_with_its_age(served):
         assert total["stale"] is True and total["stale_accounts"] == [22] and total["age_ms"] >= 600_000
         assert get(web.url, "/api/portfolio").headers["ETag"].endswith('-stale"')
     finally:
-        put(feeder, 22, None, POS_22)
+        fresh = put(feeder, 22, None, POS_22)
+        portfolio_at(web.url, fresh)  # the next tests start from a fresh book
 
 
 @pytest.mark.parametrize("kind", ["positions", "orders", "trades"])
