@@ -51,7 +51,7 @@ def _account(body: AccountBody, label: portfolio.Label) -> tuple[dict[str, Any],
     if held is None or held[0] != key:
         held = _figures[index] = (key, portfolio.account(body, label), portfolio.fills([body], {index: label},
                                                                                           RECENT_FILLS))
-    figures = {**held[1], "stale": body["stale"], "age_ms": body["age_ms"]}
+    figures = {**held[1], "stale": body["stale"], "age_ms": body["age_ms"], "as_of": body.get("as_of")}
     return figures, held[2]
 
 

@@ -78,3 +78,19 @@ def test_throttled_pushes_and_staleness_with_time_alone() -> None:
     clock[0] += 1
     feed.on_tick()
     assert len(client.frames) == 4
+
+
+def test_figures_are_recomputed_for_a_new_version_only() -> None:
+    """Figures are cached per account version: a store reset restarts seqs, and `written_at` tells the two apart."""
+    from app.rest.portfolio import portfolio_body
+
+    settings = Settings(cache_ttl=5.0)
+    first = _snapshot(8, now_ms(), "10")
+    first.update(seq=5, written_at=1)
+    assert portfolio_body([first], settings)["total"]["equity"] == "10"
+    reset = _snapshot(8, now_ms(), "20")
+    reset.update(seq=5, written_at=2)   # the same seq after a reset, another write
+    assert portfolio_body([reset], settings)["total"]["equity"] == "20"
+    aged = {**reset, "as_of": now_ms() - 60_000}  # the same version read later: only freshness moves
+    body = portfolio_body([aged], settings)
+    assert body["total"]["equity"] == "20" and body["accounts"][0]["stale"] is True
