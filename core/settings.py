@@ -189,7 +189,8 @@ def _accounts(env: Mapping[str, str]) -> tuple[Account, ...]:
         if match and match.group(2).upper() != "PROXY":
             fields.setdefault((int(match.group(1)), match.group(2)), {})[match.group(3)] = value.strip()
     accounts: list[Account] = []
-    # Configuration order: by group, then as the variables come (a .env file's order, which dotenv keeps).
+    # Configuration order: by group, then as the variables appear (a stable sort keeps the environment's order;
+    # `.env` files load top to bottom), never alphabetically by name.
     for (group, ident), values in sorted(fields.items(), key=lambda item: item[0][0]):
         prefix = f"Lighter_{group}_{ident}_"
         if not values.get("Account_Index"):

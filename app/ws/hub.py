@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.feed.mirror import Mirror
 from app.metrics import Metrics
@@ -21,6 +21,9 @@ from app.ws.codes import CloseCode
 from core.snapshot import Snapshot
 from core.store import Change, Store
 from core.tuning import WebTuning
+
+if TYPE_CHECKING:
+    from app.ws.portfolio import PortfolioFeed
 
 log = logging.getLogger(__name__)
 # An encoded snapshot frame is shared by the clients that sync within this long: a connect burst encodes each
@@ -55,6 +58,7 @@ class Hub:
         self._riders: list[bytes] = []
         self._heartbeat_riding = False
         self._snapshot_frames: dict[tuple[int, bool], tuple[Snapshot, float, bytes]] = {}
+        self.portfolio: PortfolioFeed | None = None  # the `portfolio` subscription (app/ws/portfolio.py)
 
     # -- clients -----------------------------------------------------------------------------------------------
     def full(self) -> bool:
@@ -164,6 +168,8 @@ class Hub:
                 client.offer_many(items, riders)
         self.seq = items[-1].seq
         self.metrics.changes.inc(len(items))
+        if self.portfolio is not None:
+            self.portfolio.on_changes()
 
     def _encode(self, change: Change) -> Outgoing:
         """Both forms of one change, each encoded once: the full update, and a patch against the account as
@@ -201,6 +207,8 @@ class Hub:
             riders = self._take_riders()
             if riders is not None:
                 self._broadcast(riders)
+        if self.portfolio is not None:
+            self.portfolio.on_tick()
 
     def on_outage(self) -> None:
         """The store is unreachable: say so to everyone now; the next status read after it is back is pushed."""

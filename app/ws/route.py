@@ -38,6 +38,12 @@ def _updates(raw: str | None) -> str:
     raise ValueError("updates must be 'full' or 'patch'")
 
 
+def _flag(raw: str | None, name: str) -> bool:
+    if raw in (None, "", "0", "1"):
+        return raw == "1"
+    raise ValueError(f"{name} must be 0 or 1")
+
+
 def _query_accounts(raw: str | None) -> set[int] | None:
     if not raw:
         return None
@@ -69,6 +75,7 @@ def websocket() -> Response:
         since = _since(request.args.get("since"))
         client.accounts = _query_accounts(request.args.get("accounts"))
         updates = _updates(request.args.get("updates"))
+        wants_portfolio = _flag(request.args.get("portfolio"), "portfolio")
     except ValueError as exc:
         return _refuse(client, CloseCode.POLICY, "bad_query", str(exc))
     hub.register(client)
@@ -82,6 +89,8 @@ def websocket() -> Response:
         client.send(transport.frame_text(messages.hello(tracked, hub.heartbeat_s, MAX_MESSAGE, subscribed, updates)))
         hub.sync(client, tracked, since, mirror)
         client.send(hub.status_frame())
+        if wants_portfolio and hub.portfolio is not None:
+            hub.portfolio.add(client)
     except Exception:  # the store went away mid-sync: the client reconnects (with `since`) like after any drop
         log.warning("ws %s: initial sync failed", conn.remote, exc_info=True)
         client.refuse(CloseCode.INTERNAL_ERROR, "store unavailable", flush=False)

@@ -154,6 +154,7 @@ def test_settings_read_are_known_without_a_list_by_hand():
 
 
 def test_accounts_keep_configuration_order_within_a_group():
-    s = from_env({"Lighter_2_z_Account_Index": "3", "Lighter_1_main_Account_Index": "1",
-                  "Lighter_1_hedge_Account_Index": "2"})
-    assert [a.name for a in s.accounts] == ["main", "hedge", "z"]
+    env = {"Lighter_2_zeta_Account_Index": "5", "Lighter_1_main_Account_Index": "3",
+           "Lighter_1_hedge_Account_Index": "4", "Lighter_1_alpha_Account_Index": "9"}
+    assert [(a.group, a.name) for a in from_env(env).accounts] == [(1, "main"), (1, "hedge"), (1, "alpha"),
+                                                                    (2, "zeta")]
