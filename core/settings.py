@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
 from core.env import Secret, SettingsError, int_value, number, optional_int
+from core.history.config import HistorySettings, history_from_env
 from core.tuning import WebTuning, WorkerTuning, web_from_env, worker_from_env
 
 MAINNET_BASE_URL = "https://mainnet.zklighter.elliot.ai"
@@ -85,6 +86,7 @@ class Settings:
     port: int = 5000
     worker: WorkerTuning = field(default_factory=WorkerTuning)
     web: WebTuning = field(default_factory=WebTuning)
+    history: HistorySettings = field(default_factory=HistorySettings)  # DATABASE_URL, HISTORY_* (docs/history.md)
 
     @property
     def requests_per_minute_per_egress(self) -> int | None:
@@ -106,6 +108,7 @@ class Settings:
         values = [a.private_key.reveal() for a in self.accounts if a.private_key]
         values += [p.password.reveal() for group in self.proxies.values() for p in group if p.password]
         values += [s.reveal() for s in (self.api_token, self.redis_url) if s]
+        values += self.history.secrets()
         return values
 
 
@@ -155,6 +158,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         port=int(number(env, "PORT", 5000, minimum=1, integer=True)),
         worker=worker_from_env(env),
         web=web_from_env(env),
+        history=history_from_env(env),
     )
 
 

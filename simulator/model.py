@@ -30,6 +30,7 @@ class Fill:
     account_index: int
     block_height: int
     timestamp_ms: int
+    realized_pnl: Decimal = Decimal(0)  # what this fill realized for the account (the trades endpoint reports it)
 
 
 @dataclass
@@ -185,7 +186,7 @@ class Model:
         if size <= 0:
             return
         spec = MARKETS_BY_ID[order.market_id]
-        apply_fill(acct, spec, order.is_ask, size, order.price)
+        realized = apply_fill(acct, spec, order.is_ask, size, order.price)
         order.filled += size
         order.filled_quote += (size * order.price).quantize(Decimal("0.000001"))
         order.updated_ms = now_ms
@@ -193,7 +194,7 @@ class Model:
             order.status = "filled"
         acct.transaction_time_us = now_ms * 1000
         fill = Fill(self.next_trade_id, order.market_id, order.is_ask, size, order.price,
-                    order.order_index, acct.index, self.block_height, now_ms)
+                    order.order_index, acct.index, self.block_height, now_ms, realized)
         self.next_trade_id += 1
         ch.order_changed(acct.index, order)
         ch.fills.setdefault(acct.index, []).append(fill)
