@@ -15,6 +15,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.feed.mirror import Mirror
     from app.feed.watcher import Watcher
     from app.rest import api, limits
+    from app.rest import history as rest_history
     from app.rest.reader import Reader
     from app.rest.shortcut import Shortcut
     from app.status import StatusCache
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         stream_encoder=Encoder())
     services_module.init_app(app, built)
     api.init_app(app)
+    rest_history.init_app(app, settings, limiter)  # /api/accounts/<i>/fills, equity, events (app/rest/history.py)
     ws.init_app(app)
     dashboard.init_app(app)
     compat.init_app(app)  # Lighter-compatible routes (/api/v1/*, GET / as JSON, /stream): app/compat
