@@ -12,7 +12,10 @@ from core.history.db import HistoryDB
 def database_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'history.sqlite3'}"
-    url: str = request.getfixturevalue("postgres_url")
+    server = request.getfixturevalue("postgres_server")  # session-scoped: usable from any fixture scope
+    if server.proc is None or server.proc.poll() is not None:
+        server.start()
+    url: str = server.create_database()
     return url
 
 
