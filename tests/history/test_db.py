@@ -62,7 +62,8 @@ def test_equity_buckets_are_first_min_max_last_of_each_bucket(history_db: Histor
                       + [sample(2000, "999", account=8)]})
     points = history_db.equity_buckets(7, 0, 10_000, 3000)
     assert [(p["ts"], p["first"], p["min"], p["max"], p["last"], p["samples"]) for p in points] == [
-        (0, "10.5", 10.5, 12.25, "12.25", 2), (3000, "9.75", 9.75, 20.0, "20.0", 3), (6000, "19.5", 19.5, 19.5, "19.5", 1)]
+        (0, "10.5", 10.5, 12.25, "12.25", 2), (3000, "9.75", 9.75, 20.0, "20.0", 3),
+        (6000, "19.5", 19.5, 19.5, "19.5", 1)]
 
 
 def test_retention_deletes_old_rows_and_downsamples_old_equity_to_one_per_minute(history_db: HistoryDB) -> None:

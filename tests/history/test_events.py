@@ -105,7 +105,8 @@ def test_portfolio_sample_is_the_exact_decimal_sum() -> None:
     rows = [{"equity": "0.1", "collateral": "0.1", "upnl": "0"}, {"equity": "0.2", "collateral": "0.2", "upnl": "1"}]
     total = events.portfolio_sample(rows, PORTFOLIO, 9)
     assert total is not None
-    assert (total["account_index"], total["equity"], total["collateral"], total["upnl"]) == (PORTFOLIO, "0.3", "0.3", "1")
+    assert (total["account_index"], total["equity"], total["collateral"], total["upnl"]) == \
+        (PORTFOLIO, "0.3", "0.3", "1")
     assert events.portfolio_sample([], PORTFOLIO, 9) is None
 
 
