@@ -24,6 +24,7 @@ class HistorySettings:
     outbox_bytes: int = 64 * 1024 * 1024      # ...and their encoded size; past either bound the oldest are dropped
     flush_every_s: float = 0.5                # how often queued rows are written in one transaction
     backfill_pages: int = 20                  # at most this many trades pages (100 fills each) per account per run
+    stats_s: float = 30.0                     # row counts and database size in the status, refreshed this often
     backfill_s: float = 300.0                 # backfill runs at start, on taking the writer role, and this often
 
     @property
@@ -68,6 +69,7 @@ def history_from_env(env: Mapping[str, str]) -> HistorySettings:
         flush_every_s=number(env, "HISTORY_FLUSH_S", 0.5, minimum=0.01),
         backfill_pages=int(number(env, "HISTORY_BACKFILL_PAGES", 20, minimum=0, integer=True)),
         backfill_s=number(env, "HISTORY_BACKFILL_S", 300.0, minimum=1.0),
+        stats_s=number(env, "HISTORY_STATS_S", 30.0, minimum=0.1),
     )
     if settings.downsample_after_days > settings.retention_days:
         raise SettingsError("HISTORY_DOWNSAMPLE_AFTER_DAYS must not exceed HISTORY_RETENTION_DAYS")

@@ -8,6 +8,7 @@ ticking during a slow query.
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -64,10 +65,20 @@ class HistoryDB:
     # -- threading --------------------------------------------------------------------------------------------
     def offload(self, func_: Callable[..., T], *args: Any) -> T:
         """Run blocking database work without blocking the gevent hub (see the module docstring)."""
-        if self.dialect == "sqlite":
-            result: T = gevent.get_hub().threadpool.apply(func_, args)
-            return result
-        return func_(*args)
+        if self.dialect != "sqlite":
+            return func_(*args)
+
+        def guarded() -> tuple[bool, Any]:
+            # Errors travel back as values: gevent's threadpool would also print each one's traceback.
+            try:
+                return True, func_(*args)
+            except Exception as exc:  # noqa: BLE001 - re-raised in the calling greenlet just below
+                return False, exc
+        ok, value = gevent.get_hub().threadpool.apply(guarded)
+        if not ok:
+            raise value
+        result: T = value
+        return result
 
     def close(self) -> None:
         self.engine.dispose()
@@ -81,6 +92,7 @@ class HistoryDB:
         from alembic import command
         from alembic.config import Config
 
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin, every start
         config = Config()
         config.set_main_option("script_location", str(ALEMBIC_DIR))
         with self.engine.begin() as conn:
@@ -173,7 +185,7 @@ class HistoryDB:
 
     def _stats(self) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            rows = {name: int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
+            rows = {str(name): int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
                     for name, table in TABLES.items()}
             if self.dialect == "sqlite":
                 size = int(conn.execute(text("PRAGMA page_count")).scalar() or 0) \

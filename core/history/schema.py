@@ -86,4 +86,4 @@ funding_payments = Table(
     Column("total_paid_out", String(40), nullable=False),
 )
 
-TABLES = {t.name: t for t in (fills, position_events, order_events, equity_samples, funding_payments)}
+TABLES = {str(t.name): t for t in (fills, position_events, order_events, equity_samples, funding_payments)}

@@ -26,7 +26,6 @@ from worker.history.outbox import Outbox
 log = logging.getLogger(__name__)
 BATCH_ROWS = 5_000          # rows per transaction
 RETENTION_EVERY_S = 3600.0  # retention and downsampling run this often
-STATS_EVERY_S = 30.0        # row counts and database size for the status record
 FINAL_FLUSH_S = 1.5         # on stop, what is queued gets this long to reach the database
 DAY_MS = 86_400_000
 
@@ -166,7 +165,7 @@ class HistoryRecorder:
         self._next_try = self._clock() + self._retry.next_delay()
 
     def housekeeping(self, now: int) -> None:
-        """Retention/downsampling hourly, stats every STATS_EVERY_S; only while the database works."""
+        """Retention/downsampling hourly, stats every HISTORY_STATS_S; only while the database works."""
         if not self.healthy:
             return
         try:
@@ -177,7 +176,7 @@ class HistoryRecorder:
                 self._next_retention = self._clock() + RETENTION_EVERY_S
             if self._clock() >= self._next_stats:
                 self.db_stats = self.db.stats()
-                self._next_stats = self._clock() + STATS_EVERY_S
+                self._next_stats = self._clock() + self.settings.stats_s
         except DB_ERRORS as exc:
             self._failed(exc)
 
