@@ -20,8 +20,8 @@ MARKET = 0
 
 def env_for(sim: RunningSimulator, tmp_path: Path, database_url: str, **overrides: str) -> dict[str, str]:
     return worker_env_for(sim, {"CACHE_DIR": str(tmp_path / "store")}, accounts=1, UPSTREAM_TIER="unlimited",
-                          DATABASE_URL=database_url, HISTORY_FLUSH_S="0.05", HISTORY_SAMPLE_S="0.5", HISTORY_STATS_S="0.5",
-                          **overrides)
+                          DATABASE_URL=database_url, HISTORY_FLUSH_S="0.05", HISTORY_SAMPLE_S="0.5",
+                          HISTORY_STATS_S="0.5", **overrides)
 
 
 def fills(db: HistoryDB, account: int) -> list[dict[str, Any]]:
@@ -53,7 +53,8 @@ def test_fills_made_while_stopped_are_backfilled_exactly_once(simulator: Running
                         message="the overlap refetched (and skipped) the stored fills")
     stored = fills(db, account)
     assert len({f["trade_id"] for f in stored}) == 7 and {f["source"] for f in stored} == {"backfill"}
-    assert [f["side"] for f in sorted(stored, key=lambda f: f["trade_id"])] == ["buy", "sell", "buy", "buy", "sell", "buy", "sell"]
+    sides = [f["side"] for f in sorted(stored, key=lambda f: f["trade_id"])]
+    assert sides == ["buy", "sell", "buy", "buy", "sell", "buy", "sell"]
 
 
 def test_live_fills_samples_and_order_events(simulator: RunningSimulator, tmp_path: Path) -> None:
