@@ -23,10 +23,14 @@ def example_values() -> dict[str, str]:
 
 
 def settings_variables() -> set[str]:
-    """Names core/settings.py reads: env.get("NAME"), env["NAME"] and helper(env, "NAME", ...)."""
-    tree = ast.parse(Path(settings_module.__file__).read_text())
+    """Names core/settings.py (and core/history/config.py, which it calls) read: env.get("NAME"), env["NAME"] and
+    helper(env, "NAME", ...)."""
+    from core.history import config as history_config
+
     names: set[str] = set()
-    for node in ast.walk(tree):
+    nodes = [node for module in (settings_module, history_config)
+             for node in ast.walk(ast.parse(Path(module.__file__ or "").read_text()))]
+    for node in nodes:
         if isinstance(node, ast.Call):
             args = node.args
             env_at = [i for i, a in enumerate(args) if isinstance(a, ast.Name) and a.id == "env"]
