@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import fanout, freshness, machine, memory, report, rest, upstream
+from bench import fanout, freshness, history, machine, memory, report, rest, upstream
 
-PARTS = ("fanout", "rest", "freshness", "upstream", "memory")
+PARTS = ("fanout", "rest", "freshness", "upstream", "memory", "history")
 
 
 def configs(quick: bool, store: str) -> dict[str, Any]:
@@ -27,15 +27,16 @@ def configs(quick: bool, store: str) -> dict[str, Any]:
                 "rest": rest.RestConfig(seconds=2, runs=1, connections=10, store=store, also_stores=()),
                 "freshness": freshness.FreshnessConfig(trials=5, background_clients=(0, 20), store=store),
                 "upstream": upstream.UpstreamConfig(window_s=5, settle_s=2, clients=20, store=store),
-                "memory": memory.MemoryConfig(sizes=(50, 100), settle_s=0.5, store="file")}
+                "memory": memory.MemoryConfig(sizes=(50, 100), settle_s=0.5, store="file"), "history": history.QUICK}
     return {"fanout": fanout.FanoutConfig(store=store), "rest": rest.RestConfig(seconds=6, store=store),
             "freshness": freshness.FreshnessConfig(store=store), "upstream": upstream.UpstreamConfig(store=store),
-            "memory": memory.MemoryConfig(store="file")}  # per-client RSS does not depend on the store; the file
-    # store lets 10,000 clients connect in ~30 s (with Redis the web accepts ~80 initial syncs/s here)
+            "memory": memory.MemoryConfig(store="file"),  # per-client RSS does not depend on the store; the file
+            # store lets 10,000 clients connect in ~30 s (with Redis the web accepts ~80 initial syncs/s here)
+            "history": history.HistoryConfig()}
 
 
 RUNNERS: dict[str, Callable] = {"fanout": fanout.run, "rest": rest.run, "freshness": freshness.run,
-                                "upstream": upstream.run, "memory": memory.run}
+                                "upstream": upstream.run, "memory": memory.run, "history": history.run}
 
 
 def log(message: str) -> None:

@@ -1,7 +1,8 @@
 """Database access for history: the engine, migrations, batched idempotent writes, paged reads, retention.
 
-gevent: SQLite's driver (pysqlite, C) blocks the calling thread for the whole query, so every SQLite call runs in
-gevent's threadpool (`offload`), each on its own connection (NullPool: nothing is shared between threads). psycopg 3
+gevent: SQLite's driver (pysqlite, C) blocks the calling thread for the whole query, so every SQLite call runs on
+one dedicated native thread (a gevent ThreadPool of size 1, `offload`) with one long-lived connection: the calling
+greenlet waits, the hub does not. psycopg 3
 waits cooperatively under gevent since 3.1.14 (it detects gevent's monkey-patching), so PostgreSQL calls run on the
 calling greenlet with a normal connection pool. tests/history/test_gevent.py holds both: a heartbeat greenlet keeps
 ticking during a slow query.
@@ -14,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import gevent
+from gevent.threadpool import ThreadPool
 from sqlalchemy import (
     Connection,
     Engine,
@@ -31,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import StaticPool
 
 from core.history.schema import TABLES, equity_samples, fills, order_events, position_events
 
@@ -54,18 +55,22 @@ class HistoryDB:
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.engine: Engine = create_engine(url, poolclass=NullPool,
+            # One connection, kept open, used by one dedicated thread: opening one per call costs ~2 ms, and
+            # closing WAL's last connection checkpoints (disk I/O that stalled the worker's store writes).
+            self.engine: Engine = create_engine(url, poolclass=StaticPool,
                                                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S,
                                                               "check_same_thread": False})
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            self._thread: ThreadPool | None = ThreadPool(1)
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4, pool_timeout=10,
                                         connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S})
+            self._thread = None
 
     # -- threading --------------------------------------------------------------------------------------------
     def offload(self, func_: Callable[..., T], *args: Any) -> T:
         """Run blocking database work without blocking the gevent hub (see the module docstring)."""
-        if self.dialect != "sqlite":
+        if self._thread is None:
             return func_(*args)
 
         def guarded() -> tuple[bool, Any]:
@@ -74,14 +79,20 @@ class HistoryDB:
                 return True, func_(*args)
             except Exception as exc:  # noqa: BLE001 - re-raised in the calling greenlet just below
                 return False, exc
-        ok, value = gevent.get_hub().threadpool.apply(guarded)
+        ok, value = self._thread.apply(guarded)
         if not ok:
             raise value
         result: T = value
         return result
 
+    def reset(self) -> None:
+        """Drop pooled connections (after a failure: the next call opens a fresh one)."""
+        self.offload(self.engine.dispose)
+
     def close(self) -> None:
         self.engine.dispose()
+        if self._thread is not None:
+            self._thread.kill()
 
     # -- schema -----------------------------------------------------------------------------------------------
     def migrate(self) -> None:

@@ -65,14 +65,16 @@ def test_snapshots_become_fills_events_and_samples(history_db: HistoryDB) -> Non
 
 @contextmanager
 def sqlite_pragma(db: HistoryDB, pragma: str) -> Iterator[None]:
-    """Every new connection (NullPool: every call) runs `pragma` while the block lasts."""
+    """The connection runs `pragma` while the block lasts (a fresh connection on entry and on exit)."""
     def on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.execute(pragma)
     event.listen(db.engine, "connect", on_connect)
+    db.reset()
     try:
         yield
     finally:
         event.remove(db.engine, "connect", on_connect)
+        db.reset()
 
 
 @contextmanager
@@ -97,6 +99,7 @@ def sqlite_gone(db: HistoryDB) -> Iterator[None]:
     backup = path.parent.with_name(path.parent.name + ".bak")
     shutil.move(path.parent, backup)
     path.parent.write_text("not a directory")
+    db.reset()  # the open connection would still reach the moved file
     try:
         yield
     finally:

@@ -163,6 +163,10 @@ class HistoryRecorder:
         self.last_error = message
         self._on_error("history", message)
         self._next_try = self._clock() + self._retry.next_delay()
+        try:
+            self.db.reset()  # a fresh connection for the retry
+        except DB_ERRORS:
+            pass
 
     def housekeeping(self, now: int) -> None:
         """Retention/downsampling hourly, stats every HISTORY_STATS_S; only while the database works."""
