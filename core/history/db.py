@@ -25,6 +25,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    literal_column,
     or_,
     select,
     text,
@@ -170,7 +171,9 @@ class HistoryDB:
                       func.min(c.equity_f).label("min"), func.max(c.equity_f).label("max"),
                       func.count().label("samples"))
                .where(c.account_index == account, c.ts >= start, c.ts < end)
-               .group_by(bucket).subquery())
+               # By the label: the repeated expression would carry its own bind parameters, and SQLite would
+               # not see it is the selected one (a temp B-tree over every row: 2x slower on 90 days).
+               .group_by(literal_column("bucket")).subquery())
         first, last = equity_samples.alias("first"), equity_samples.alias("last")
         query = (select(agg.c.bucket, agg.c.first_ts, agg.c.last_ts, agg.c.min, agg.c.max, agg.c.samples,
                         first.c.equity.label("first"), last.c.equity.label("last"),
