@@ -28,6 +28,7 @@ BATCH_ROWS = 5_000          # rows per transaction
 RETENTION_EVERY_S = 3600.0  # retention and downsampling run this often
 FINAL_FLUSH_S = 1.5         # on stop, what is queued gets this long to reach the database
 DAY_MS = 86_400_000
+YIELD_EVERY = 20            # snapshots derived between two yields to the hub
 
 
 class HistoryRecorder:
@@ -84,7 +85,11 @@ class HistoryRecorder:
     def process(self, now: int) -> int:
         """Derive rows from every pending snapshot; returns the fills found."""
         found = 0
+        done = 0
         while self._pending:
+            done += 1
+            if done % YIELD_EVERY == 0:
+                gevent.sleep(0)  # a long backlog must not hold the hub: upstream frames go first
             snapshot = self._pending.popleft()
             index = snapshot["account_index"]
             derived = events.derive(index, self.previous.get(index), snapshot, now)
