@@ -101,10 +101,10 @@ class HistoryDB:
         self.offload(self._migrate)
 
     def _migrate(self) -> None:
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin, every start
         from alembic import command
         from alembic.config import Config
 
-        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin, every start
         config = Config()
         config.set_main_option("script_location", str(ALEMBIC_DIR))
         with self.engine.begin() as conn:

@@ -32,7 +32,7 @@ def attach(rt: Runtime, db: HistoryDB | None = None) -> list[tuple[str, Callable
     recorder.seed(_copy(state.snapshot) for state in rt.states.values())
     rt.sink.on_written = recorder.offer
     rt.history = recorder
-    log.info("history: %s, sample every %.0fs, retention %.0f days", settings.redacted_url, settings.sample_s,
+    log.info("history: %s, sample every %gs, retention %g days", settings.redacted_url, settings.sample_s,
              settings.retention_days)
     return [("history", recorder.run, rt.stop), ("history-backfill", lambda stop: backfill_loop(rt, recorder, stop),
                                                  rt.stop)]
