@@ -47,10 +47,17 @@ def backfill_loop(rt: Runtime, recorder: HistoryRecorder, stop: gevent.event.Eve
     """At start, on resume() and every HISTORY_BACKFILL_S: fetch fills missed meanwhile, per account."""
     backfill = Backfill(rt, stop)
     settings = recorder.settings
+    # Lighter's trades endpoint needs the account's token for master and sub-accounts: without a key, fills come
+    # from the live feed only.
+    keyed = [a for a in rt.accounts.values() if not a.public_only]
+    for account in rt.accounts.values():
+        if account.public_only:
+            log.info("history: account %s has no key; its fills come from the live feed only (no backfill)",
+                     account.account_index)
     while not stop.is_set():
         if recorder.active and recorder.migrated:
             recorder.resumed.clear()
-            for account in rt.accounts.values():
+            for account in keyed:
                 try:
                     newest = recorder.db.newest_fill_ts(account.account_index)
                     since = None if newest is None else newest - BACKFILL_OVERLAP_MS
