@@ -129,3 +129,12 @@ def test_no_database_yet_is_a_503(tmp_path: Path) -> None:
         response = requests.get(f"{server.url}/api/accounts/{ACCOUNT}/fills", timeout=10)
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert "history database" in response.json()["message"]
+
+
+def test_too_small_a_bucket_is_widened_to_the_point_limit(web: WebServer) -> None:
+    body = get(web, f"/api/accounts/{ACCOUNT}/equity", params={"from": 0, "to": 10_000_000_000, "bucket_s": 1}).json()
+    assert body["bucket_ms"] == 2_000_000 and len(body["points"]) <= 5000  # 10^10 ms in 5,000 buckets
+    response = get(web, f"/api/accounts/{ACCOUNT}/equity", params={"from": 1_000_000, "to": 2_000_000},
+                   headers={"Accept": "text/csv"})
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert response.headers["Content-Type"].startswith("text/csv") and rows[0]["first"] == "1000.5"
