@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.snapshot import Snapshot, new_snapshot
+from core.snapshot import Snapshot, new_snapshot, now_ms
 
 ACCOUNT = 7
 
@@ -19,6 +19,7 @@ def snap(positions: list[dict[str, Any]] | None = None, orders: list[dict[str, A
     if equity is not None:
         sections["summary"]["data"] = {"total_asset_value": equity, "collateral": "900.000000"}
     sections["stats"]["data"] = stats
+    snapshot["as_of"] = now_ms()  # just confirmed by upstream
     return snapshot
 
 

@@ -233,3 +233,13 @@ def test_seeded_previous_state_turns_offline_changes_into_events(history_db: His
     recorder.offer([snap(positions=[])])
     recorder.step()
     assert [e["kind"] for e in history_db.events_page("position_events", ACCOUNT, 0, 2**62, 10, None)] == ["close"]
+
+
+def test_no_periodic_sample_from_data_upstream_has_not_confirmed_lately(history_db: HistoryDB) -> None:
+    recorder, _, _ = make(history_db)
+    old = snap(equity="5.0")
+    old["as_of"] = now_ms() - 3_600_000  # a previous run's snapshot, an hour old
+    recorder.seed([old, snap(equity="7.0", account=ACCOUNT + 1)])
+    recorder.step()
+    assert history_db.equity_buckets(ACCOUNT, 0, 2**62, 2**61) == []
+    assert history_db.equity_buckets(ACCOUNT + 1, 0, 2**62, 2**61)[0]["last"] == "7.0"

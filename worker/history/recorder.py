@@ -28,6 +28,7 @@ BATCH_ROWS = 5_000          # rows per transaction
 RETENTION_EVERY_S = 3600.0  # retention and downsampling run this often
 FINAL_FLUSH_S = 1.5         # on stop, what is queued gets this long to reach the database
 DAY_MS = 86_400_000
+SAMPLE_MAX_AGE_MS = 60_000  # a periodic sample needs data upstream confirmed at most this long ago
 YIELD_EVERY = 20            # snapshots derived between two yields to the hub
 
 
@@ -107,6 +108,8 @@ class HistoryRecorder:
 
     def sample_all(self, now: int) -> None:
         for index, snapshot in self.previous.items():
+            if now - (snapshot.get("as_of") or 0) > SAMPLE_MAX_AGE_MS:
+                continue  # upstream has not confirmed this account lately (or it is a previous run's): no sample
             sample = events.equity_sample(index, snapshot, now)
             if sample is not None:
                 self.latest[index] = sample
