@@ -70,7 +70,8 @@ def test_live_fills_events_and_samples(simulator: RunningSimulator, tmp_path: Pa
         store = worker.store()
         worker.wait_for(lambda: (store.status() or {}).get("history", {}).get("healthy"), 20,
                         message="history healthy in the worker status")
-        trade(simulator, account, 2)
+        for _ in range(2):  # both buys: the position moves whether or not the sink writes them apart
+            simulator.control.trade(account, MARKET, "0.01", is_ask=False)
         worker.wait_for(lambda: len(fills(db, account)) == 2, 20, message="2 live fills")
         assert {f["source"] for f in fills(db, account)} == {"ws"}
         worker.wait_for(lambda: db.events_page("position_events", account, 0, 2**62, 10, None), 10,
