@@ -89,3 +89,18 @@ def test_stats_report_rows_and_size(history_db: HistoryDB) -> None:
     stats = history_db.stats()
     assert stats["rows"]["fills"] == 1 and stats["rows"]["equity_samples"] == 2
     assert stats["size_bytes"] > 0
+
+
+def test_the_documented_command_migrates_by_hand(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.paths import ROOT
+
+    url = f"sqlite:///{tmp_path / 'by-hand.sqlite3'}"
+    alembic = Path(sys.executable).with_name("alembic")
+    done = subprocess.run([str(alembic), "upgrade", "head"], cwd=ROOT, capture_output=True, timeout=60,
+                          env={"DATABASE_URL": url, "DOTENV_FILE": "", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert HistoryDB(url).ready()
