@@ -43,6 +43,7 @@ FILL_COLUMNS = ("trade_id", "ts", "market_id", "side", "role", "price", "size", 
 POSITION_COLUMNS = ("id", "ts", "market_id", "kind", "size_before", "size_after", "avg_entry_price", "realized_pnl")
 ORDER_COLUMNS = ("id", "ts", "order_index", "market_id", "kind", "status", "side", "price", "initial_size",
                  "remaining")
+FUNDING_COLUMNS = ("ts", "market_id", "amount", "total_paid_out")
 EQUITY_COLUMNS = ("ts", "first", "min", "max", "last", "samples", "collateral", "upnl", "margin_usage", "leverage")
 
 
@@ -171,6 +172,15 @@ def position_events(index: str) -> Response:
 @history.get("/accounts/<index>/order-events")
 def order_events(index: str) -> Response:
     return _events(index, "order_events", ORDER_COLUMNS, "events")
+
+
+@history.get("/accounts/<index>/funding")
+def funding(index: str) -> Response:
+    account = _tracked(index)
+    start, end = _range(None)
+    limit = _int_arg("limit", PAGE_DEFAULT, 1, PAGE_MAX)
+    rows = _query(_db().funding_page, account, start, end, limit, _cursor())
+    return _respond(rows, FUNDING_COLUMNS, "payments", {"account_index": account}, _page(rows, limit, "market_id"))
 
 
 def _equity(account: int, extra: dict[str, Any]) -> Response:

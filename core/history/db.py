@@ -35,7 +35,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from core.history.schema import TABLES, equity_samples, fills, order_events, position_events
+from core.history.schema import TABLES, equity_samples, fills, funding_payments, order_events, position_events
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,6 +160,16 @@ class HistoryDB:
         if cursor is not None:
             query = query.where(or_(c.ts < cursor[0], and_(c.ts == cursor[0], c.id < cursor[1])))
         query = query.order_by(c.ts.desc(), c.id.desc()).limit(limit)
+        return self._rows(query)
+
+    def funding_page(self, account: int, start: int, end: int, limit: int,
+                     cursor: tuple[int, int] | None) -> list[dict[str, Any]]:
+        """Funding payments in [start, end), newest first, after `cursor` ((ts, market_id) of the last row)."""
+        c = funding_payments.c
+        query = select(funding_payments).where(c.account_index == account, c.ts >= start, c.ts < end)
+        if cursor is not None:
+            query = query.where(or_(c.ts < cursor[0], and_(c.ts == cursor[0], c.market_id < cursor[1])))
+        query = query.order_by(c.ts.desc(), c.market_id.desc()).limit(limit)
         return self._rows(query)
 
     def equity_buckets(self, account: int, start: int, end: int, bucket_ms: int) -> list[dict[str, Any]]:

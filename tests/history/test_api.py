@@ -35,6 +35,8 @@ def seed(db: HistoryDB) -> None:
         "position_events": [{"account_index": ACCOUNT, "market_id": 0, "ts": 1_000_000 + i, "kind": "open",
                              "size_before": "0", "size_after": str(i + 1), "avg_entry_price": "1",
                              "realized_pnl": None} for i in range(3)],
+        "funding_payments": [{"account_index": ACCOUNT, "market_id": m, "ts": 1_000_000, "amount": "-0.5",
+                              "total_paid_out": "1.5"} for m in (0, 1, 2)],
         "order_events": [{"account_index": ACCOUNT, "order_index": 5, "market_id": 0, "ts": 1_000_000, "kind": "placed",
                           "status": "open", "side": "buy", "price": "1", "initial_size": "1", "remaining": "1"}],
     })
@@ -138,3 +140,10 @@ def test_too_small_a_bucket_is_widened_to_the_point_limit(web: WebServer) -> Non
                    headers={"Accept": "text/csv"})
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert response.headers["Content-Type"].startswith("text/csv") and rows[0]["first"] == "1000.5"
+
+
+def test_funding_payments_page(web: WebServer) -> None:
+    first = get(web, f"/api/accounts/{ACCOUNT}/funding", params={"limit": 2}).json()
+    assert [(p["market_id"], p["amount"]) for p in first["payments"]] == [(2, "-0.5"), (1, "-0.5")]
+    rest = get(web, f"/api/accounts/{ACCOUNT}/funding", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    assert [p["market_id"] for p in rest["payments"]] == [0] and rest["next_cursor"] is None
