@@ -74,9 +74,10 @@ def _query(func: Any, *args: Any) -> Any:
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name, "").strip()
-    if not raw:
+    raw = request.args.get(name)
+    if raw is None:
         return default
+    raw = raw.strip()  # present but empty is not an integer either
     if not re.fullmatch(r"-?\d{1,19}", raw):
         abort(400, f"{name} must be an integer")
     value = int(raw)

@@ -109,6 +109,7 @@ def test_events(web: WebServer) -> None:
     (f"/api/accounts/{ACCOUNT}/fills", {"limit": 1001}, 400),
     (f"/api/accounts/{ACCOUNT}/fills", {"cursor": "nonsense"}, 400),
     (f"/api/accounts/{ACCOUNT}/fills", {"from": "yesterday"}, 400),
+    (f"/api/accounts/{ACCOUNT}/fills", {"to": ""}, 400),
     (f"/api/accounts/{ACCOUNT}/equity", {"bucket_s": 0}, 400),
     ("/api/accounts/8/fills", {}, 404),
     ("/api/accounts/x/fills", {}, 400),
