@@ -57,7 +57,8 @@ def status_view(store: Store, ttl_s: float, clients: int, status: StatusRecord |
             "store": {"kind": store.kind, "reachable": True},
             "upstream": status.get("upstream"), "mode": status.get("mode"), "intervals": status.get("intervals"),
             "egresses": status.get("egresses", []), "accounts": accounts, "errors": status.get("errors", [])[-20:],
-            "clients": {"websocket": clients}, "cache_ttl_s": ttl_s}
+            "clients": {"websocket": clients}, "cache_ttl_s": ttl_s,
+            "history": status.get("history")}  # the worker's history writer: backlog, drops, rows, size
 
 
 def unreachable_view(clients: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from core.env import RecordingEnv, Secret, SettingsError, int_value, number, optional_int
 from core.envnames import check as check_names
+from core.history.config import HistorySettings, history_from_env
 from core.tuning import WebTuning, WorkerTuning, web_from_env, worker_from_env
 
 MAINNET_BASE_URL = "https://mainnet.zklighter.elliot.ai"
@@ -91,6 +92,7 @@ class Settings:
     web_concurrency: int = 1
     worker: WorkerTuning = field(default_factory=WorkerTuning)
     web: WebTuning = field(default_factory=WebTuning)
+    history: HistorySettings = field(default_factory=HistorySettings)  # DATABASE_URL, HISTORY_* (docs/history.md)
 
     @property
     def requests_per_minute_per_egress(self) -> int | None:
@@ -112,6 +114,7 @@ class Settings:
         values = [a.private_key.reveal() for a in self.accounts if a.private_key]
         values += [p.password.reveal() for group in self.proxies.values() for p in group if p.password]
         values += [s.reveal() for s in (self.api_token, self.redis_url) if s]
+        values += self.history.secrets()
         return values
 
 
@@ -179,6 +182,7 @@ def _settings(env: Mapping[str, str], given: Mapping[str, str]) -> Settings:
         web_concurrency=int(number(env, "WEB_CONCURRENCY", 1, minimum=1, maximum=MAX_WEB_CONCURRENCY, integer=True)),
         worker=worker_from_env(env),
         web=web_from_env(env),
+        history=history_from_env(env),
     )
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from . import errors, shapes, views
+from . import errors, shapes, trades, views
 from .auth import check_token, request_token
 from .ratelimit import weight_of
 
@@ -173,8 +173,33 @@ async def order_books(request: web.Request) -> web.Response:
     return json_response(views.order_books_response(sim.model, market_id))
 
 
+async def account_trades(request: web.Request) -> web.Response:
+    """`GET /api/v1/trades` for one account (simulator/trades.py keeps the fills)."""
+    sim: Sim = request.app["sim"]
+    query = request.query
+    try:
+        limit = int(query.get("limit", ""))
+        index = int(query.get("account_index", ""))
+        below = int(query["cursor"]) if query.get("cursor") else None
+    except ValueError:
+        return json_response(errors.INVALID_PARAM, 400)
+    if not 1 <= limit <= trades.MAX_LIMIT or query.get("sort_by") not in trades.SORT_BY \
+            or query.get("sort_dir", "desc") not in ("asc", "desc"):
+        return json_response(errors.INVALID_PARAM, 400)
+    acct = sim.model.accounts.get(index)
+    err = check_token(request_token(dict(request.headers), dict(query)), index,
+                      acct.api_key_index if acct else None, sim.clock())
+    if err:
+        return json_response(err, 400 if err is errors.AUTH_EMPTY else 401)
+    if acct is None:
+        return json_response(errors.ACCOUNT_NOT_FOUND, 400)
+    page, cursor = sim.trade_log.page(index, limit, below, query.get("sort_dir") == "asc")
+    return json_response({"code": 200, "next_cursor": cursor, "trades": [trades.trade_row(f) for f in page]})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", status)
     app.router.add_get("/api/v1/account", account)
     app.router.add_get("/api/v1/accountActiveOrders", account_active_orders)
     app.router.add_get("/api/v1/orderBooks", order_books)
+    app.router.add_get("/api/v1/trades", account_trades)

@@ -33,6 +33,7 @@ class Fill:
     account_index: int
     block_height: int
     timestamp_ms: int
+    realized_pnl: Decimal = Decimal(0)  # what this fill realized for the account (the trades endpoint reports it)
 
 
 @dataclass
@@ -203,7 +204,7 @@ class Model:
         if size <= 0:
             return
         spec = MARKETS_BY_ID[order.market_id]
-        apply_fill(acct, spec, order.is_ask, size, order.price)
+        realized = apply_fill(acct, spec, order.is_ask, size, order.price)
         order.filled += size
         order.filled_quote += (size * order.price).quantize(Decimal("0.000001"))
         order.updated_ms = now_ms
@@ -211,7 +212,7 @@ class Model:
             order.status = "filled"
         acct.transaction_time_us = now_ms * 1000
         fill = Fill(self.next_trade_id, order.market_id, order.is_ask, size, order.price,
-                    order.order_index, acct.index, self.block_height, now_ms)
+                    order.order_index, acct.index, self.block_height, now_ms, realized)
         self.next_trade_id += 1
         recent = self.fills.setdefault(acct.index, [])
         recent.append(fill)

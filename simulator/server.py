@@ -15,6 +15,7 @@ from .config import SimConfig
 from .faults import FaultRegistry
 from .model import Changes, Model
 from .ratelimit import RateLimiter
+from .trades import TradeLog
 from .ws import Hub
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,14 @@ class Sim:
         self.geo_block = cfg.geo_block
         self.running = True
         self.hub = Hub(self)
+        self.trade_log = TradeLog()  # what GET /api/v1/trades pages through
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
     def apply(self, changes: Changes) -> None:
         """Every model mutation goes through here so WS pushes follow at once."""
+        self.trade_log.record(changes)
         self.hub.publish(changes)
 
     async def ticker(self) -> None:

@@ -75,3 +75,8 @@ SIMULATOR_HEADER = "X-Lighter-Simulator"
 READONLY_QUERY = "?readonly=true"
 ACCOUNT_PATH = "/api/v1/account"
 ACTIVE_ORDERS_PATH = "/api/v1/accountActiveOrders"
+# An account's fills, paged by `next_cursor` (auth required for master and sub-accounts). Weighs 600, twice the
+# 300 of the endpoints above, so it costs two slots of the per-egress request budget.
+TRADES_PATH = "/api/v1/trades"
+TRADES_PAGE_LIMIT = 100
+TRADES_BUDGET_SLOTS = 2

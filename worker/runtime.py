@@ -7,7 +7,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NotRequired, TypedDict
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import gevent.event
 
@@ -23,6 +23,9 @@ from worker.protocol import Channel
 from worker.sink import Sink
 from worker.upstream.egress import Egress, build_egresses
 from worker.upstream.tokens import Tokens
+
+if TYPE_CHECKING:
+    from worker.history.recorder import HistoryRecorder
 
 log = logging.getLogger(__name__)
 RECENT_ERRORS_KEPT = 20
@@ -75,6 +78,7 @@ class Runtime:
         self.tokens = Tokens(settings.lighter_base_url, tuning.token_ttl_s, tuning.token_refresh_before_s)
         confirm_every = max(0.25, min(2.0, settings.cache_ttl / 5))
         self.sink = Sink(store, self.states.values(), confirm_every, self.record_error, clock)
+        self.history: HistoryRecorder | None = None  # set by worker.history.attach (None: history disabled)
 
     def _previous(self, index: int) -> Snapshot | None:
         """The last snapshot a previous run wrote: serve it (aging into staleness) until upstream answers."""

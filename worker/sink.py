@@ -41,6 +41,8 @@ class Sink:
         self.healthy = False
         self.writes = 0
         self.failures = 0
+        # History (worker/history): gets each batch of detached snapshots before it is written; must not block.
+        self.on_written: Callable[[list[Snapshot]], None] | None = None
 
     def notify(self) -> None:
         self._wake.set()
@@ -77,6 +79,8 @@ class Sink:
             frozen["prev_seq"] = snapshot.get("seq") or None
             due.append(state)
             writes.append((frozen, last + len(writes) + 1))
+        if self.on_written is not None and writes:
+            self.on_written([frozen for frozen, _ in writes])
         try:
             self.store.put_accounts(writes)
         except STORE_ERRORS:

@@ -79,6 +79,7 @@ def build_status(rt: Runtime) -> StatusRecord:
         "store": {"kind": rt.store.kind, "healthy": rt.sink.healthy, "seq": rt.sink.seq,
                   "writes": rt.sink.writes},
         "errors": list(rt.recent_errors),
+        "history": rt.history.status() if rt.history is not None else None,  # docs/history.md
     }
 
 

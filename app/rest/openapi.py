@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.rest import history_openapi
+
 NULLABLE_INT = {"type": "integer", "nullable": True}
 # Money, sizes and ratios: exact decimal strings as Lighter sends them; null when unknown (never 0).
 DECIMAL = {"type": "string", "nullable": True, "pattern": r"^-?\d+(\.\d+)?$"}
@@ -188,7 +190,7 @@ def document() -> dict[str, Any]:
         "openapi": "3.0.3",
         "info": {"title": "Lighter Broadcaster", "version": "1",
                  "description": "Read-only snapshots of tracked Lighter accounts. See docs/api.md."},
-        "components": {"schemas": SCHEMAS,
+        "components": {"schemas": {**SCHEMAS, **history_openapi.SCHEMAS},
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                                       "description": "Required only when API_TOKEN is set"}}},
         "security": [{}, {"bearer": []}],
@@ -223,5 +225,6 @@ def document() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("KindList"), "Sections", POLL_HEADERS), "304": not_modified,
                               **_errors(401, 404, 429, 503)}}},
             **lighter_paths(),
+            **history_openapi.paths(_errors),
         },
     }

@@ -179,6 +179,8 @@ def placeholder(key: str) -> str:
     """A valid value for a variable whose value Render supplies (prompt, generator or another service)."""
     if key == "REDIS_URL":
         return "redis://red-example:6379"
+    if key == "DATABASE_URL":
+        return "postgresql://user:pass@dpg-example/lighter_history"
     if key.endswith("_PRIVATE"):
         return "ab" * 40
     if key.endswith("_Index"):
