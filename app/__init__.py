@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     watcher = Watcher(store, Mirror(store, web.mirror_max_age_s), web.status_every_s, hub)
     errors.init_app(app)
     metrics.init_app(app, process_metrics, settings, hub, store)
-    limiter = limits.init_app(app, settings, api.api, api.not_modified)
+    limiter = limits.init_app(app, settings, api.api, api.not_modified, (api.ACCOUNT_ENDPOINT, api.ACCOUNTS_ENDPOINT))
     built = services_module.Services(
         settings=settings, store=store, status=status, metrics=process_metrics, watcher=watcher, hub=hub,
         reader=Reader(store, watcher),

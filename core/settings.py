@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
-from core.env import Secret, SettingsError, int_value, number, optional_int
+from core.env import Secret, SettingsError, flag, int_value, number, optional_int
 from core.tuning import WebTuning, WorkerTuning, web_from_env, worker_from_env
 
 MAINNET_BASE_URL = "https://mainnet.zklighter.elliot.ai"
@@ -85,6 +85,10 @@ class Settings:
     port: int = 5000
     worker: WorkerTuning = field(default_factory=WorkerTuning)
     web: WebTuning = field(default_factory=WebTuning)
+    metrics_token: Secret | None = field(default=None, repr=False)  # /metrics only; API_TOKEN when unset
+    metrics_account_values: bool = True   # per-account equity, uPnL and margin usage gauges on /metrics
+    cors_origins: tuple[str, ...] = ()    # browser origins allowed to call the API (none by default)
+    redis_tls_verify: bool = True         # rediss://: verify the server's certificate (Heroku: 0, self-signed)
 
     @property
     def requests_per_minute_per_egress(self) -> int | None:
@@ -98,6 +102,13 @@ class Settings:
             return STANDARD_REQUESTS_PER_MINUTE
         return weight // ENDPOINT_WEIGHT
 
+    def redis_tls_options(self) -> dict[str, str]:
+        """redis-py options for REDIS_URL: with REDIS_TLS_VERIFY=0 a rediss:// server's certificate is not verified
+        (Heroku's Redis presents a self-signed one); the connection is still encrypted."""
+        if self.redis_url and self.redis_url.reveal().startswith("rediss://") and not self.redis_tls_verify:
+            return {"ssl_cert_reqs": "none"}
+        return {}
+
     def account(self, index: int) -> Account | None:
         return next((a for a in self.accounts if a.account_index == index), None)
 
@@ -105,7 +116,7 @@ class Settings:
         """Every secret value, for log redaction. Never log or serve what this returns."""
         values = [a.private_key.reveal() for a in self.accounts if a.private_key]
         values += [p.password.reveal() for group in self.proxies.values() for p in group if p.password]
-        values += [s.reveal() for s in (self.api_token, self.redis_url) if s]
+        values += [s.reveal() for s in (self.api_token, self.redis_url, self.metrics_token) if s]
         return values
 
 
@@ -131,6 +142,10 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     rate_limit = env.get("RATE_LIMIT", "100/minute").strip()
     if not _RATE_LIMIT.match(rate_limit):
         raise SettingsError(f"RATE_LIMIT must look like '100/minute' (got {rate_limit!r})")
+    web = web_from_env(env)
+    if web.concurrency > 1 and not env.get("REDIS_URL", "").strip():
+        # Each gunicorn worker would count RATE_LIMIT on its own (memory://): a client would get N times its budget.
+        raise SettingsError("WEB_CONCURRENCY above 1 needs REDIS_URL (rate limits are shared through Redis)")
     log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
     if log_format not in ("text", "json"):
         raise SettingsError(f"LOG_FORMAT must be 'text' or 'json' (got {log_format!r})")
@@ -154,7 +169,11 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
         port=int(number(env, "PORT", 5000, minimum=1, integer=True)),
         worker=worker_from_env(env),
-        web=web_from_env(env),
+        web=web,
+        metrics_token=Secret(env["METRICS_TOKEN"]) if env.get("METRICS_TOKEN", "").strip() else None,
+        metrics_account_values=flag("METRICS_ACCOUNT_VALUES", env.get("METRICS_ACCOUNT_VALUES", "1").strip() or "1"),
+        cors_origins=_cors_origins(env),
+        redis_tls_verify=flag("REDIS_TLS_VERIFY", env.get("REDIS_TLS_VERIFY", "1").strip() or "1"),
     )
 
 
@@ -234,6 +253,16 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
     if split.scheme not in schemes or not split.netloc:
         raise SettingsError(f"{name} must be a {' or '.join(s + '://' for s in schemes)} URL")
     return value.rstrip("/")
+
+
+def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Comma-separated origins (scheme://host[:port]); `*` allows any origin."""
+    origins = tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",") if o.strip())
+    for origin in origins:
+        split = urlsplit(origin)
+        if origin != "*" and (split.scheme not in ("http", "https") or not split.netloc or split.path):
+            raise SettingsError("CORS_ORIGINS must be a comma-separated list of http(s)://host[:port] origins or *")
+    return origins
 
 
 def _redis_url(env: Mapping[str, str]) -> Secret | None:

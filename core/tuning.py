@@ -52,6 +52,7 @@ class WebTuning:
     mirror_max_age_s: float = 1.0     # REST re-reads the tracked list and account keys at most this often
     file_poll_s: float = 0.02         # file store: how often the watcher polls `head` for changes
     rate_limit_keys: int = 10_000     # client windows the REST fast path remembers
+    concurrency: int = 1              # WEB_CONCURRENCY: gunicorn workers; above 1 only with REDIS_URL (docs/deploy.md)
 
 
 Tuned = TypeVar("Tuned", WorkerTuning, WebTuning)
@@ -92,7 +93,7 @@ def worker_from_env(environ: Mapping[str, str]) -> WorkerTuning:
 
 def web_from_env(environ: Mapping[str, str]) -> WebTuning:
     tuning = from_env(WebTuning, "WEB_", environ)
-    for name in ("ws_queue_frames", "rate_limit_keys"):
+    for name in ("ws_queue_frames", "rate_limit_keys", "concurrency"):
         if getattr(tuning, name) < 1:
             raise SettingsError(f"WEB_{name.upper()} must be at least 1")
     for name in ("ws_heartbeat_s", "status_every_s", "status_refresh_s", "file_poll_s"):

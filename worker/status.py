@@ -72,7 +72,8 @@ def build_status(rt: Runtime) -> StatusRecord:
         "mode": worst_mode(e.ws.mode for e in rt.egresses if e.accounts),  # the worst mode of any egress
         "intervals": _intervals(rt),
         "egresses": [_egress(rt, e) for e in rt.egresses],
-        "accounts": {str(i): {"egress": s.egress, "public_only": rt.accounts[i].public_only,
+        "accounts": {str(i): {"egress": s.egress, "name": rt.accounts[i].name,
+                              "public_only": rt.accounts[i].public_only,
                               "last_rest_at": s.last_rest_at, "last_ws_at": s.last_ws_at}
                      for i, s in rt.stats.items()},
         "store": {"kind": rt.store.kind, "healthy": rt.sink.healthy, "seq": rt.sink.seq,

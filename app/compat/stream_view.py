@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from app.compat import auth, errors, frames
 from app.compat.errors import LighterError
 from app.compat.stream import LighterClient
+from app.metrics import STREAM_ROUTE
 from app.services import services
 from app.ws import transport
 from app.ws.codes import CloseCode
@@ -134,7 +135,7 @@ def stream() -> Response:
     token = secret.reveal() if secret is not None else None
     client = LighterClient(conn, web.ws_queue_frames, svc.metrics, web.ws_close_grace_s, svc.stream_encoder)
     if hub.full():  # Lighter has no error code for this: a close code only, as /ws after its error frame
-        svc.metrics.clients_dropped.labels(reason="full").inc()
+        svc.metrics.dropped(STREAM_ROUTE, "full")
         client.refuse(CloseCode.TRY_AGAIN_LATER, "server full", flush=False)
         return Response(status=204)
     authorized, refused = _handshake_token(token)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 import gevent
 from gevent.event import Event
 
+from app.metrics import WS_ROUTE
 from app.ws.codes import CloseCode
 from core.snapshot import Snapshot
 
@@ -64,6 +65,8 @@ class Riders(NamedTuple):
 
 class Client:
     """Subscription state plus the connection; `offer` is what the hub calls per change."""
+
+    route = WS_ROUTE  # the metrics label of this kind of client
 
     def __init__(self, conn: Connection, queue_size: int, metrics: Metrics, close_grace_s: float,
                  accounts: set[int] | None = None) -> None:
@@ -171,12 +174,12 @@ class Client:
         """Write `frame` (or `count` frames joined in one buffer)."""
         if self.closing is not None:
             return
-        self.metrics.frames_sent += count
+        self.metrics.sent(self.route, count, len(frame))
         if self.conn.write(frame) > self.queue_size:
             self.overflow()
 
     def overflow(self) -> None:
-        self.metrics.clients_dropped.labels(reason="slow").inc()
+        self.metrics.dropped(self.route, "slow")
         self.close(CloseCode.TOO_SLOW, f"client too slow: more than {self.queue_size} messages queued")
 
     def close(self, code: CloseCode, reason: str, flush: bool = False) -> None:
@@ -190,7 +193,7 @@ class Client:
         if not flush or self.conn.backlog > self.queue_size:
             dropped = self.conn.drop_backlog()
             if dropped:
-                self.metrics.messages_dropped.inc(dropped)
+                self.metrics.frames_dropped(self.route, dropped)
         self.conn.close(code, reason, self.close_grace_s)
 
     # -- the connection's life ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import orjson
 from flask import Blueprint, Flask, Response, abort, request
 
 from app import auth
+from app.metrics import WS_ROUTE
 from app.services import services
 from app.ws import messages, transport
 from app.ws.clients import Client
@@ -54,7 +55,7 @@ def websocket() -> Response:
     hub, web = svc.hub, svc.settings.web
     client = Client(conn, web.ws_queue_frames, svc.metrics, web.ws_close_grace_s)
     if hub.full():
-        svc.metrics.clients_dropped.labels(reason="full").inc()
+        svc.metrics.dropped(WS_ROUTE, "full")
         return _refuse(client, CloseCode.TRY_AGAIN_LATER, "server_full",
                        "too many open WebSockets here; try again later")
     hub.register(client)
