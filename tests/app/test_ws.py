@@ -160,7 +160,8 @@ def test_a_full_server_refuses_new_websockets_until_one_leaves(file_env):
                 assert refused.protocol.close_rcvd.code == 1013
         assert requests.get(web.url + "/health", timeout=5).status_code == 200  # HTTP is unaffected
         first.close()
-        wait_for(lambda: _metric(web, 'lb_ws_clients{route="/ws"}') == 1, message="the closed client unregistered")
+        wait_for(lambda: _metric(web, 'lb_ws_clients{route="/ws"}') + _metric(web, 'lb_ws_clients{route="/stream"}') == 1,
+                 message="the closed client unregistered")
         with open_ws(web.ws_url) as again:
             assert json.loads(again.recv(timeout=10))["type"] == "hello"
 
@@ -181,7 +182,7 @@ def test_slow_client_is_cut_off_while_others_keep_up(redis_env):
         start = {m["account_index"]: m["seq"] for m in _updates(fast, 2)}
         sent, received_all = [], []
         deadline = time.monotonic() + 60
-        while _metric(web, 'lb_ws_clients_dropped_total{route="/ws",reason="slow"}') < 1:
+        while _metric(web, 'lb_ws_clients_dropped_total{reason="slow",route="/ws"}') < 1:
             assert time.monotonic() < deadline, "the slow client was never cut off"
             batch = [feeder.put(1 + i % 2, padding=30_000) for i in range(50)]
             sent += batch
