@@ -21,6 +21,8 @@ if _soft < _hard != resource.RLIM_INFINITY:
 
 # gevent-websocket's worker: /ws and /stream are declared with websocket=True (app/ws/route.py).
 worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
+# WEB_CONCURRENCY, validated by core.settings (above 1 only with REDIS_URL; docs/deploy.md), not gunicorn's raw read.
+workers = _settings.web.concurrency
 bind = f"0.0.0.0:{_settings.port}"
 # Requests in flight at once. A WebSocket holds a slot only during its handshake: app/ws/transport.py then takes the
 # socket over, so open WebSockets are bounded by file descriptors, not by this.

@@ -48,11 +48,13 @@ class Shortcut:
         self.status = services.status
         self.metrics = services.metrics
         self.budget = services.budget
+        self.cors = bool(services.settings.cors_origins)
         # The labelled children (request counter, latency histogram): .labels() locks and hashes per call.
         self._counters: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") == "GET":
+        # A browser on another origin (CORS_ORIGINS) goes through Flask, where flask-cors answers it.
+        if environ.get("REQUEST_METHOD") == "GET" and not (self.cors and environ.get("HTTP_ORIGIN")):
             path = environ.get("PATH_INFO", "")
             if path == LIST_PATH or path.startswith(ACCOUNT_PREFIX):
                 started = time.perf_counter()

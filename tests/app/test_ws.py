@@ -160,8 +160,8 @@ def test_a_full_server_refuses_new_websockets_until_one_leaves(file_env):
                 assert refused.protocol.close_rcvd.code == 1013
         assert requests.get(web.url + "/health", timeout=5).status_code == 200  # HTTP is unaffected
         first.close()
-        wait_for(lambda: _metric(web, 'lb_ws_clients{route="/ws"}') + _metric(web, 'lb_ws_clients{route="/stream"}') == 1,
-                 message="the closed client unregistered")
+        clients = lambda: sum(_metric(web, f'lb_ws_clients{{route="{r}"}}') for r in ("/ws", "/stream"))  # noqa: E731
+        wait_for(lambda: clients() == 1, message="the closed client unregistered")
         with open_ws(web.ws_url) as again:
             assert json.loads(again.recv(timeout=10))["type"] == "hello"
 
