@@ -31,9 +31,9 @@ run: $(VENV)/.installed-run
 	$(PY) scripts/run_local.py
 
 # What the tests need from the OS: redis-server (our own throwaway instances), Chromium (dashboard tests),
-# tinyproxy (proxy tests), wrk (make bench).
+# tinyproxy (proxy tests), wrk (make bench), prometheus (its `prometheus` and `promtool` check monitoring/).
 # Each is a Debian package of the same name; only the missing ones are installed.
-SYSTEM_DEPS := redis-server chromium tinyproxy wrk
+SYSTEM_DEPS := redis-server chromium tinyproxy wrk prometheus
 system-deps:
 	@missing=$$(for cmd in $(SYSTEM_DEPS); do command -v $$cmd >/dev/null || echo $$cmd; done); \
 	  [ -z "$$missing" ] || { $(SUDO) apt-get update -qq && $(APT_INSTALL) $$missing >/dev/null; }
