@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+import gevent
 import pytest
 from flask import Response
 
@@ -13,6 +14,7 @@ from app.rest import limits
 from app.services import of
 from core.settings import from_env
 from tests.app.conftest import Feeder
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -105,3 +107,21 @@ def test_the_refusal_log_forgets_old_clients_within_its_bound():
     assert [log.refused(f"10.0.0.{n}", "/r", 60) for n in range(5)] == [True] * 5
     assert len(log._until) <= 3
     assert log.refused("10.0.0.4", "/r", 60) is False
+
+
+def test_the_etag_moves_only_with_the_data_as_docs_api_says(tmp_path):
+    env = {"CACHE_DIR": str(tmp_path / "store")}
+    feeder = Feeder(env)
+    feeder.track([5])
+    feeder.status()
+    client = create_app(from_env(env)).test_client()
+    tags = {client.get("/api/accounts/5").headers["ETag"] for _ in range(5)}
+    assert len(tags) == 1, "polling faster than X-Poll-Interval gets the same version"
+    (before,) = tags
+    assert client.get("/api/accounts/5", headers={"If-None-Match": before}).status_code == 304
+    feeder.put(5, collateral="101.000000")
+    # The web sees the write one watcher wake-up later (a greenlet: let it run while waiting).
+    changed = wait_for(lambda: (r := client.get("/api/accounts/5", headers={"If-None-Match": before})).status_code
+                       == 200 and r, 5, "the new version", idle=gevent.sleep)
+    assert changed.headers["ETag"] != before
+    assert changed.json["sections"]["summary"]["data"]["collateral"] == "101.000000"
