@@ -74,3 +74,22 @@ def test_json_lines_carry_structured_fields():
     assert "cd" * 40 not in line["egress"] and "account" not in line
     with pytest.raises(ValueError, match="colour"):
         fields(colour="red")
+
+
+def test_the_worker_logs_json_lines_with_account_and_egress(tmp_path, simulator):
+    from tests.fixtures.worker import run_worker, worker_env_for
+
+    env = worker_env_for(simulator, {"CACHE_DIR": str(tmp_path / "store")}, accounts=1, UPSTREAM_TIER="unlimited",
+                         LOG_FORMAT="json", WORKER_SUMMARY_EVERY_S="1")
+    account = simulator.control.accounts()[0]["account_index"]
+    with run_worker(env) as worker:
+        def lines() -> list[dict]:
+            return [json.loads(line) for line in worker.log_text().splitlines() if line.startswith("{")]
+
+        worker.wait_for(lambda: {"upstream_ws_connected", "account_summary"} <= {x.get("event") for x in lines()},
+                        timeout=15, message="the connected and summary lines")
+    found = {x["event"]: x for x in lines() if "event" in x}
+    assert found["upstream_ws_connected"]["egress"] == "direct"
+    assert found["account_summary"]["account"] == account and found["account_summary"]["egress"] == "direct"
+    assert all(ISO_MS_TZ.match(x["ts"]) for x in lines())
+    assert all(not line or line.startswith("{") for line in worker.log_text().splitlines()), "every line is JSON"
