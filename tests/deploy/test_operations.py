@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import subprocess
+from collections.abc import Iterator
 
 import pytest
 import requests
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app import create_app
 from app.ready import Health, Transitions
 from app.services import of
 from core.env import SettingsError
 from core.settings import from_env
-from core.store import make_backend
+from core.store import Store, make_backend
 from tests.app.conftest import Feeder
-from tests.fixtures.procs import free_port
+from tests.fixtures.procs import free_port, stop_process, wait_listening
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.web import run_web
 from tests.waiting import wait_for
@@ -157,3 +161,40 @@ def test_rediss_certificate_verification_setting_reaches_both_redis_clients(tmp_
     app = create_app(from_env({"CACHE_DIR": str(tmp_path), "REDIS_URL": url, "REDIS_TLS_VERIFY": "0"}))
     storage = of(app).budget.limiter.storage
     assert storage.get_connection().connection_pool.connection_kwargs["ssl_cert_reqs"] == "none"
+
+
+@pytest.fixture
+def tls_redis(tmp_path) -> Iterator[str]:
+    """A redis-server of our own that speaks only TLS, with a self-signed certificate (as Heroku's does)."""
+    key, cert = tmp_path / "redis.key", tmp_path / "redis.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True,
+                   timeout=60)
+    port = free_port()
+    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", "0", "--tls-port", str(port),
+                             "--bind", "127.0.0.1", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+                             "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no", "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, proc, "redis-server (TLS)", 10)
+        yield f"rediss://127.0.0.1:{port}/0"
+    finally:
+        stop_process(proc)
+
+
+def test_a_self_signed_rediss_server_needs_redis_tls_verify_0(tmp_path, tls_redis):
+    verified = Store.from_settings(from_env({"REDIS_URL": tls_redis}))
+    with pytest.raises(RedisConnectionError, match="certificate verify failed"):
+        verified.status()
+    relaxed_env = {"CACHE_DIR": str(tmp_path / "store"), "REDIS_URL": tls_redis, "REDIS_TLS_VERIFY": "0"}
+    Feeder(relaxed_env).track([5])  # the worker's side writes through TLS
+    with run_web(relaxed_env) as web:  # gunicorn: the web's store watcher needs gevent's sockets
+        assert requests.get(web.url + "/ready", timeout=10).status_code == 200
+        first = requests.get(web.url + "/api/accounts/5", timeout=10)
+        assert first.status_code == 200 and first.json()["account_index"] == 5
+        # The rate limiter's own Redis client goes through TLS too: its count moves.
+        assert requests.get(web.url + "/api/accounts/5", timeout=10).headers["X-RateLimit-Remaining"] == "98"
+    with run_web({**relaxed_env, "REDIS_TLS_VERIFY": "1"}) as web:
+        ready = requests.get(web.url + "/ready", timeout=15)
+        assert ready.status_code == 503 and ready.json()["reason"] == "store unreachable (check REDIS_URL)"
