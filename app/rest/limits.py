@@ -16,7 +16,7 @@ from limits import RateLimitItem, parse
 from limits.storage import RedisStorage
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.rest.hits import BatchedIncr
+from app.rest.hits import BatchedGet, BatchedIncr
 from core.logs import fields
 from core.settings import Settings
 
@@ -137,7 +137,10 @@ class ClientBudget:
         self._resets: dict[str, float] = {}  # storage key -> end of its current window (epoch seconds)
         storage = limiter.storage
         # Exactly Redis (not Sentinel or Cluster, which route per key): concurrent requests share a round trip.
-        self._incr = BatchedIncr(storage) if type(storage) is RedisStorage else storage.incr
+        self._incr: Callable[[str, int], int] = storage.incr
+        self._get: Callable[[str], int] = storage.get
+        if type(storage) is RedisStorage:
+            self._incr, self._get = BatchedIncr(storage), BatchedGet(storage)
 
     def spend(self, address: str | None) -> tuple[bool, list[tuple[str, str]]] | None:
         """(allowed, X-RateLimit-* headers, and Retry-After when refused) after counting one request from
@@ -169,8 +172,21 @@ class ClientBudget:
         return allowed, headers
 
     def peek(self, address: str | None, endpoint: str) -> list[tuple[str, str]]:
-        """X-RateLimit-* for a 304 (not counted): the client's budget as it stands."""
-        return peek(self.limiter.storage, self.item, address, endpoint)
+        """X-RateLimit-* for a 304 (not counted): the client's budget as it stands. One batched read of the count;
+        the window's end comes from what `spend` remembered (read from the storage only when unknown)."""
+        key = self.item.key_for(LIMITS_KEY_PREFIX, address or "127.0.0.1", endpoint)
+        now = time.time()
+        try:
+            count = self._get(key)
+            reset = self._resets.get(key, 0.0)
+            if reset <= now:
+                reset = self._remember(key, self.limiter.storage.get_expiry(key), now) if count else \
+                    now + self.item.get_expiry()
+        except Exception:  # noqa: BLE001 - a 304 is answered without the headers rather than not at all
+            log.debug("rate limit headers unavailable", exc_info=True)
+            return []
+        return [self.limit_header, ("X-RateLimit-Remaining", str(max(0, self.item.amount - count))),
+                ("X-RateLimit-Reset", str(int(reset + 1)))]
 
     def _remember(self, key: str, reset: float, now: float) -> float:
         if len(self._resets) >= self.max_keys:  # one entry per recent client: forget the finished windows

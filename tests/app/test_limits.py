@@ -7,13 +7,18 @@ import time
 
 import gevent
 import pytest
+import requests
 from flask import Response
+from limits import parse
+from limits.storage import storage_from_string
 
 from app import create_app
 from app.rest import limits
+from app.rest.hits import BatchedGet
 from app.services import of
 from core.settings import from_env
 from tests.app.conftest import Feeder
+from tests.fixtures.web import run_web
 from tests.waiting import wait_for
 
 
@@ -125,3 +130,34 @@ def test_the_etag_moves_only_with_the_data_as_docs_api_says(tmp_path):
                        == 200 and r, 5, "the new version", idle=gevent.sleep)
     assert changed.headers["ETag"] != before
     assert changed.json["sections"]["summary"]["data"]["collateral"] == "101.000000"
+
+
+def test_concurrent_304_reads_share_one_round_trip(redis_url, monkeypatch):
+    storage = storage_from_string(redis_url)
+    key = parse("100/minute").key_for("lb-limits", "192.0.2.8", "api.account")
+    for _ in range(7):
+        storage.incr(key, 60)
+    get = BatchedGet(storage)
+    batches: list[int] = []
+    send = get._send
+    monkeypatch.setattr(get, "_send", lambda keys: batches.append(len(keys)) or send(keys))
+    greenlets = [gevent.spawn(get, key if n % 2 else key + "-other") for n in range(20)]
+    gevent.joinall(greenlets, raise_error=True)
+    assert batches == [20] and sorted(g.value for g in greenlets) == [0] * 10 + [7] * 10
+
+
+def test_304s_on_redis_report_the_shared_budget(tmp_path, redis_url):
+    env = {"CACHE_DIR": str(tmp_path / "store"), "REDIS_URL": redis_url, "RATE_LIMIT": "5/minute"}
+    feeder = Feeder(env)
+    feeder.track([5])
+    feeder.status()
+    with run_web(env) as web:
+        url = f"{web.url}/api/accounts/5"
+        first = requests.get(url, timeout=5)
+        second = requests.get(url, timeout=5)
+        assert [first.headers["X-RateLimit-Remaining"], second.headers["X-RateLimit-Remaining"]] == ["4", "3"]
+        for _ in range(4):
+            cached = requests.get(url, headers={"If-None-Match": second.headers["ETag"]}, timeout=5)
+            assert cached.status_code == 304 and cached.headers["X-RateLimit-Remaining"] == "3"
+            assert cached.headers["X-RateLimit-Reset"] == second.headers["X-RateLimit-Reset"]
+            assert "Retry-After" not in cached.headers
