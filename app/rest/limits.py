@@ -135,6 +135,7 @@ class ClientBudget:
         self.max_keys = max_keys
         self.limit_header = ("X-RateLimit-Limit", str(self.item.amount))
         self._resets: dict[str, float] = {}  # storage key -> end of its current window (epoch seconds)
+        self._counts: dict[str, int] = {}    # storage key -> its count at this process's last spend in that window
         storage = limiter.storage
         # Exactly Redis (not Sentinel or Cluster, which route per key): concurrent requests share a round trip.
         self._incr: Callable[[str, int], int] = storage.incr
@@ -162,6 +163,7 @@ class ClientBudget:
             except Exception:  # noqa: BLE001 - counted already; answer like flask-limiter does: without headers
                 log.warning("rate limit headers unavailable", exc_info=True)
                 return count <= self.item.amount, []
+        self._counts[key] = count
         # flask-limiter's RequestLimit.reset_at; Retry-After as `_finish` leaves flask-limiter's.
         reset_at = int(reset + 1)
         allowed = count <= self.item.amount
@@ -172,13 +174,18 @@ class ClientBudget:
         return allowed, headers
 
     def peek(self, address: str | None, endpoint: str) -> list[tuple[str, str]]:
-        """X-RateLimit-* for a 304 (not counted): the client's budget as it stands. One batched read of the count;
-        the window's end comes from what `spend` remembered (read from the storage only when unknown)."""
+        """X-RateLimit-* for a 304 (not counted): the client's budget as of its last request this process counted
+        in the current window, without a storage call (the 304 is the cheapest answer, and polling's most
+        common); else read in one batched round trip (docs/api.md says so)."""
         key = self.item.key_for(LIMITS_KEY_PREFIX, address or "127.0.0.1", endpoint)
         now = time.time()
+        reset = self._resets.get(key, 0.0)
+        known = self._counts.get(key) if reset > now else None
+        if known is not None:
+            return [self.limit_header, ("X-RateLimit-Remaining", str(max(0, self.item.amount - known))),
+                    ("X-RateLimit-Reset", str(int(reset + 1)))]
         try:
             count = self._get(key)
-            reset = self._resets.get(key, 0.0)
             if reset <= now:
                 reset = self._remember(key, self.limiter.storage.get_expiry(key), now) if count else \
                     now + self.item.get_expiry()
@@ -191,5 +198,6 @@ class ClientBudget:
     def _remember(self, key: str, reset: float, now: float) -> float:
         if len(self._resets) >= self.max_keys:  # one entry per recent client: forget the finished windows
             self._resets = {k: r for k, r in self._resets.items() if r > now}
+            self._counts = {k: c for k, c in self._counts.items() if k in self._resets}
         self._resets[key] = reset
         return reset

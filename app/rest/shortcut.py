@@ -79,7 +79,7 @@ class Shortcut:
         series = self._counters.get((route, status))
         if series is None:
             series = self._counters[route, status] = (self.metrics.requests.labels(route=route, status=status),
-                                                      self.metrics.latency.labels(route=route, status=status))
+                                                      self.metrics.latency(route, status))
         return series
 
     def _reply(self, environ: WSGIEnvironment, path: str) -> Reply | None:

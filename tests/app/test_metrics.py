@@ -190,3 +190,16 @@ def test_websocket_clients_frames_and_bytes_by_route_and_upgrades_not_counted(tm
         # The upgrade is not an HTTP answer: no /ws series at all (gevent-websocket would report it as a 204).
         routes = {dict(labels).get("route") for (name, labels) in samples(text) if name == "lb_http_requests_total"}
         assert "/ws" not in routes and "204" not in text
+
+
+def test_latency_buckets_are_cumulative_and_inclusive():
+    from app.metrics import LATENCY_BUCKETS, Latency
+
+    series = Latency()
+    for seconds in (0.0005, 0.0006, 0.003, 10.0):
+        series.observe(seconds)
+    buckets = dict(series.buckets())
+    assert buckets["0.0005"] == 1, "le is inclusive: an observation equal to a bound is in that bucket"
+    assert buckets["0.001"] == 2 and buckets["0.005"] == 3 and buckets["5.0"] == 3 and buckets["+Inf"] == 4
+    assert list(buckets) == [*(str(b) for b in LATENCY_BUCKETS), "+Inf"]
+    assert series.sum == pytest.approx(10.0041)
