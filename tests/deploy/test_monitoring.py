@@ -160,3 +160,20 @@ def test_the_dashboard_is_importable_json():
         assert panel["datasource"]["uid"] == "${datasource}" and panel["targets"], panel["title"]
         grid = panel["gridPos"]
         assert grid["x"] + grid["w"] <= 24
+
+
+def test_the_scrape_config_in_the_docs_is_valid(tmp_path):
+    block = re.search(r"```yaml\n(.*?)```", (ROOT / "docs" / "operations.md").read_text(), re.S)
+    assert block, "docs/operations.md lost its scrape config example"
+    documented = yaml.safe_load(block.group(1))
+    job = documented["scrape_configs"][0]
+    assert job["job_name"] == JOB and "credentials_file" in job["authorization"]
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    job["authorization"]["credentials_file"] = str(token)  # the documented path does not exist here
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump({**documented, "rule_files": [str(RULES)]}))
+    checked = subprocess.run([tool("promtool"), "check", "config", str(config)], capture_output=True, text=True,
+                             timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS" in checked.stdout + checked.stderr
