@@ -48,6 +48,8 @@ def test_ready_once_the_worker_has_populated_the_store(tmp_path):
     assert ready.json["worker_up"] is False  # a dead worker makes data stale; it does not make the web unready
     feeder.status()
     assert client.get("/ready").json["worker_up"] is True
+    wrong = client.post("/ready")
+    assert wrong.status_code == 405 and wrong.json["status"] == 405  # JSON errors, like /health
 
 
 def test_transitions_log_one_line_each_way(caplog):
