@@ -3,15 +3,23 @@
 The port comes from core.settings (PORT); the worker count from WEB_CONCURRENCY, which gunicorn itself reads
 (default 1 here: each worker has its own hub and metrics, so more workers help REST throughput, not fan-out).
 
-The worker class is gevent-websocket's. It serves a WebSocket only on a Flask route declared `websocket=True`: on
-any other route the handshake succeeds and the connection is then closed at once, silently.
+The worker class is gevent-websocket's, with our pywsgi handler (app/server.py): per-address connection cap,
+header deadline, JSON 4xx for malformed requests and upgrades, credentials masked in the server's own log lines.
+It serves a WebSocket only on a Flask route declared `websocket=True`: on any other route the handshake succeeds
+and the connection is then closed at once, silently.
 """
 import resource
 import signal
+import sys
 
-from core.settings import load
+from core.preflight import check_web
+from core.settings import SettingsError, load
 
-_settings = load()
+try:
+    _settings = load()
+    check_web(_settings)  # WEB_CONCURRENCY above 1 needs REDIS_URL (docs/deploy.md)
+except SettingsError as exc:  # `python web.py` checks first; this keeps a bare `gunicorn` run free of tracebacks too
+    sys.exit(f"configuration error: {exc}")
 
 # Each WebSocket holds a descriptor; many systems start processes at a soft limit of 1,024. Raise it to the hard
 # limit (workers inherit it from this master process). WS_MAX_CLIENTS bounds WebSockets below it.
@@ -19,11 +27,10 @@ _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 if _soft < _hard != resource.RLIM_INFINITY:
     resource.setrlimit(resource.RLIMIT_NOFILE, (_hard, _hard))
 
-# gevent-websocket's worker: /ws and /stream are declared with websocket=True (app/ws/route.py).
-worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
-# WEB_CONCURRENCY, validated by core.settings (above 1 only with REDIS_URL; docs/deploy.md), not gunicorn's raw read.
-workers = _settings.web.concurrency
+# gevent-websocket's worker with our handler: /ws and /stream are declared with websocket=True (app/ws/route.py).
+worker_class = "app.server.Worker"
 bind = f"0.0.0.0:{_settings.port}"
+workers = _settings.web_concurrency   # WEB_CONCURRENCY, checked by core.settings (gunicorn would read it unchecked)
 # Requests in flight at once. A WebSocket holds a slot only during its handshake: app/ws/transport.py then takes the
 # socket over, so open WebSockets are bounded by file descriptors, not by this.
 worker_connections = 10000

@@ -4,6 +4,7 @@ from gevent import monkey; monkey.patch_all()  # noqa: E702,I001 - before anythi
 import logging  # noqa: E402
 import sys  # noqa: E402
 
+from core import preflight  # noqa: E402
 from core.logs import configure_logging  # noqa: E402
 from core.settings import SettingsError, load  # noqa: E402
 
@@ -11,6 +12,7 @@ from core.settings import SettingsError, load  # noqa: E402
 def run() -> int:
     try:
         settings = load()
+        preflight.check(settings)
     except SettingsError as exc:
         configure_logging()
         logging.getLogger("worker").error("configuration error: %s", exc)

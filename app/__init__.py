@@ -9,7 +9,7 @@ from core.settings import Settings
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app: REST, /ws fan-out, dashboard, limits, metrics, errors; all from `settings` (the web's knobs
     from `settings.web`)."""
-    from app import compat, dashboard, errors, metrics, ready
+    from app import compat, dashboard, errors, guard, metrics, ready
     from app import services as services_module
     from app.compat.stream import Encoder
     from app.feed.mirror import Mirror
@@ -42,11 +42,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         budget=limits.ClientBudget(limiter, settings.rate_limit, api.ACCOUNT_ENDPOINT, web.rate_limit_keys),
         stream_encoder=Encoder())
     services_module.init_app(app, built)
+    from app.ws.portfolio import PortfolioFeed
+    hub.portfolio = PortfolioFeed(settings, built.reader.accounts)  # /ws?portfolio=1
     api.init_app(app)
     ws.init_app(app)
     dashboard.init_app(app)
     compat.init_app(app)  # Lighter-compatible routes (/api/v1/*, GET / as JSON, /stream): app/compat
     # Polls the mirror can answer never reach Flask.
     app.wsgi_app = Shortcut(app.wsgi_app, built)  # type: ignore[method-assign]  # Flask documents wrapping it
+    guard.init_app(app, limiter.storage, web)  # refused tokens cost budget on every route (app/guard.py)
     limits.trust_proxies(app, settings)  # outermost, so the shortcut's budget sees the client's address too
     return app

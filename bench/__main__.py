@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import fanout, freshness, machine, memory, report, rest, upstream
+from bench import edges, endtoend, fanout, freshness, machine, memory, report, rest, upstream
 
-PARTS = ("fanout", "rest", "freshness", "upstream", "memory")
+PARTS = ("fanout", "rest", "freshness", "endtoend", "upstream", "memory", "edges")
 
 
 def configs(quick: bool, store: str) -> dict[str, Any]:
@@ -26,16 +26,21 @@ def configs(quick: bool, store: str) -> dict[str, Any]:
                                               warmup_s=1.0, grace_s=1.5, store=store, burst_clients=0),
                 "rest": rest.RestConfig(seconds=2, runs=1, connections=10, store=store, also_stores=()),
                 "freshness": freshness.FreshnessConfig(trials=5, background_clients=(0, 20), store=store),
+                "endtoend": endtoend.EndToEndConfig(sizes=(20,), seconds=2, store=store),
                 "upstream": upstream.UpstreamConfig(window_s=5, settle_s=2, clients=20, store=store),
-                "memory": memory.MemoryConfig(sizes=(50, 100), settle_s=0.5, store="file")}
+                "memory": memory.MemoryConfig(sizes=(50, 100), settle_s=0.5, store="file"),
+                "edges": edges.EdgesConfig(clients=100, in_flight=32, slow=10, pump_s=3.0, store=store)}
     return {"fanout": fanout.FanoutConfig(store=store), "rest": rest.RestConfig(seconds=6, store=store),
-            "freshness": freshness.FreshnessConfig(store=store), "upstream": upstream.UpstreamConfig(store=store),
-            "memory": memory.MemoryConfig(store="file")}  # per-client RSS does not depend on the store; the file
-    # store lets 10,000 clients connect in ~30 s (with Redis the web accepts ~80 initial syncs/s here)
+            "freshness": freshness.FreshnessConfig(store=store), "endtoend": endtoend.EndToEndConfig(store=store),
+            "upstream": upstream.UpstreamConfig(store=store),
+            "memory": memory.MemoryConfig(store="file"),  # per-client RSS does not depend on the store; the file
+            # store lets 10,000 clients connect in ~30 s (with Redis the web accepts ~80 initial syncs/s here)
+            "edges": edges.EdgesConfig(store=store)}
 
 
 RUNNERS: dict[str, Callable] = {"fanout": fanout.run, "rest": rest.run, "freshness": freshness.run,
-                                "upstream": upstream.run, "memory": memory.run}
+                                "endtoend": endtoend.run, "upstream": upstream.run, "memory": memory.run,
+                                "edges": edges.run}
 
 
 def log(message: str) -> None:

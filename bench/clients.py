@@ -16,14 +16,15 @@ class ClientPool:
     (and with `wait_sync`, initial syncs) in flight at once over all processes."""
 
     def __init__(self, url: str, clients: int, processes: int = 2, subscribe: str = "",
-                 max_seconds: float = 600, handshakes: int = 16, wait_sync: bool = False) -> None:
+                 max_seconds: float = 600, handshakes: int = 16, wait_sync: bool = False,
+                 ordinal: bool = False) -> None:
         self.url, self.total = url, clients
         processes = max(1, min(processes, clients))
         share = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
         self.procs = [subprocess.Popen(
             [sys.executable, "-m", "bench.wsclient", "--url", url, "--clients", str(n), "--subscribe", subscribe,
              "--max-seconds", str(max_seconds), "--handshakes", str(max(1, handshakes // processes)),
-             *(["--wait-sync"] if wait_sync else [])],
+             *(["--wait-sync"] if wait_sync else []), *(["--ordinal"] if ordinal else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, preexec_fn=die_with_parent)
             for n in share]
         self.connected = self.failed = self.slow_syncs = 0
@@ -72,7 +73,8 @@ class ClientPool:
     def measure(self, windows: list[tuple[float, float]], grace_s: float = 3.0,
                 receipts: bool = False) -> list[dict[str, Any]]:
         """Measure over the given wall-clock windows; returns one merged result per window. With `receipts`,
-        results[0]["receipts"] maps each unstamped update's seq to every client's receipt time (ms)."""
+        results[0]["receipts"] maps each unstamped update's seq (with `ordinal`, each message's ordinal since the
+        measurement began) to every client's receipt time (ms)."""
         self._send({"cmd": "measure", "windows": windows, "grace_s": grace_s, "receipts": receipts})
         parts = [self._read(p, "measured") for p in self.procs]
         results = []
@@ -80,7 +82,7 @@ class ClientPool:
             received = [r[i] for part in parts for r in part["received"]]
             results.append({"hist": stats.merge(part["hists"][i] for part in parts), "received": received})
         flat = {key: [v for part in parts for v in part[key]] for key in
-                ("missing", "prev_seq_breaks", "resyncs", "closed")}
+                ("missing", "prev_seq_breaks", "resyncs", "closed", "bytes")}
         for res in results:
             res.update(flat)
             res["client_cpu_percent"] = [round(p["cpu_percent"], 1) for p in parts]

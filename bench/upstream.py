@@ -24,8 +24,7 @@ from bench.clients import ClientPool
 from bench.stack import Stack, running
 from core.settings import ENDPOINT_WEIGHT, TIER_WEIGHT_PER_MINUTE, Settings
 from core.snapshot import now_ms
-from worker.upstream.budget import SHARE_REST_ONLY, SHARE_WS, plan
-from worker.upstream.budget import UpstreamBudget as Budget
+from worker.upstream.budget import SHARE_REST_ONLY, SHARE_WS, UpstreamBudget, plan
 
 TIERS = ("premium", "unlimited")  # cheapest first; the tiers both the simulator and the worker know
 KINDS = {"/api/v1/account": "account", "/api/v1/accountActiveOrders": "orders"}
@@ -57,7 +56,7 @@ def hyperperiod(intervals: list[float], max_multiple: int = 16) -> float:
 def predicted_hyperperiod(tier: str, accounts: int = 3) -> float:
     """The worker's WS-live plan for `accounts` keyed accounts at the default intervals (worker/upstream/budget.py)."""
     weight = TIER_WEIGHT_PER_MINUTE.get(tier)  # None: unlimited, the configured intervals run as they are
-    usable = None if weight is None else Budget(weight // ENDPOINT_WEIGHT, time.monotonic).usable
+    usable = None if weight is None else UpstreamBudget(weight // ENDPOINT_WEIGHT, time.monotonic).usable
     p = plan(Settings.poll_interval, Settings.orders_interval, accounts, accounts, usable, SHARE_WS)
     return hyperperiod([p.poll, p.orders])
 

@@ -34,7 +34,7 @@ from bench.leanws import open_client
 
 class Client:
     __slots__ = ("seq", "last_by_account", "missing", "prev_seq_breaks", "resyncs", "closed", "received",
-                 "error", "connected")
+                 "error", "connected", "bytes", "ordinal")
 
     def __init__(self) -> None:
         self.seq: int | None = None
@@ -46,6 +46,8 @@ class Client:
         self.received: list[int] = []
         self.error: str | None = None
         self.connected = False
+        self.bytes = 0              # message bytes received while measuring
+        self.ordinal = 0            # messages received while measuring (--ordinal)
 
 
 class Harness:
@@ -65,6 +67,15 @@ class Harness:
     def handle(self, client: Client, raw: bytes) -> str | None:
         """Account for one message; returns its type."""
         now = time.time() * 1000
+        if self.measuring:
+            client.bytes += len(raw)
+        if self.args.ordinal:
+            # A relay that forwards upstream frames in one order to everyone: the k-th message since the
+            # measurement began is the same frame for every client, so receipts are keyed by that ordinal.
+            if self.measuring and self.receipts is not None:
+                client.ordinal += 1
+                self.receipts.setdefault(client.ordinal, []).append(round(now, 1))
+            return "update"
         quick = protocol.quick_update(raw)
         if quick is not None:
             return self._update(client, now, *quick)
@@ -147,7 +158,7 @@ class Harness:
     async def measure(self, windows: list[list[float]], grace_s: float, receipts: bool = False) -> dict[str, Any]:
         for client in self.clients:
             client.received = [0] * len(windows)
-            client.missing = client.prev_seq_breaks = client.resyncs = 0
+            client.missing = client.prev_seq_breaks = client.resyncs = client.bytes = client.ordinal = 0
         self.hists = [{} for _ in windows]
         self.receipts = {} if receipts else None
         self.stop_measure.clear()
@@ -166,6 +177,7 @@ class Harness:
                   "missing": [c.missing for c in self.clients],
                   "prev_seq_breaks": [c.prev_seq_breaks for c in self.clients],
                   "resyncs": [c.resyncs for c in self.clients],
+                  "bytes": [c.bytes for c in self.clients],
                   "closed": [c.closed for c in self.clients],
                   "errors": sorted({c.error for c in self.clients if c.error})[:5]}
         if self.receipts is not None:
@@ -248,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--subscribe", default="", help="text frame sent after connecting")
     p.add_argument("--handshakes", type=int, default=64, help="concurrent handshakes")
     p.add_argument("--wait-sync", action="store_true", help="hold the handshake slot until the initial sync")
+    p.add_argument("--ordinal", action="store_true",
+                   help="count every message as one frame of a relay, keyed by its ordinal (bench.relay)")
     p.add_argument("--max-seconds", type=float, default=600)
     p.add_argument("--connect-seconds", type=float, default=90, help="give up connecting the rest after this")
     args = p.parse_args(argv)

@@ -5,7 +5,13 @@ parser takes the mapping it is given.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
+
+# Numbers are written the way a shell or a .env file writes them: ASCII digits only. Python's int() and float() also
+# accept other scripts' digits ("٥" is 5), underscores and surrounding junk; a setting must not.
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
 
 
 class SettingsError(ValueError):
@@ -22,17 +28,54 @@ class Secret(str):
         return str.__str__(self)
 
 
-def number(env: Mapping[str, str], name: str, default: float, minimum: float, integer: bool = False) -> float:
-    """A number from `env[name]` (default when unset or blank), at least `minimum`, never NaN."""
+class RecordingEnv(Mapping[str, str]):
+    """A read-only view of the environment that remembers every name asked for, set or not.
+
+    Settings are built through one, so the names it saw are exactly the settings we read: a variable in our
+    namespaces that nobody asked for is unknown (core.envnames), with no list of names to keep in step by hand.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = dict(environ)
+        self.asked: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.asked.add(name)
+        return self._environ[name]
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self.asked.add(name)
+        return name in self._environ
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        return len(self._environ)
+
+
+def parse_number(name: str, raw: str, integer: bool = False) -> float:
+    """`raw` as an int or a finite float, written in ASCII digits; SettingsError naming `name` otherwise."""
+    kind = "an integer" if integer else "a number"
+    if not (_INTEGER if integer else _DECIMAL).fullmatch(raw):
+        raise SettingsError(f"{name} must be {kind} (finite, in ASCII digits; got {raw!r})")
+    value = int(raw) if integer else float(raw)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise SettingsError(f"{name} must be a finite number (got {raw!r})")
+    return value
+
+
+def number(env: Mapping[str, str], name: str, default: float, minimum: float, integer: bool = False,
+           maximum: float | None = None) -> float:
+    """A number from `env[name]` (default when unset or blank), finite, within [minimum, maximum]."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be {'an integer' if integer else 'a number'} (got {raw!r})") from None
-    if value < minimum or value != value or value == float("inf"):
-        raise SettingsError(f"{name} must be a finite number, at least {minimum} (got {raw!r})")
+    value = parse_number(name, raw, integer)
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise SettingsError(f"{name} must be {bound} (got {raw!r})")
     return value
 
 
@@ -41,10 +84,7 @@ def optional_int(env: Mapping[str, str], name: str, minimum: int) -> int | None:
 
 
 def int_value(name: str, raw: str, low: int, high: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer (got {raw!r})") from None
+    value = int(parse_number(name, raw.strip(), integer=True))
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high} (got {value})")
     return value

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
-from core.env import Secret, SettingsError, flag, int_value, number, optional_int
+from core.env import RecordingEnv, Secret, SettingsError, flag, int_value, number, optional_int
+from core.envnames import check as check_names
 from core.tuning import WebTuning, WorkerTuning, web_from_env, worker_from_env
 
 MAINNET_BASE_URL = "https://mainnet.zklighter.elliot.ai"
@@ -24,7 +25,11 @@ ENDPOINT_WEIGHT = 300
 _ACCOUNT_VAR = re.compile(r"^Lighter_(\d+)_([A-Za-z0-9]+)_(Account_Index|API_KEY_Index|PRIVATE|PUBLIC)$")
 _PROXY_VAR = re.compile(r"^Lighter_(\d+)_PROXY_(\d+)_URL$")
 _HEX_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{80}$")
-_RATE_LIMIT = re.compile(r"^\s*\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
+_RATE_LIMIT = re.compile(r"^\s*[0-9]+\s*(/|per)\s*[0-9]*\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE | re.ASCII)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# gunicorn reads WEB_CONCURRENCY itself (as its worker count, which Heroku sets from the dyno size); we check it first
+# so a bad value is one line naming it instead of gunicorn's traceback. Each worker is a whole gevent process.
+MAX_WEB_CONCURRENCY = 64
 MAX_ACCOUNT_INDEX = 2**63 - 1
 
 
@@ -83,6 +88,7 @@ class Settings:
     log_format: str = "text"
     log_level: str = "INFO"
     port: int = 5000
+    web_concurrency: int = 1
     worker: WorkerTuning = field(default_factory=WorkerTuning)
     web: WebTuning = field(default_factory=WebTuning)
     metrics_token: Secret | None = field(default=None, repr=False)  # /metrics only; API_TOKEN when unset
@@ -133,25 +139,38 @@ def load() -> Settings:
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from a mapping (os.environ by default). Raises SettingsError naming the variable."""
-    env = dict(os.environ if environ is None else environ)
+    given = dict(os.environ if environ is None else environ)
+    env = RecordingEnv(given)
+    settings = _settings(env, given)
+    check_names(given, env.asked)
+    return settings
+
+
+def names_read() -> frozenset[str]:
+    """Every variable from_env reads (each is read whether set or not): the settings, for docs and checks."""
+    env = RecordingEnv({})
+    _settings(env, {})
+    return frozenset(env.asked)
+
+
+def _settings(env: Mapping[str, str], given: Mapping[str, str]) -> Settings:
+    """`env` records what we read; `given` is the same mapping, for the pattern-named variables (accounts, proxies)
+    that are found by scanning rather than by asking."""
     base_url = _url(env, "LIGHTER_BASE_URL", MAINNET_BASE_URL, ("http", "https"))
     ws_default = _default_ws_url(base_url)
     tier = env.get("UPSTREAM_TIER", "standard").strip().lower() or "standard"
     if tier not in (*TIER_WEIGHT_PER_MINUTE, "unlimited"):
         raise SettingsError(f"UPSTREAM_TIER must be one of standard, premium, plus, builder, unlimited (got {tier!r})")
-    rate_limit = env.get("RATE_LIMIT", "100/minute").strip()
-    if not _RATE_LIMIT.match(rate_limit):
-        raise SettingsError(f"RATE_LIMIT must look like '100/minute' (got {rate_limit!r})")
-    web = web_from_env(env)
-    if web.concurrency > 1 and not env.get("REDIS_URL", "").strip():
-        # Each gunicorn worker would count RATE_LIMIT on its own (memory://): a client would get N times its budget.
-        raise SettingsError("WEB_CONCURRENCY above 1 needs REDIS_URL (rate limits are shared through Redis)")
+    rate_limit = _rate_limit(env)
+    log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if log_level not in LOG_LEVELS:
+        raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (got {log_level!r})")
     log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
     if log_format not in ("text", "json"):
         raise SettingsError(f"LOG_FORMAT must be 'text' or 'json' (got {log_format!r})")
     return Settings(
-        accounts=_accounts(env),
-        proxies=_proxies(env),
+        accounts=_accounts(given),
+        proxies=_proxies(given),
         lighter_base_url=base_url,
         lighter_ws_url=_url(env, "LIGHTER_WS_URL", ws_default, ("ws", "wss")),
         poll_interval=number(env, "POLL_INTERVAL", 0.5, minimum=0.05),
@@ -166,10 +185,11 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=int(number(env, "TRUSTED_PROXIES", 0, minimum=0, integer=True)),
         ws_max_clients=int(number(env, "WS_MAX_CLIENTS", 10000, minimum=1, integer=True)),
         log_format=log_format,
-        log_level=env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
-        port=int(number(env, "PORT", 5000, minimum=1, integer=True)),
+        log_level=log_level,
+        port=int(number(env, "PORT", 5000, minimum=1, maximum=65535, integer=True)),
+        web_concurrency=int(number(env, "WEB_CONCURRENCY", 1, minimum=1, maximum=MAX_WEB_CONCURRENCY, integer=True)),
         worker=worker_from_env(env),
-        web=web,
+        web=web_from_env(env),
         metrics_token=Secret(env["METRICS_TOKEN"]) if env.get("METRICS_TOKEN", "").strip() else None,
         metrics_account_values=flag("METRICS_ACCOUNT_VALUES", env.get("METRICS_ACCOUNT_VALUES", "1").strip() or "1"),
         cors_origins=_cors_origins(env),
@@ -184,7 +204,9 @@ def _accounts(env: Mapping[str, str]) -> tuple[Account, ...]:
         if match and match.group(2).upper() != "PROXY":
             fields.setdefault((int(match.group(1)), match.group(2)), {})[match.group(3)] = value.strip()
     accounts: list[Account] = []
-    for (group, ident), values in sorted(fields.items()):
+    # Configuration order: by group, then as the variables appear (a stable sort keeps the environment's order;
+    # `.env` files load top to bottom), never alphabetically by name.
+    for (group, ident), values in sorted(fields.items(), key=lambda item: item[0][0]):
         prefix = f"Lighter_{group}_{ident}_"
         if not values.get("Account_Index"):
             raise SettingsError(f"{prefix}Account_Index is required when other {prefix}* variables are set")
@@ -265,10 +287,34 @@ def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
     return origins
 
 
+def _rate_limit(env: Mapping[str, str]) -> str:
+    rate_limit = env.get("RATE_LIMIT", "").strip() or "100/minute"
+    match = _RATE_LIMIT.match(rate_limit)
+    if not match:
+        raise SettingsError(f"RATE_LIMIT must look like '100/minute' (got {rate_limit!r})")
+    amount = int(rate_limit.split("/")[0].lower().split("per")[0])
+    if amount < 1:
+        raise SettingsError(f"RATE_LIMIT must allow at least 1 request (got {rate_limit!r})")
+    return rate_limit
+
+
 def _redis_url(env: Mapping[str, str]) -> Secret | None:
+    """REDIS_URL holds a password: messages describe what is wrong with it, never any part of it."""
     value = env.get("REDIS_URL", "").strip()
     if not value:
         return None
-    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+    try:
+        split = urlsplit(value)
+        port = split.port
+    except ValueError:
+        raise SettingsError("REDIS_URL has a port that is not a number between 0 and 65535") from None
+    if split.scheme not in ("redis", "rediss", "unix"):
         raise SettingsError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+    if split.scheme != "unix" and not split.hostname:
+        raise SettingsError("REDIS_URL needs a host (redis://[user:password@]host[:port][/db])")
+    if port == 0:
+        raise SettingsError("REDIS_URL has port 0; give a port between 1 and 65535")
+    db = split.path.strip("/")
+    if split.scheme != "unix" and db and not (db.isascii() and db.isdigit()):
+        raise SettingsError("REDIS_URL has a database number that is not an integer")
     return Secret(value)

@@ -8,18 +8,20 @@ Snapshot (schema 1), one per tracked account, written only by the worker:
     {"schema": 1, "account_index": int, "seq": int, "prev_seq": int | None, "written_at": ms | None,
      "as_of": ms | None,            # newest upstream confirmation across sections
      "public_only": bool,           # no private key: no active orders
+     "name": str | None, "group": int | None,  # from Lighter_{group}_{name}_* (absent in older snapshots)
      "sections": {name: {"source": "ws"|"rest"|None, "as_of": ms|None, "data": ..., "error": str|None}}}
 Sections: summary (Lighter DetailedAccount fields except positions, verbatim), positions (AccountPosition list),
-orders (active Order list), stats (user_stats), trades (recent trades). Section data is Lighter's JSON, kept
+orders (active Order list), stats (user_stats), trades (recent trades),
+volume (account_all_trades' volume fields). Section data is Lighter's JSON, kept
 verbatim: `Row` is one such object.
 """
 from __future__ import annotations
 
 import time
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 SCHEMA_VERSION = 1
-SECTIONS = ("summary", "positions", "orders", "stats", "trades")
+SECTIONS = ("summary", "positions", "orders", "stats", "trades", "volume")
 # Sections whose staleness makes the whole account stale: the money and the risk.
 VITAL_SECTIONS = ("summary", "positions")
 
@@ -45,6 +47,9 @@ class _Head(TypedDict):
     written_at: int | None
     as_of: int | None
     public_only: bool
+    # The configuration's label of the account (`Lighter_{group}_{name}_*`), written by the worker.
+    name: NotRequired[str | None]
+    group: NotRequired[int | None]
 
 
 class Snapshot(_Head):
@@ -74,10 +79,11 @@ def empty_section() -> Section:
     return {"source": None, "as_of": None, "data": None, "error": None}
 
 
-def new_snapshot(account_index: int, public_only: bool) -> Snapshot:
+def new_snapshot(account_index: int, public_only: bool, name: str | None = None,
+                 group: int | None = None) -> Snapshot:
     """A snapshot with no data yet (what the worker starts from for an account the store has never seen)."""
     return {"schema": SCHEMA_VERSION, "account_index": account_index, "seq": 0, "prev_seq": None,
-            "written_at": None, "as_of": None, "public_only": public_only,
+            "written_at": None, "as_of": None, "public_only": public_only, "name": name, "group": group,
             "sections": {name: empty_section() for name in SECTIONS}}
 
 

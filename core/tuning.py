@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-from core.env import SettingsError, flag
+from core.env import SettingsError, flag, number
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,15 @@ class WebTuning:
     mirror_max_age_s: float = 1.0     # REST re-reads the tracked list and account keys at most this often
     file_poll_s: float = 0.02         # file store: how often the watcher polls `head` for changes
     rate_limit_keys: int = 10_000     # client windows the REST fast path remembers
-    concurrency: int = 1              # WEB_CONCURRENCY: gunicorn workers; above 1 only with REDIS_URL (docs/deploy.md)
+    # Hostile edges (docs/security.md): each bound is held by a test named there.
+    ws_backlog_bytes: int = 1_048_576  # bytes a WebSocket client may owe before it is closed as too slow (4008)
+    auth_failures: int = 20           # refused tokens per client address and window, then 429 / close 1008
+    auth_failure_window_s: float = 60.0
+    stream_auth_timeout_s: float = 10.0  # a token-less /stream connection must authenticate a subscribe by then
+    ws_admit_per_s: int = 500         # WebSocket handshakes admitted per second per process, then 1013
+    ws_admit_per_address_per_s: int = 200  # ... and per client address
+    header_timeout_s: float = 10.0    # a connection must send its request line and headers within this
+    conns_per_address: int = 256      # HTTP connections open at once per client address (WebSockets excluded)
 
 
 Tuned = TypeVar("Tuned", WorkerTuning, WebTuning)
@@ -69,14 +77,7 @@ def from_env(cls: type[Tuned], prefix: str, environ: Mapping[str, str]) -> Tuned
         if spec.type in ("bool", bool):
             values[spec.name] = flag(name, raw)
             continue
-        integer = spec.type in ("int", int)
-        try:
-            number: float = int(raw) if integer else float(raw)
-        except ValueError:
-            raise SettingsError(f"{name} must be {'an integer' if integer else 'a number'} (got {raw!r})") from None
-        if number < 0 or number != number or number == float("inf"):
-            raise SettingsError(f"{name} must be a finite number, not negative (got {raw!r})")
-        values[spec.name] = number
+        values[spec.name] = number(environ, name, 0, minimum=0, integer=spec.type in ("int", int))
     return cls(**values)
 
 
@@ -93,10 +94,17 @@ def worker_from_env(environ: Mapping[str, str]) -> WorkerTuning:
 
 def web_from_env(environ: Mapping[str, str]) -> WebTuning:
     tuning = from_env(WebTuning, "WEB_", environ)
-    for name in ("ws_queue_frames", "rate_limit_keys", "concurrency"):
+    for name in ("ws_queue_frames", "rate_limit_keys"):
         if getattr(tuning, name) < 1:
             raise SettingsError(f"WEB_{name.upper()} must be at least 1")
     for name in ("ws_heartbeat_s", "status_every_s", "status_refresh_s", "file_poll_s"):
+        if getattr(tuning, name) <= 0:
+            raise SettingsError(f"WEB_{name.upper()} must be more than 0")
+    for name in ("ws_backlog_bytes", "auth_failures", "ws_admit_per_s", "ws_admit_per_address_per_s",
+                 "conns_per_address", "auth_failure_window_s"):  # hostile edges: a window under 1 s is no window
+        if getattr(tuning, name) < 1:
+            raise SettingsError(f"WEB_{name.upper()} must be at least 1")
+    for name in ("stream_auth_timeout_s", "header_timeout_s"):
         if getattr(tuning, name) <= 0:
             raise SettingsError(f"WEB_{name.upper()} must be more than 0")
     return tuning

@@ -15,6 +15,9 @@ from .book import BookState
 from .markets import MARKETS, MARKETS_BY_ID, MarketSpec
 
 MAX_ACTIVE_ORDERS = 6
+RECENT_FILLS_KEPT = 50                   # per account: what an account_all_trades snapshot lists
+VOLUME_WINDOW_MS = 30 * 86_400_000       # the longest volume window (30 days); older fills only count in total
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,10 @@ class Model:
         self.next_trade_id = 10**10 + self.rng.randrange(10**9)
         self.books = {m.market_id: BookState(m) for m in MARKETS}
         self.accounts: dict[int, Account] = {}
+        # Per account: newest fills (oldest first) and (timestamp_ms, USD) of each fill in the last 30 days.
+        self.fills: dict[int, list[Fill]] = {}
+        self.volume_log: dict[int, list[tuple[int, Decimal]]] = {}
+        self.total_volume: dict[int, Decimal] = {}
         for idx in sorted(self.rng.sample(range(100_000, 999_999), n_accounts)):
             self.accounts[idx] = self._new_account(idx, now_ms)
         for book in self.books.values():
@@ -122,6 +129,17 @@ class Model:
         longs = sum((p.size for a in self.accounts.values() for p in a.positions.values()
                      if p.market_id == market_id and p.size > 0), ZERO)
         return longs
+
+    def volumes(self, index: int, now_ms: int) -> dict[str, Decimal]:
+        """The account's traded USD over 24 h, 7 d, 30 d and in total (account_all_trades' volume fields)."""
+        log = [(t, usd) for t, usd in self.volume_log.get(index, []) if now_ms - t < VOLUME_WINDOW_MS]
+        self.volume_log[index] = log
+
+        def since(days: int) -> Decimal:
+            return sum((usd for t, usd in log if now_ms - t < days * DAY_MS), ZERO)
+
+        return {"daily_volume": since(1), "weekly_volume": since(7), "monthly_volume": since(30),
+                "total_volume": self.total_volume.get(index, ZERO)}
 
     def account_by_l1(self, address: str) -> list[Account]:
         return [a for a in self.accounts.values() if a.l1_address.lower() == address.lower()]
@@ -195,5 +213,11 @@ class Model:
         fill = Fill(self.next_trade_id, order.market_id, order.is_ask, size, order.price,
                     order.order_index, acct.index, self.block_height, now_ms)
         self.next_trade_id += 1
+        recent = self.fills.setdefault(acct.index, [])
+        recent.append(fill)
+        del recent[:-RECENT_FILLS_KEPT]
+        usd = size * order.price
+        self.volume_log.setdefault(acct.index, []).append((now_ms, usd))
+        self.total_volume[acct.index] = self.total_volume.get(acct.index, ZERO) + usd
         ch.order_changed(acct.index, order)
         ch.fills.setdefault(acct.index, []).append(fill)

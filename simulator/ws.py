@@ -75,6 +75,12 @@ class Hub:
                 self.broadcast(f"account_all/{idx}", wsframes.account_all(model, idx, "update", fills, ts))
             if f"user_stats/{idx}" in self.by_channel:
                 self.broadcast(f"user_stats/{idx}", wsframes.user_stats_frame(model, idx, "update", ts))
+            if f"account_all_positions/{idx}" in self.by_channel:
+                self.broadcast(f"account_all_positions/{idx}",
+                               wsframes.account_all_positions(model, idx, "update", ts))
+            if changes.fills.get(idx) and f"account_all_trades/{idx}" in self.by_channel:
+                frame = wsframes.account_all_trades(model, idx, "update", changes.fills[idx], ts)
+                self.broadcast(f"account_all_trades/{idx}", frame)
             if changes.orders.get(idx) and f"account_all_orders/{idx}" in self.by_channel:
                 frame = wsframes.account_all_orders(idx, changes.orders[idx], "update", ts)
                 self.broadcast(f"account_all_orders/{idx}", frame)

@@ -5,7 +5,8 @@ from .accounts import Order, metrics
 from .model import Fill, Model
 from .views import order_json, position_json, trade_json, user_stats
 
-ACCOUNT_CHANNELS = ("account_all", "user_stats", "account_all_orders")
+ACCOUNT_CHANNELS = ("account_all", "user_stats", "account_all_orders", "account_all_positions",
+                    "account_all_trades")
 AUTH_CHANNELS = ("account_all_orders",)
 
 
@@ -25,6 +26,29 @@ def account_all(model: Model, index: int, kind: str, fills: list[Fill], ts_ms: i
         "positions": {str(mid): position_json(p, acct, model, m) for mid, p in sorted(acct.positions.items())},
         "trades": trades, "funding_histories": {}, "liquidations": [], "shares": [], "timestamp": ts_ms,
     }
+
+
+def account_all_positions(model: Model, index: int, kind: str, ts_ms: int) -> dict:
+    """account_all_positions: the positions map of account_all (same rows) without trades."""
+    acct = model.accounts[index]
+    m = metrics(acct, model.marks)
+    return {
+        "type": f"{kind}/account_all_positions", "channel": f"account_all_positions:{index}",
+        "positions": {str(mid): position_json(p, acct, model, m) for mid, p in sorted(acct.positions.items())},
+        # Lighter's funding bookkeeping; the simulator charges no funding (types as seen in 3P fixtures).
+        "shares": [], "last_funding_round": 0, "last_funding_discount": "0", "timestamp": ts_ms,
+    }
+
+
+def account_all_trades(model: Model, index: int, kind: str, fills: list[Fill], ts_ms: int) -> dict:
+    """account_all_trades: the snapshot lists the recent fills, an update this change's; both carry the
+    account's volume fields, JSON numbers in USD as Lighter sends them."""
+    trades: dict[str, list[dict]] = {}
+    for f in fills:
+        trades.setdefault(str(f.market_id), []).append(trade_json(f))
+    volumes = {key: float(value) for key, value in model.volumes(index, ts_ms).items()}
+    return {"type": f"{kind}/account_all_trades", "channel": f"account_all_trades:{index}", "trades": trades,
+            **volumes, "timestamp": ts_ms}
 
 
 def user_stats_frame(model: Model, index: int, kind: str, ts_ms: int) -> dict:
@@ -62,6 +86,10 @@ def snapshot(model: Model, channel: str, ts_ms: int) -> dict:
         return user_stats_frame(model, i, "subscribed", ts_ms)
     if name == "account_all_orders":
         return account_all_orders(i, model.accounts[i].active_orders(), "subscribed", ts_ms)
+    if name == "account_all_positions":
+        return account_all_positions(model, i, "subscribed", ts_ms)
+    if name == "account_all_trades":
+        return account_all_trades(model, i, "subscribed", model.fills.get(i, []), ts_ms)
     return order_book(model, i, "subscribed", ts_ms)
 
 

@@ -13,6 +13,9 @@ class Channel(StrEnum):
     ACCOUNT_ALL = "account_all"
     USER_STATS = "user_stats"
     ACCOUNT_ALL_ORDERS = "account_all_orders"  # needs an auth token
+    # Fills with the account's 24 h / 7 d / 30 d / total volume (public per Lighter's asyncapi.json; see
+    # docs/lighter-protocol.md). account_all's `trades` is often empty on the live venue: this is the fills' source.
+    ACCOUNT_ALL_TRADES = "account_all_trades"
 
     def subscription(self, account: int) -> str:
         """The channel as a subscribe message names it."""

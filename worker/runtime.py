@@ -69,7 +69,8 @@ class Runtime:
         self.accounts: dict[int, Account] = {a.account_index: a for a in settings.accounts}
         self.egresses: list[Egress] = build_egresses(settings, tuning, clock)
         self.stats = {a.account_index: AccountStats(e.id) for e in self.egresses for a in e.accounts}
-        self.states = {i: AccountState(i, a.public_only, self._previous(i)) for i, a in self.accounts.items()}
+        self.states = {i: AccountState(i, a.public_only, self._previous(i), a.name, a.group)
+                       for i, a in self.accounts.items()}
         self.recent_errors: deque[RecentError] = deque(maxlen=RECENT_ERRORS_KEPT)
         self.tokens = Tokens(settings.lighter_base_url, tuning.token_ttl_s, tuning.token_refresh_before_s)
         confirm_every = max(0.25, min(2.0, settings.cache_ttl / 5))

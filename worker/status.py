@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from core.logs import fields
 from core.snapshot import now_ms
 from core.store import StatusRecord
 from worker.runtime import Runtime
@@ -73,8 +72,8 @@ def build_status(rt: Runtime) -> StatusRecord:
         "mode": worst_mode(e.ws.mode for e in rt.egresses if e.accounts),  # the worst mode of any egress
         "intervals": _intervals(rt),
         "egresses": [_egress(rt, e) for e in rt.egresses],
-        "accounts": {str(i): {"egress": s.egress, "name": rt.accounts[i].name,
-                              "public_only": rt.accounts[i].public_only,
+        "accounts": {str(i): {"name": rt.accounts[i].name, "group": rt.accounts[i].group,
+                              "egress": s.egress, "public_only": rt.accounts[i].public_only,
                               "last_rest_at": s.last_rest_at, "last_ws_at": s.last_ws_at}
                      for i, s in rt.stats.items()},
         "store": {"kind": rt.store.kind, "healthy": rt.sink.healthy, "seq": rt.sink.seq,
@@ -95,6 +94,5 @@ def log_summary(rt: Runtime, period_s: float) -> None:
         log.info("account %s via %s: last %.0fs %d requests, %d rate-limited, %d errors, %d ws frames; "
                  "oldest section %s; flagged %s", index, stats.egress, period_s, stats.requests,
                  stats.rate_limited, stats.errors, stats.ws_frames,
-                 "n/a" if oldest is None else f"{oldest:.1f}s old", ",".join(flagged) or "none",
-                 extra=fields(event="account_summary", account=index, egress=stats.egress))
+                 "n/a" if oldest is None else f"{oldest:.1f}s old", ",".join(flagged) or "none")
         stats.reset_counters()

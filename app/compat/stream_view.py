@@ -5,19 +5,25 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
+import gevent
 import orjson
 from flask import Blueprint, Flask, Response, abort, request
+from gevent import get_hub
 from redis.exceptions import RedisError
 
 from app.compat import auth, errors, frames
 from app.compat.errors import LighterError
 from app.compat.stream import LighterClient
+from app.feed.mirror import Mirror
+from app.guard import guard
 from app.metrics import STREAM_ROUTE
-from app.services import services
+from app.services import Services, services
 from app.ws import transport
 from app.ws.codes import CloseCode
+from app.ws.route import REFUSED_GRACE_S, admit
 from core.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -29,13 +35,22 @@ MESSAGES_PER_MINUTE = 200     # client frames per connection, Lighter's document
 
 
 class Session:
-    """One /stream connection's protocol state (used by its client's handling greenlet only)."""
+    """One /stream connection's protocol state (used by its client's handling greenlet only).
 
-    def __init__(self, client: LighterClient, store: Store, token: str | None, authorized: bool) -> None:
+    A connection opened without our token is not registered with the hub (it holds no WS_MAX_CLIENTS slot and
+    gets no changes) until a subscribe carries the right `auth`: `admitted` then registers it. Each wrong `auth`
+    spends the address's failure budget (app/guard.py); once it is spent the connection is closed with 1008.
+    """
+
+    def __init__(self, client: LighterClient, store: Store, token: str | None, authorized: bool,
+                 admitted: Callable[[], bool] | None = None, failed: Callable[[], bool] | None = None) -> None:
         self.client = client
         self.store = store
         self.token = token
         self.authorized = authorized  # our token came with the handshake: no per-subscribe `auth` needed
+        self.admitted = admitted      # None once registered
+        self.failed = failed
+        self.mirror: Callable[[], Mirror | None] | None = None  # Watcher.serving
         self.bad_frames = 0
         self.recent: deque[float] = deque(maxlen=MESSAGES_PER_MINUTE)
 
@@ -84,16 +99,28 @@ class Session:
             if not isinstance(presented, str) or not presented:
                 return self.error(errors.auth_required(f"{name}:{account}"))
             if not auth.matches(self.token or "", [presented]):
+                if self.failed is not None and not self.failed():
+                    self.client.push(frames.error(errors.AUTH_INVALID))
+                    self.client.close(CloseCode.POLICY, "too many refused tokens", flush=True)
+                    return None
                 return self.error(errors.AUTH_INVALID)
+        if self.admitted is not None:
+            admitted, self.admitted = self.admitted, None
+            if not admitted():
+                return None
         if (name, account) in self.client.channels:
             return self.error(errors.ALREADY_SUBSCRIBED)
         if len(self.client.channels) >= MAX_SUBSCRIPTIONS:
             return self.error(errors.TOO_MANY_SUBSCRIPTIONS)
         try:
-            if account not in self.store.tracked():
+            # The process's own copy when the watcher trusts it: a burst of subscribes costs no store round trip.
+            mirror = self.mirror() if self.mirror is not None else None
+            if account not in (mirror.tracked() if mirror is not None else self.store.tracked()):
                 return self.error(errors.ACCOUNT_NOT_FOUND)
             self.client.watch(name, account)
-            snapshot = self.store.account(account)
+            snapshot = mirror.account(account) if mirror is not None else None
+            if snapshot is None:
+                snapshot = self.store.account(account)
         except (StoreError, RedisError, OSError):
             log.warning("stream: store unavailable while subscribing to %s/%d", name, account, exc_info=True)
             if (name, account) in self.client.channels:
@@ -130,26 +157,76 @@ def stream() -> Response:
     if conn is None:  # only upgrade requests reach a websocket rule; belt and braces
         abort(400, "WebSocket upgrade required")
     svc = services()
-    hub, web = svc.hub, svc.settings.web
+    web = svc.settings.web
     secret = svc.settings.api_token
     token = secret.reveal() if secret is not None else None
     client = LighterClient(conn, web.ws_queue_frames, svc.metrics, web.ws_close_grace_s, svc.stream_encoder)
-    if hub.full():  # Lighter has no error code for this: a close code only, as /ws after its error frame
-        svc.metrics.dropped(STREAM_ROUTE, "full")
-        client.refuse(CloseCode.TRY_AGAIN_LATER, "server full", flush=False)
-        return Response(status=204)
-    authorized, refused = _handshake_token(token)
-    # gevent-websocket has answered 101 before the view runs: a refusal is an error frame and a close.
-    client.push(frames.error(errors.AUTH_INVALID) if refused else frames.connected(str(uuid.uuid4())))
-    hub.register(client)
+    client.backlog_bytes = web.ws_backlog_bytes
     client.when_closed(client.forget)  # release its subscriptions from the shared encoder
-    if refused:
-        client.refuse(CloseCode.POLICY, "invalid auth")
-    else:
-        svc.watcher.ensure_started()
-        # From here the connection lives on without this greenlet: frames are handled as they come.
-        client.start(Session(client, svc.store, token, authorized).receive)
+    authorized, refused = _handshake_token(token)
+    # gevent-websocket has answered 101 before the view runs: a refusal is an error frame and a close. Nothing
+    # before `register` takes a slot (app/ws/route.py's `admit`: failure budget, token, admission pacing).
+    refusal = admit(conn.remote, not refused)
+    if refusal is not None:
+        code, error, _, retry = refusal
+        svc.metrics.dropped(STREAM_ROUTE, error)
+        client.close_grace_s = min(client.close_grace_s, REFUSED_GRACE_S)
+        if code is CloseCode.UNAUTHORIZED:
+            client.push(frames.error(errors.AUTH_INVALID))
+            client.refuse(CloseCode.POLICY, "invalid auth")
+        else:  # Lighter has no error code for these: the close code and its reason carry the retry hint
+            client.refuse(code, f"{error}; retry_after={retry}" if retry is not None else error, flush=False)
+        return Response(status=204)
+    if authorized and not _register(client, svc):
+        return Response(status=204)
+    client.push(frames.connected(str(uuid.uuid4())))
+    svc.watcher.ensure_started()
+    session = Session(client, svc.store, token, authorized)
+    session.mirror = svc.watcher.serving
+    if not authorized:
+        # Lighter's way: each subscribe carries `auth`. Until one does, the connection holds no slot, and it
+        # must do so within WEB_STREAM_AUTH_TIMEOUT_S.
+        address, failures = conn.remote, guard().failures
+        session.admitted = lambda: _register(client, svc, reading=True)
+        session.failed = lambda: failures.fail(address)
+        _deadline(client, session, web.stream_auth_timeout_s, lambda: failures.fail(address))
+    # From here the connection lives on without this greenlet: frames are handled as they come.
+    client.start(session.receive)
     return Response(status=204)
+
+
+def _register(client: LighterClient, svc: Services, reading: bool = False) -> bool:
+    """Give `client` a hub slot (False, and it is closed with 1013, when the process has none left). `svc` is
+    passed in: a subscribe is handled outside the request, with no Flask app context."""
+    if svc.hub.full():  # Lighter has no error code for this: a close code only, as /ws after its error frame
+        svc.metrics.dropped(STREAM_ROUTE, "full")
+        client.close_grace_s = min(client.close_grace_s, REFUSED_GRACE_S)
+        if reading:
+            client.close(CloseCode.TRY_AGAIN_LATER, "server full; retry_after=1")
+        else:  # start reading, so its close answer arrives and the descriptor goes at once
+            client.refuse(CloseCode.TRY_AGAIN_LATER, "server full; retry_after=1", flush=False)
+        return False
+    svc.hub.register(client)
+    return True
+
+
+def _deadline(client: LighterClient, session: Session, timeout_s: float, failed: Callable[[], bool]) -> None:
+    """Close a token-less connection that has not authenticated a subscribe within `timeout_s`; it counts as a
+    refused token (`failed`), like a token-less /ws handshake."""
+    timer = get_hub().loop.timer(timeout_s)
+
+    def expire() -> None:
+        timer.close()
+        if session.admitted is not None and client.closing is None:
+            client.close(CloseCode.POLICY, "authenticate a subscribe first")
+            gevent.spawn(failed)  # a Redis round trip: never in the event loop's own callback
+
+    def cancel() -> None:
+        timer.stop()
+        timer.close()
+
+    timer.start(expire)
+    client.when_closed(cancel)
 
 
 def init_app(app: Flask) -> None:

@@ -82,6 +82,10 @@ class Mirror:
                 return False
         return self._populated
 
+    def tracked(self) -> list[int]:
+        """The tracked accounts, in configuration order (as `Store.tracked()`)."""
+        return list(self._tracked)
+
     def account(self, index: int) -> Snapshot | None:
         """The tracked account's snapshot, or None (untracked, not written yet): callers then ask the store,
         which gives today's 404/503 answers."""

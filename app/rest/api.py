@@ -11,12 +11,13 @@ from flask import Blueprint, Flask, Response, abort, g, request
 
 from app import auth
 from app.errors import error_response
+from app.rest import portfolio
 from app.rest.conditional import Answer, Resource, account_resource, answer, list_resource
 from app.rest.reader import NotPopulated, NotTracked
 from app.services import services
 from app.status import worker_view
 from core.settings import MAX_ACCOUNT_INDEX
-from core.snapshot import now_ms
+from core.snapshot import Snapshot, now_ms
 
 log = logging.getLogger(__name__)
 api = Blueprint("api", __name__, url_prefix="/api")
@@ -24,6 +25,11 @@ health = Blueprint("health", __name__)
 _INDEX = re.compile(r"\d{1,19}")
 ACCOUNT_ENDPOINT = "api.account"  # also the rate limiter's scope for this route (app.rest.limits.ClientBudget)
 ACCOUNTS_ENDPOINT = "api.accounts"
+PORTFOLIO_ENDPOINT = "api.portfolio"
+KIND_ENDPOINT = "api.account_kind"    # /api/accounts/<index>/<kind>
+KINDS_ENDPOINT = "api.kinds"          # /api/<kind>
+# The conditional routes: ETag/304 from one builder; a 304 is not counted by the rate limit.
+CONDITIONAL = frozenset({ACCOUNT_ENDPOINT, ACCOUNTS_ENDPOINT, PORTFOLIO_ENDPOINT, KIND_ENDPOINT, KINDS_ENDPOINT})
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -40,30 +46,51 @@ def parse_index(raw: str) -> int:
     return index
 
 
+def _kind() -> str:
+    kind = (request.view_args or {})["kind"]
+    if kind not in portfolio.KINDS:
+        abort(404, f"no such view {kind[:40]!r}: use one of {', '.join(portfolio.KINDS)}")
+    return str(kind)
+
+
+def _tracked_account() -> Snapshot:
+    """The snapshot of the account the URL names, or the 400/404/503 saying why there is none."""
+    index = parse_index((request.view_args or {})["index"])
+    found = services().reader.account(index)
+    if isinstance(found, NotPopulated):
+        # Not "untracked": the store is empty until the worker (re)writes it, e.g. after Redis restarts.
+        abort(503, "the store holds no data yet; the worker has not written it")
+    if isinstance(found, NotTracked):
+        abort(404, f"account {index} is not tracked")
+    return found
+
+
 def _resource() -> Resource:
     """The body and ETag of the conditional resource this request names, read once per request (the limiter's
     filter and the view both ask)."""
     if "lb_resource" not in g:
         svc = services()
-        ttl = svc.settings.cache_ttl
-        if request.endpoint == ACCOUNT_ENDPOINT:
-            index = parse_index((request.view_args or {})["index"])
-            found = svc.reader.account(index)
-            if isinstance(found, NotPopulated):
-                # Not "untracked": the store is empty until the worker (re)writes it, e.g. after Redis restarts.
-                abort(503, "the store holds no data yet; the worker has not written it")
-            if isinstance(found, NotTracked):
-                abort(404, f"account {index} is not tracked")
-            g.lb_resource = account_resource(found, ttl)
+        settings = svc.settings
+        endpoint = request.endpoint
+        if endpoint == ACCOUNT_ENDPOINT:
+            g.lb_resource = account_resource(_tracked_account(), settings.cache_ttl)
+        elif endpoint == KIND_ENDPOINT:
+            kind = _kind()
+            g.lb_resource = portfolio.kind_resource(_tracked_account(), kind, settings)
+        elif endpoint == KINDS_ENDPOINT:
+            kind = _kind()
+            g.lb_resource = portfolio.kinds_resource(svc.reader.accounts(), kind, settings)
+        elif endpoint == PORTFOLIO_ENDPOINT:
+            g.lb_resource = portfolio.portfolio_resource(svc.reader.accounts(), settings)
         else:
-            g.lb_resource = list_resource(svc.reader.accounts(), ttl)
+            g.lb_resource = list_resource(svc.reader.accounts(), settings.cache_ttl)
     resource: Resource = g.lb_resource
     return resource
 
 
 def not_modified() -> bool:
     """Limiter request filter: an If-None-Match hit is answered with 304 and never counted."""
-    if not request.headers.get("If-None-Match") or request.endpoint not in (ACCOUNT_ENDPOINT, ACCOUNTS_ENDPOINT):
+    if not request.headers.get("If-None-Match") or request.endpoint not in CONDITIONAL:
         return False
     if not auth.authorized(services().settings, request):
         return False
@@ -99,6 +126,24 @@ def account(index: str) -> Response:
 
 @api.get("/accounts")
 def accounts() -> Response:
+    return _conditional()
+
+
+@api.get("/accounts/<index>/<kind>")
+def account_kind(index: str, kind: str) -> Response:
+    """One kind (positions, orders, trades) of one account, for pollers that want one thing."""
+    return _conditional()
+
+
+@api.get("/<any(positions, orders, trades):kind>")
+def kinds(kind: str) -> Response:
+    """One kind across every tracked account."""
+    return _conditional()
+
+
+@api.get("/portfolio", endpoint="portfolio")
+def portfolio_view() -> Response:
+    """Per account and in total: equity, PnL, margin, leverage, volumes, positions with liquidation distance."""
     return _conditional()
 
 

@@ -4,6 +4,13 @@ from __future__ import annotations
 from typing import Any
 
 NULLABLE_INT = {"type": "integer", "nullable": True}
+# Money, sizes and ratios: exact decimal strings as Lighter sends them; null when unknown (never 0).
+DECIMAL = {"type": "string", "nullable": True, "pattern": r"^-?\d+(\.\d+)?$"}
+NULLABLE_STRING = {"type": "string", "nullable": True}
+_MONEY = ("equity", "collateral", "available_balance", "unrealized_pnl", "realized_pnl", "margin_used", "notional",
+          "volume_24h", "volume_7d", "volume_30d", "volume_total", "margin_usage_pct", "leverage",
+          "worst_liquidation_distance_pct")
+_COUNTS = ("position_count", "active_order_count", "trade_count")
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -48,7 +55,9 @@ SCHEMAS: dict[str, Any] = {
                                "sections": {"type": "object",
                                             "additionalProperties": _ref("Section"),
                                             "properties": {n: _ref("Section") for n in
-                                                           ("summary", "positions", "orders", "stats", "trades")}}}},
+                                                           ("summary", "positions", "orders", "stats", "trades",
+                                                            "volume")}},
+                               "name": NULLABLE_STRING, "group": NULLABLE_INT}},
     "AccountList": {"type": "object", "required": ["accounts", "server_time"],
                     "properties": {"accounts": {"type": "array", "items": _ref("Account")},
                                    "server_time": {"type": "integer"}}},
@@ -70,6 +79,55 @@ SCHEMAS: dict[str, Any] = {
                               "clients": {"type": "object",
                                           "properties": {"websocket": {"type": "integer", "minimum": 0}}},
                               "cache_ttl_s": {"type": "number"}}},
+    "PortfolioPosition": {
+        "type": "object",
+        "required": ["market_id", "symbol", "side", "size", "notional", "mark_price", "entry_price",
+                     "liquidation_price", "liquidation_distance_pct", "unrealized_pnl", "realized_pnl", "margin_used"],
+        "properties": {"market_id": {"type": "integer"}, "symbol": NULLABLE_STRING,
+                       "side": {"type": "string", "enum": ["long", "short"]},
+                       **{k: DECIMAL for k in ("size", "notional", "mark_price", "entry_price", "liquidation_price",
+                                                "liquidation_distance_pct", "unrealized_pnl", "realized_pnl",
+                                                "margin_used")},
+                       "size_decimals": NULLABLE_INT, "price_decimals": NULLABLE_INT}},
+    "PortfolioAccount": {
+        "type": "object",
+        "required": ["account_index", "name", "group", "stale", "age_ms", "positions", *_MONEY, *_COUNTS],
+        "properties": {"account_index": {"type": "integer", "minimum": 0}, "name": NULLABLE_STRING,
+                       "group": NULLABLE_INT, "stale": {"type": "boolean"}, "age_ms": NULLABLE_INT,
+                       "as_of": NULLABLE_INT, "seq": NULLABLE_INT, **{k: DECIMAL for k in _MONEY},
+                       **{k: NULLABLE_INT for k in _COUNTS},
+                       "positions": {"type": "array", "items": _ref("PortfolioPosition")}}},
+    "PortfolioTotal": {
+        "type": "object",
+        "required": ["accounts", "stale", "stale_accounts", "age_ms", *_MONEY, *_COUNTS],
+        "properties": {"accounts": {"type": "integer", "minimum": 0}, "stale": {"type": "boolean"},
+                       "stale_accounts": {"type": "array", "items": {"type": "integer"}}, "age_ms": NULLABLE_INT,
+                       **{k: DECIMAL for k in _MONEY}, **{k: NULLABLE_INT for k in _COUNTS}}},
+    "Fill": {"type": "object",
+             "required": ["account_index", "name", "market_id", "side", "size", "price", "timestamp", "trade_id"],
+             "properties": {"account_index": {"type": "integer"}, "name": NULLABLE_STRING,
+                            "market_id": NULLABLE_INT,
+                            "side": {"type": "string", "nullable": True, "enum": ["buy", "sell", None]},
+                            "size": DECIMAL, "price": DECIMAL, "usd_amount": DECIMAL, "timestamp": NULLABLE_INT,
+                            "trade_id": NULLABLE_STRING}},
+    "Portfolio": {"type": "object", "required": ["server_time", "total", "accounts", "recent_fills"],
+                  "properties": {"server_time": {"type": "integer"}, "total": _ref("PortfolioTotal"),
+                                 "accounts": {"type": "array", "items": _ref("PortfolioAccount")},
+                                 "recent_fills": {"type": "array", "items": _ref("Fill"), "maxItems": 20}}},
+    "KindView": {"type": "object",
+                 "required": ["account_index", "name", "group", "kind", "seq", "source", "as_of", "data", "error",
+                              "age_ms", "stale"],
+                 "properties": {"account_index": {"type": "integer"}, "name": NULLABLE_STRING,
+                                "group": NULLABLE_INT, "seq": NULLABLE_INT, "public_only": {"type": "boolean"},
+                                "kind": {"type": "string", "enum": ["positions", "orders", "trades"]},
+                                "source": {"type": "string", "nullable": True, "enum": ["ws", "rest", None]},
+                                "as_of": NULLABLE_INT, "age_ms": NULLABLE_INT, "stale": {"type": "boolean"},
+                                "error": NULLABLE_STRING,
+                                "data": {"type": "array", "nullable": True, "items": {"type": "object"}}}},
+    "KindList": {"type": "object", "required": ["kind", "server_time", "accounts"],
+                 "properties": {"kind": {"type": "string", "enum": ["positions", "orders", "trades"]},
+                                "server_time": {"type": "integer"},
+                                "accounts": {"type": "array", "items": _ref("KindView")}}},
     "LighterError": {"type": "object", "required": ["code", "message"],
                      "properties": {"code": {"type": "integer"}, "message": {"type": "string"}}},
     "LighterDetailedAccounts": {"type": "object", "required": ["code", "total", "accounts"],
@@ -125,6 +183,8 @@ def lighter_paths() -> dict[str, Any]:
 def document() -> dict[str, Any]:
     index = {"name": "index", "in": "path", "required": True, "description": "Lighter account index (int64)",
              "schema": {"type": "integer", "format": "int64", "minimum": 0}}
+    kind = {"name": "kind", "in": "path", "required": True, "description": "positions, orders or trades",
+            "schema": {"type": "string", "enum": ["positions", "orders", "trades"]}}
     if_none_match = {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}
     not_modified = {"description": "Unchanged since the ETag you sent (not counted by the rate limit)",
                     "headers": POLL_HEADERS}
@@ -153,6 +213,23 @@ def document() -> dict[str, Any]:
                                               "responses": {"200": _json(_ref("Account"), "Account", POLL_HEADERS),
                                                             "304": not_modified,
                                                             **_errors(400, 401, 404, 429, 503)}}},
+            "/api/portfolio": {"get": {
+                "summary": "Per account and in total: equity, collateral, available balance, PnL, margin usage, "
+                           "leverage, volumes, positions with liquidation distance, and the last 20 fills "
+                           "(docs/api.md, Portfolio)",
+                "parameters": [if_none_match],
+                "responses": {"200": _json(_ref("Portfolio"), "Portfolio", POLL_HEADERS), "304": not_modified,
+                              **_errors(401, 429, 503)}}},
+            "/api/accounts/{index}/{kind}": {"get": {
+                "summary": "One kind of one tracked account (its section, with freshness)",
+                "parameters": [index, kind, if_none_match],
+                "responses": {"200": _json(_ref("KindView"), "Section", POLL_HEADERS), "304": not_modified,
+                              **_errors(400, 401, 404, 429, 503)}}},
+            "/api/{kind}": {"get": {
+                "summary": "One kind across every tracked account, in configuration order",
+                "parameters": [kind, if_none_match],
+                "responses": {"200": _json(_ref("KindList"), "Sections", POLL_HEADERS), "304": not_modified,
+                              **_errors(401, 404, 429, 503)}}},
             **lighter_paths(),
         },
     }

@@ -1,7 +1,8 @@
 """One connected /ws client: its subscription, what it was last sent, and the bound on what it may owe.
 
 Frames go straight to the connection (`transport.Connection.write`: one non-blocking send, the rest waits in its
-backlog). A client whose backlog passes `queue_size` frames is closed with 4008 instead of stalling anyone else.
+backlog as references to the bytes every client shares). A client whose backlog passes `backlog_bytes` bytes
+(WEB_WS_BACKLOG_BYTES) is closed with 4008 instead of stalling anyone else or growing the process.
 Client messages arrive from the event loop; they are handled one at a time, in order, by a greenlet that exists
 only while there is something to handle, because handlers read the store and the event loop must never wait.
 """
@@ -32,9 +33,9 @@ class Connection(Protocol):
     remote: str
 
     @property
-    def backlog(self) -> int: ...
+    def backlog(self) -> int: ...  # bytes owed
 
-    def write(self, data: bytes) -> int: ...
+    def write(self, data: bytes, *more: bytes) -> int: ...  # returns the bytes owed
 
     def drop_backlog(self) -> int: ...
 
@@ -69,9 +70,11 @@ class Client:
     route = WS_ROUTE  # the metrics label of this kind of client
 
     def __init__(self, conn: Connection, queue_size: int, metrics: Metrics, close_grace_s: float,
-                 accounts: set[int] | None = None) -> None:
+                 accounts: set[int] | None = None, backlog_bytes: int = 1 << 20) -> None:
         self.conn = conn
-        self.queue_size = queue_size
+        self.queue_size = queue_size  # changes held while the initial sync is read (and the longest replay)
+        self.backlog_bytes = backlog_bytes
+        self.sync_bytes = 0           # its latest initial sync, written at once: owed on top of the bound
         self.metrics = metrics
         self.accounts = accounts      # None: every tracked account, including ones added later
         self.patches = False          # the client asked for patch updates (docs/websocket.md)
@@ -109,7 +112,7 @@ class Client:
         elif riders is None:
             self.send(frame)
         else:
-            self.send(riders.data + frame, riders.frame_count + 1)
+            self.send(riders.data, riders.frame_count + 1, frame)
 
     def _frame(self, item: Outgoing) -> bytes | None:
         """What to send this client for `item` (None: it has that already), remembering it as sent.
@@ -138,7 +141,7 @@ class Client:
         if riders is not None:
             frames.insert(0, riders.data)
         if frames:
-            self.send(b"".join(frames), len(frames) + (riders.frame_count - 1 if riders is not None else 0))
+            self.send(frames[0], len(frames) + (riders.frame_count - 1 if riders is not None else 0), *frames[1:])
 
     def ride(self, riders: Riders) -> None:
         """Frames for everyone (status, heartbeat) with no change of this client's to ride with: one write."""
@@ -158,10 +161,12 @@ class Client:
                 self.last_sent[item.account] = item.seq
                 frames.append(item.frame)
         if frames:
-            self.send(b"".join(frames), len(frames))
+            self.send(frames[0], len(frames), *frames[1:])
 
     def release(self, initial: list[Outgoing]) -> None:
-        """Send the initial sync (snapshots or replay), then whatever arrived live meanwhile, deduplicated."""
+        """Send the initial sync (snapshots or replay), then whatever arrived live meanwhile, deduplicated. The
+        sync is written before the client could read any of it, so its size is allowed on top of the bound."""
+        self.sync_bytes = sum(len(item.frame) for item in initial)
         for item in initial:
             self.last_sent[item.account] = item.seq  # a resync may move an account backwards (store reset)
             self.send(item.frame)
@@ -170,17 +175,18 @@ class Client:
             if self.wants(item.account):
                 self.offer(item)
 
-    def send(self, frame: bytes, count: int = 1) -> None:
-        """Write `frame` (or `count` frames joined in one buffer)."""
+    def send(self, frame: bytes, count: int = 1, *more: bytes) -> None:
+        """Write `frame` (`count` frames in all: it may hold several, and `more` follow it in the same send). The
+        buffers are shared with other clients, never copied per client."""
         if self.closing is not None:
             return
-        self.metrics.sent(self.route, count, len(frame))
-        if self.conn.write(frame) > self.queue_size:
+        self.metrics.sent(self.route, count, len(frame) + sum(len(m) for m in more))
+        if self.conn.write(frame, *more) > self.backlog_bytes + self.sync_bytes:
             self.overflow()
 
     def overflow(self) -> None:
         self.metrics.dropped(self.route, "slow")
-        self.close(CloseCode.TOO_SLOW, f"client too slow: more than {self.queue_size} messages queued")
+        self.close(CloseCode.TOO_SLOW, "client too slow: backlog over its bound")
 
     def close(self, code: CloseCode, reason: str, flush: bool = False) -> None:
         """Close after what is already on its way (after everything owed, when `flush` and within the bound);
@@ -190,7 +196,7 @@ class Client:
         self.closing = (code, reason)
         self.pending.clear()
         self._inbox.clear()
-        if not flush or self.conn.backlog > self.queue_size:
+        if not flush or self.conn.backlog > self.backlog_bytes:
             dropped = self.conn.drop_backlog()
             if dropped:
                 self.metrics.frames_dropped(self.route, dropped)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from app.feed.mirror import Mirror
 from app.metrics import Metrics
 from app.status import StatusCache, unreachable_view
 from app.ws import messages, transport
@@ -21,7 +22,13 @@ from core.snapshot import Snapshot
 from core.store import Change, Store
 from core.tuning import WebTuning
 
+if TYPE_CHECKING:
+    from app.ws.portfolio import PortfolioFeed
+
 log = logging.getLogger(__name__)
+# An encoded snapshot frame is shared by the clients that sync within this long: a connect burst encodes each
+# account once, not once per client, and the ages it carries are at most this much older than at send time.
+SNAPSHOT_FRAME_REUSE_S = 0.5
 
 
 class Hub:
@@ -32,6 +39,7 @@ class Hub:
         self.ttl_s = ttl_s
         self.metrics = metrics
         self.queue_size = tuning.ws_queue_frames
+        self.backlog_bytes = tuning.ws_backlog_bytes
         self.close_grace_s = tuning.ws_close_grace_s
         self.heartbeat_s = tuning.ws_heartbeat_s
         self.status_every_s = tuning.status_every_s
@@ -49,6 +57,8 @@ class Hub:
         # over every client costs ~10 µs each, and a change arriving during a pass of its own would wait for it.
         self._riders: list[bytes] = []
         self._heartbeat_riding = False
+        self._snapshot_frames: dict[tuple[int, bool], tuple[Snapshot, float, bytes]] = {}
+        self.portfolio: PortfolioFeed | None = None  # the `portfolio` subscription (app/ws/portfolio.py)
 
     # -- clients -----------------------------------------------------------------------------------------------
     def full(self) -> bool:
@@ -73,33 +83,52 @@ class Hub:
             client.patches = True
             self.patch_clients += client in self.clients
 
-    def sync(self, client: Client, accounts: list[int] | None, since: int | None) -> None:
+    def sync(self, client: Client, accounts: list[int] | None, since: int | None,
+             mirror: Mirror | None = None) -> None:
         """Queue what `client` needs for `accounts` (None: its subscription): a replay from `since` when the feed
         still has it, else fresh snapshots (marked resync when the client asked to resume). The watcher must be
-        started first (its start position read), so no change falls between this read and the feed."""
+        started first (its start position read), so no change falls between this read and the feed. Snapshots
+        come from `mirror` when the watcher trusts it (no store round trip per client), else from the store."""
         client.holding = True
         initial: list[Outgoing] = []
         try:
-            initial = self._initial(client, accounts, since)
+            initial = self._initial(client, accounts, since, mirror)
         finally:
             client.release(initial)
 
-    def _initial(self, client: Client, accounts: list[int] | None, since: int | None) -> list[Outgoing]:
-        wanted = [a for a in (accounts if accounts is not None else self.store.tracked()) if client.wants(a)]
+    def _initial(self, client: Client, accounts: list[int] | None, since: int | None,
+                 mirror: Mirror | None) -> list[Outgoing]:
+        if accounts is None:
+            accounts = mirror.tracked() if mirror is not None else self.store.tracked()
+        wanted = [a for a in accounts if client.wants(a)]
         if since is not None:
             changes = self.store.changes_since(since)
             if changes is not None:
                 mine = [c for c in changes if c.snapshot["account_index"] in wanted]
                 # A replay longer than the queue would only overflow it: snapshots are cheaper.
                 if len(mine) <= self.queue_size // 2:
-                    return [Outgoing(c.snapshot["account_index"], c.seq,
-                                     transport.frame_text(messages.update(c, self.ttl_s)), c.snapshot) for c in mine]
-        snapshots = [s for s in (self.store.account(a) for a in wanted) if s is not None]
-        return [self._snapshot(s, resync=since is not None) for s in snapshots]
+                    replay = [Outgoing(c.snapshot["account_index"], c.seq,
+                                       transport.frame_text(messages.update(c, self.ttl_s)), c.snapshot)
+                              for c in mine]
+                    if sum(len(item.frame) for item in replay) <= self.backlog_bytes // 2:
+                        return replay
+        read = mirror.account if mirror is not None else self.store.account
+        snapshots = [s for s in (read(a) for a in wanted) if s is not None]
+        return [self._snapshot(s, resync=since is not None, reuse=True) for s in snapshots]
 
-    def _snapshot(self, snapshot: Snapshot, resync: bool) -> Outgoing:
-        frame = transport.frame_text(messages.account_message("snapshot", snapshot, self.ttl_s, resync))
-        return Outgoing(snapshot["account_index"], snapshot.get("seq", 0), frame, snapshot)
+    def _snapshot(self, snapshot: Snapshot, resync: bool, reuse: bool = False) -> Outgoing:
+        account = snapshot["account_index"]
+        now = time.monotonic()
+        cached = self._snapshot_frames.get((account, resync)) if reuse else None
+        if cached is not None and cached[0] is snapshot and now - cached[1] < SNAPSHOT_FRAME_REUSE_S:
+            frame = cached[2]
+        else:
+            frame = transport.frame_text(messages.account_message("snapshot", snapshot, self.ttl_s, resync))
+            if reuse:
+                if len(self._snapshot_frames) > 4 * len(self._delivered) + 64:
+                    self._snapshot_frames.clear()  # accounts no longer tracked: start over
+                self._snapshot_frames[account, resync] = (snapshot, now, frame)
+        return Outgoing(account, snapshot.get("seq", 0), frame, snapshot)
 
     def status_frame(self) -> bytes:
         """The status for a client that just synced. The store may have gone since its snapshots were read: then
@@ -139,6 +168,8 @@ class Hub:
                 client.offer_many(items, riders)
         self.seq = items[-1].seq
         self.metrics.changes.inc(len(items))
+        if self.portfolio is not None:
+            self.portfolio.on_changes()
 
     def _encode(self, change: Change) -> Outgoing:
         """Both forms of one change, each encoded once: the full update, and a patch against the account as
@@ -176,6 +207,8 @@ class Hub:
             riders = self._take_riders()
             if riders is not None:
                 self._broadcast(riders)
+        if self.portfolio is not None:
+            self.portfolio.on_tick()
 
     def on_outage(self) -> None:
         """The store is unreachable: say so to everyone now; the next status read after it is back is pushed."""

@@ -69,8 +69,11 @@ def subscribed(accounts: list[int] | None) -> str:
     return encode({"type": "subscribed", "accounts": accounts})
 
 
-def error(code: str, message: str) -> str:
-    return encode({"type": "error", "code": code, "message": message})
+def error(code: str, message: str, retry_after_s: int | None = None) -> str:
+    body: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if retry_after_s is not None:
+        body["retry_after_s"] = retry_after_s
+    return encode(body)
 
 
 def parse_accounts(value: Any, limit: int = 1000) -> list[int] | None:

@@ -9,6 +9,7 @@ import orjson
 from flask import Blueprint, Flask, Response, abort, request
 
 from app import auth
+from app.guard import guard
 from app.metrics import WS_ROUTE
 from app.services import services
 from app.ws import messages, transport
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("ws", __name__)
 MAX_MESSAGE = 4096        # client frames are small commands; anything bigger is closed with 1009
 MAX_BAD_COMMANDS = 20     # error frames before we give up on a client that keeps sending garbage
+REFUSED_GRACE_S = 1.0     # a refused client answers our close at once; one that does not is cut after this
 
 
 def _since(raw: str | None) -> int | None:
@@ -35,6 +37,12 @@ def _updates(raw: str | None) -> str:
     if raw in (None, "", "full", "patch"):
         return raw or "full"
     raise ValueError("updates must be 'full' or 'patch'")
+
+
+def _flag(raw: str | None, name: str) -> bool:
+    if raw in (None, "", "0", "1"):
+        return raw == "1"
+    raise ValueError(f"{name} must be 0 or 1")
 
 
 def _query_accounts(raw: str | None) -> set[int] | None:
@@ -53,30 +61,37 @@ def websocket() -> Response:
         abort(400, "WebSocket upgrade required")
     svc = services()
     hub, web = svc.hub, svc.settings.web
-    client = Client(conn, web.ws_queue_frames, svc.metrics, web.ws_close_grace_s)
+    client = Client(conn, web.ws_queue_frames, svc.metrics, web.ws_close_grace_s, backlog_bytes=web.ws_backlog_bytes)
+    # gevent-websocket has already answered 101 when the view runs: refusals are error frames and close codes.
+    # Everything before `register` costs no slot: an unauthenticated or paced-out client holds nothing here.
+    refusal = admit(conn.remote, auth.authorized(svc.settings, request, allow_query=True))
+    if refusal is not None:
+        svc.metrics.dropped(WS_ROUTE, refusal[1])  # unauthorized, too_many_failures, busy
+        return _refuse(client, *refusal)
     if hub.full():
         svc.metrics.dropped(WS_ROUTE, "full")
         return _refuse(client, CloseCode.TRY_AGAIN_LATER, "server_full",
-                       "too many open WebSockets here; try again later")
-    hub.register(client)
-    # gevent-websocket has already answered 101 when the view runs: refusals are error frames and close codes.
-    if not auth.authorized(svc.settings, request, allow_query=True):
-        return _refuse(client, CloseCode.UNAUTHORIZED, "unauthorized", "missing or wrong token")
+                       "too many open WebSockets here; try again later", 1)
     try:
         since = _since(request.args.get("since"))
         client.accounts = _query_accounts(request.args.get("accounts"))
         updates = _updates(request.args.get("updates"))
+        wants_portfolio = _flag(request.args.get("portfolio"), "portfolio")
     except ValueError as exc:
         return _refuse(client, CloseCode.POLICY, "bad_query", str(exc))
+    hub.register(client)
     svc.watcher.ensure_started()  # before the sync reads the store: changes after it come from the feed
     try:
-        tracked = svc.store.tracked()
+        mirror = svc.watcher.serving()  # the process's own copy: no store round trip per new client
+        tracked = mirror.tracked() if mirror is not None else svc.store.tracked()
         subscribed = sorted(client.accounts) if client.accounts is not None else None
         if updates == "patch":
             hub.send_patches(client)
         client.send(transport.frame_text(messages.hello(tracked, hub.heartbeat_s, MAX_MESSAGE, subscribed, updates)))
-        hub.sync(client, None, since)
+        hub.sync(client, tracked, since, mirror)
         client.send(hub.status_frame())
+        if wants_portfolio and hub.portfolio is not None:
+            hub.portfolio.add(client)
     except Exception:  # the store went away mid-sync: the client reconnects (with `since`) like after any drop
         log.warning("ws %s: initial sync failed", conn.remote, exc_info=True)
         client.refuse(CloseCode.INTERNAL_ERROR, "store unavailable", flush=False)
@@ -86,9 +101,30 @@ def websocket() -> Response:
     return Response(status=204)
 
 
-def _refuse(client: Client, code: CloseCode, error: str, text: str) -> Response:
-    client.send(transport.frame_text(messages.error(error, text)))
-    client.refuse(code, error)
+def admit(address: str, authorized: bool) -> tuple[CloseCode, str, str, int | None] | None:
+    """Why a new WebSocket from `address` is refused before it is registered (close code, error code, text, retry
+    hint in seconds), or None: a spent failure budget, a missing or wrong token (which spends it), or a handshake
+    over the admission rate. Shared by /ws and /stream (app/compat/stream_view.py)."""
+    checks = guard()
+    wait = checks.failures.blocked(address)
+    if wait is not None:
+        return CloseCode.POLICY, "too_many_failures", f"too many refused tokens; retry in {wait} s", wait
+    if not authorized:
+        if not checks.failures.fail(address):
+            wait = checks.failures.blocked(address) or 1
+            return CloseCode.POLICY, "too_many_failures", f"too many refused tokens; retry in {wait} s", wait
+        return CloseCode.UNAUTHORIZED, "unauthorized", "missing or wrong token", None
+    if not checks.admission.admit(address):
+        return CloseCode.TRY_AGAIN_LATER, "busy", "too many connections being opened; retry in 1 s", 1
+    return None
+
+
+def _refuse(client: Client, code: CloseCode, error: str, text: str, retry_after_s: int | None = None) -> Response:
+    """An error frame (with the retry hint, if any) and the close, with a short grace: a refused client was never
+    registered, and its descriptor is released as soon as it answers the close, or after REFUSED_GRACE_S."""
+    client.send(transport.frame_text(messages.error(error, text, retry_after_s)))
+    client.close_grace_s = min(client.close_grace_s, REFUSED_GRACE_S)
+    client.refuse(code, f"{error}; retry_after={retry_after_s}" if retry_after_s is not None else error)
     return Response(status=204)
 
 

@@ -58,6 +58,7 @@ class Connection:
         self._writer = loop.io(sock.fileno(), _WRITE)
         self._timer: Any = None
         self._backlog: deque[bytes | memoryview] = deque()
+        self._owed = 0                                  # bytes in the backlog
         self._parts: list[bytes | bytearray | memoryview] = []  # a fragmented message so far
         self._text = True
         self._eof = False                               # the protocol asked us to end TCP once the backlog is out
@@ -68,28 +69,39 @@ class Connection:
     # -- writing -------------------------------------------------------------------------------------------------
     @property
     def backlog(self) -> int:
-        """Frames (or the rest of one) the kernel has not taken yet."""
-        return len(self._backlog)
+        """Bytes the kernel has not taken yet (the frames waiting are shared with other clients, not copies)."""
+        return self._owed
 
-    def write(self, data: bytes) -> int:
-        """Send one pre-built frame without waiting: the kernel takes it now or it waits in the backlog, in order.
-        Returns the backlog length."""
+    def write(self, data: bytes, *more: bytes) -> int:
+        """Send pre-built frames (`data`, then `more`) without waiting: the kernel takes them now (one gathered
+        send) or they wait in the backlog, in order, as references to the same bytes every client gets.
+        Returns the bytes owed."""
         backlog = self._backlog
-        if backlog or self.closed:
-            if not self.closed:
-                backlog.append(data)
-            return len(backlog)
+        if self.closed:
+            return 0
+        parts = (data, *more) if more else (data,)
+        if backlog:
+            backlog.extend(parts)
+            self._owed += sum(len(p) for p in parts)
+            return self._owed
         try:
-            sent = self._sock.send(data)
+            sent = self._sock.send(data) if not more else self._sock.sendmsg(parts)
         except BlockingIOError:
             sent = 0
         except OSError as exc:
             self._lost(exc)
             return 0
-        if sent < len(data):
-            backlog.append(memoryview(data)[sent:] if sent else data)
+        for part in parts:
+            size = len(part)
+            if sent >= size:
+                sent -= size
+                continue
+            backlog.append(memoryview(part)[sent:] if sent else part)
+            self._owed += size - sent
+            sent = 0
+        if backlog:
             self._writer.start(self._writable)
-        return len(backlog)
+        return self._owed
 
     def drop_backlog(self) -> int:
         """Forget the frames still waiting, except the rest of one the kernel took in part (or the peer would get
@@ -98,8 +110,10 @@ class Connection:
         keep = backlog[0] if backlog and isinstance(backlog[0], memoryview) else None
         dropped = len(backlog) - (keep is not None)
         backlog.clear()
+        self._owed = 0
         if keep is not None:
             backlog.append(keep)
+            self._owed = len(keep)
         return dropped
 
     def _writable(self) -> None:
@@ -108,6 +122,7 @@ class Connection:
             while backlog:
                 head = backlog[0]
                 sent = self._sock.send(head)
+                self._owed -= sent
                 if sent < len(head):
                     backlog[0] = memoryview(head)[sent:]
                     return
@@ -200,6 +215,7 @@ class Connection:
             return
         self.closed = True
         self._backlog.clear()
+        self._owed = 0
         for watcher in (self._reader, self._writer, self._timer):
             if watcher is not None:
                 watcher.stop()

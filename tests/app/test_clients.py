@@ -1,11 +1,17 @@
 """Client bookkeeping without sockets: which frames a /ws client is sent, and how many writes that takes.
 
-The connection is stood in for by a recorder of writes (I/O is tested against real servers in tests/app).
+The connection is stood in for by a recorder of writes (I/O is tested against real servers in tests/app), except
+for the byte bound at the end, which runs on a real socket pair whose peer never reads.
 """
 from __future__ import annotations
 
+import _socket
+import socket
+
 from app.metrics import Metrics
+from app.ws import transport
 from app.ws.clients import Client, Outgoing, Riders
+from app.ws.codes import CloseCode
 from core.snapshot import new_snapshot
 from tests.doubles import Recorder
 
@@ -91,3 +97,70 @@ def test_frames_for_everyone_ride_in_front_of_the_next_change_in_the_same_write(
     wanting.offer(item(1, 6, b"<1@6 again>"), status)  # nothing new for it: the riders still go
     assert wanting.conn.frames[1:] == [b"<status><1@6>", b"<status>"]
     assert wanting.metrics.frames_sent == 3 + 2 + 1
+
+
+# -- the byte bound, on real sockets ----------------------------------------------------------------------------
+def _connection(rcvbuf: int = 4096) -> tuple[transport.Connection, socket.socket]:
+    """A transport connection whose peer never reads (a socketpair with small buffers)."""
+    ours, peer = socket.socketpair()
+    for sock in (ours, peer):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, rcvbuf)
+    raw = _socket.socket(fileno=ours.detach())
+    raw.setblocking(False)
+    return transport.Connection(raw, "pair", 4096), peer
+
+
+def test_the_backlog_is_counted_in_bytes_and_holds_the_frames_every_client_shares() -> None:
+    frame = transport.frame_text("x" * 20_000)
+    rider = transport.frame_text('{"type":"heartbeat"}')
+    (first, peer1), (second, peer2) = _connection(), _connection()
+    try:
+        for _ in range(50):
+            assert first.write(rider, frame) == first.backlog
+            second.write(frame)
+        waiting = list(first._backlog)
+        assert first.backlog == sum(len(part) for part in waiting) > 900_000
+        # Not copies: the very objects the hub built once sit in both backlogs.
+        assert sum(part is frame for part in waiting) >= 49 and sum(part is rider for part in waiting) >= 49
+        assert sum(part is frame for part in second._backlog) >= 49
+        first.drop_backlog()
+        assert first.backlog == sum(len(part) for part in first._backlog) < len(frame)
+    finally:
+        for conn, peer in ((first, peer1), (second, peer2)):
+            conn._finish()
+            peer.close()
+
+
+def test_a_client_owing_more_than_its_byte_bound_is_closed_as_too_slow() -> None:
+    conn, peer = _connection()
+    metrics = Metrics()
+    client = Client(conn, 256, metrics, close_grace_s=1.0, backlog_bytes=100_000)
+    client.release([])
+    frame = transport.frame_text("y" * 10_000)
+    try:
+        for sent in range(1, 100):
+            client.offer(item(1, sent, frame))
+            if client.closing is not None:
+                break
+        assert client.closing is not None and client.closing[0] == CloseCode.TOO_SLOW
+        assert 100_000 / len(frame) <= sent <= 100_000 / len(frame) + 20  # + what the kernel took
+        assert conn.backlog <= len(frame) + 200  # dropped: at most the rest of one frame and the close frame
+        assert metrics.messages_dropped.labels(route="/ws")._value.get() > 0
+    finally:
+        conn._finish()
+        peer.close()
+
+
+def test_the_initial_sync_is_allowed_on_top_of_the_bound() -> None:
+    conn, peer = _connection()
+    client = Client(conn, 256, Metrics(), close_grace_s=1.0, backlog_bytes=50_000)
+    snapshots = [item(a, a, transport.frame_text("z" * 20_000)) for a in range(1, 6)]  # 100 KB at once
+    try:
+        client.release(snapshots)
+        assert client.closing is None and conn.backlog > 50_000
+        client.offer(item(1, 10, transport.frame_text("z" * 60_000)))  # past sync + bound: cut
+        assert client.closing is not None and client.closing[0] == CloseCode.TOO_SLOW
+    finally:
+        conn._finish()
+        peer.close()

@@ -176,3 +176,27 @@ def test_lighter_clients_get_pings_and_frames_built_from_the_snapshots(world: tu
     assert stats["type"] == "subscribed/user_stats" and stats["stats"]["collateral"] == "5"
     hub.on_resync(hub.store.head(), hub.store.accounts())
     assert [m["type"] for m in messages(client.conn)] == ["subscribed/user_stats"]
+
+
+def test_the_initial_sync_comes_from_the_mirror_and_shares_one_encoded_frame(world, monkeypatch) -> None:
+    """A connect burst reads no store per client (the mirror), and each account is encoded once for all of them."""
+    from app.feed.mirror import Mirror
+
+    hub, feed = world
+    mirror = Mirror(feed.store, 60.0)
+    mirror.reset()
+
+    def no_store(*args: Any) -> Any:
+        raise AssertionError("the initial sync read the store")
+
+    for name in ("account", "accounts", "tracked", "changes_since"):
+        monkeypatch.setattr(feed.store, name, no_store)
+    clients = []
+    for _ in range(3):
+        client = Client(Recorder(), hub.queue_size, hub.metrics, hub.close_grace_s)
+        hub.register(client)
+        hub.sync(client, None, None, mirror)
+        clients.append(client)
+    first, second = list(clients[0].conn.frames), list(clients[1].conn.frames)
+    assert len(first) == 2 and all(a is b for a, b in zip(first, second, strict=True))  # the same bytes objects
+    assert [[m["account_index"] for m in messages(c.conn)] for c in clients] == [[1, 2]] * 3

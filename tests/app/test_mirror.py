@@ -6,27 +6,25 @@ so "the store changed but the watcher has not seen it yet" is deterministic here
 """
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import gevent
 import pytest
 
 from app import create_app
+from app.rest.shortcut import Shortcut
 from app.services import of
 from core.settings import from_env
 from core.store import StoreError
+from tests import waiting
 from tests.app.conftest import Feeder
 
 TOKEN = {"Authorization": "Bearer s3cret-token"}
 
 
 def wait_for(predicate: Any, deadline_s: float = 5.0, what: str = "condition") -> None:
-    """Yield to the watcher greenlet until `predicate()` holds, or fail at the deadline."""
-    end = time.monotonic() + deadline_s
-    while not predicate():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        gevent.idle()  # run every ready greenlet (the watcher included), then check again
+    """tests.waiting.wait_for, pausing in gevent.sleep so the watcher greenlet runs between checks."""
+    waiting.wait_for(predicate, deadline_s, what, interval=0.005, idle=gevent.sleep)
 
 
 @pytest.fixture
@@ -91,13 +89,16 @@ def test_in_sync_but_tracked_list_unreadable_falls_back(served):
 def _inner_calls(app: Any) -> list[str]:
     """Record each request that gets past the short-circuit into Flask."""
     calls: list[str] = []
-    inner = app.wsgi_app.app
+    shortcut = app.wsgi_app
+    while not isinstance(shortcut, Shortcut):  # under the WSGI layers outside it (app/guard.py's)
+        shortcut = shortcut.app
+    inner = shortcut.app
 
     def spy(environ: dict[str, Any], start_response: Any) -> Any:
         calls.append(environ["PATH_INFO"])
         return inner(environ, start_response)
 
-    app.wsgi_app.app = spy
+    shortcut.app = spy
     return calls
 
 

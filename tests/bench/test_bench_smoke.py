@@ -31,3 +31,19 @@ def test_fanout_quick_writes_results_with_zero_loss(tmp_path):
     assert fanout["p99_ratio_ours_over_reference"][str(result["clients"])] > 0
     text = docs.read_text()
     assert "## Fan-out" in text and "## Machine" in text
+
+
+@pytest.mark.timeout(120)
+def test_endtoend_quick_sees_every_trade_at_every_client_of_both_servers(tmp_path):
+    """The relay reference and ours, driven by the same simulator trades: each client's receipt of each trade is
+    found (by seq for ours, by ordinal for the relay), so the latency and bytes figures cover every client."""
+    results, docs = tmp_path / "latest.json", tmp_path / "benchmarks.md"
+    store = "redis" if shutil.which("redis-server") else "file"
+    assert main(["endtoend", "--quick", "--store", store, "--results", str(results), "--docs", str(docs)]) == 0
+    e2e = json.loads(results.read_text())["endtoend"]
+    assert {p["target"] for p in e2e["phases"]} == {"relay", "ours"}
+    for phase in e2e["phases"]:
+        assert phase["connected"] == phase["clients"] and phase["trades"] > 0 and phase["probe_missed"] == 0
+        assert phase["samples"] == phase["expected_samples"] == phase["clients"] * phase["trades"]
+        assert phase["p99_ms"] > 0 and phase["bytes_per_client_per_trade"] > 0
+    assert "## End to end: ours next to a relay" in docs.read_text()

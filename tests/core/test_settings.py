@@ -69,3 +69,92 @@ def test_tiers_give_requests_per_minute():
     assert from_env({"UPSTREAM_TIER": "premium"}).requests_per_minute_per_egress == 80
     assert from_env({"UPSTREAM_TIER": "unlimited"}).requests_per_minute_per_egress is None
     assert from_env({"UPSTREAM_REQUESTS_PER_MINUTE": "30"}).requests_per_minute_per_egress == 30
+
+
+# Issue 13 item 6: each value below was once accepted, or failed with a traceback instead of a message.
+@pytest.mark.parametrize("env,variable", [
+    ({"POLL_INTERVAL": "inf"}, "POLL_INTERVAL"),
+    ({"POLL_INTERVAL": "nan"}, "POLL_INTERVAL"),
+    ({"CACHE_TTL": "1e999"}, "CACHE_TTL"),
+    ({"WORKER_HTTP_TIMEOUT_S": "1e999"}, "WORKER_HTTP_TIMEOUT_S"),
+    ({"RATE_LIMIT": "0/minute"}, "RATE_LIMIT"),
+    ({"RATE_LIMIT": "0 per second"}, "RATE_LIMIT"),
+    ({"RATE_LIMIT": "١٠٠/minute"}, "RATE_LIMIT"),
+    ({"Lighter_1_main_Account_Index": "٥"}, "Lighter_1_main_Account_Index"),
+    ({"WS_MAX_CLIENTS": "１０"}, "WS_MAX_CLIENTS"),
+    ({"POLL_INTERVAL": "1_0"}, "POLL_INTERVAL"),
+    ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ({"REDIS_URL": f"redis://user:{PASSWORD}@host:notaport/0"}, "REDIS_URL"),
+    ({"REDIS_URL": f"redis://user:{PASSWORD}@:6379/0"}, "REDIS_URL"),
+    ({"REDIS_URL": f"redis://user:{PASSWORD}@host:6379/zero"}, "REDIS_URL"),
+    ({"PORT": "70000"}, "PORT"),
+    ({"PORT": "0"}, "PORT"),
+    ({"WEB_CONCURRENCY": "abc"}, "WEB_CONCURRENCY"),
+    ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),
+])
+def test_bad_values_are_refused_naming_the_variable(env, variable):
+    with pytest.raises(SettingsError) as info:
+        from_env(env)
+    message = str(info.value)
+    assert message.startswith(variable) and "\n" not in message
+    assert PASSWORD not in message
+
+
+@pytest.mark.parametrize("name,resembles", [
+    ("API_TOKN", "API_TOKEN"),
+    ("api_token", "API_TOKEN"),
+    ("LIGHTER_BASEURL", "LIGHTER_BASE_URL"),
+    ("Lighter_1_main_Acount_Index", "Lighter_1_main_Account_Index"),
+    ("Lighter_1_main_account_index", "Lighter_1_main_Account_Index"),
+    ("Lighter_1_PROXY_2_URLL", "Lighter_1_PROXY_2_URL"),
+    ("POLL_INTERVALL", "POLL_INTERVAL"),
+    ("REDIS-URL", "REDIS_URL"),
+    ("WORKER_HTTP_TIMEOUT", "WORKER_HTTP_TIMEOUT_S"),
+])
+def test_near_misses_stop_the_start_naming_the_setting_they_resemble(name, resembles):
+    secret_value = "do-not-print-" + PASSWORD
+    with pytest.raises(SettingsError) as info:
+        from_env({name: secret_value})
+    message = str(info.value)
+    assert message == f"{name} is not a setting (did you mean {resembles}?)"
+    assert secret_value not in message
+
+
+@pytest.mark.parametrize("name", ["WORKER_FOO", "WEB_NOTHING", "LIGHTER_SOMETHING", "Lighter_x", "UPSTREAM_GOLD"])
+def test_unknown_names_in_our_namespaces_stop_the_start(name):
+    with pytest.raises(SettingsError, match=f"^{name} is not a setting"):
+        from_env({name: "1"})
+
+
+def test_every_problem_is_named_at_once():
+    with pytest.raises(SettingsError) as info:
+        from_env({"API_TOKN": "x", "WORKER_FOO": "1"})
+    assert "API_TOKN" in str(info.value) and "WORKER_FOO" in str(info.value)
+
+
+@pytest.mark.parametrize("env", [
+    # What platforms and shells set beside us must not look like our settings.
+    {"PATH": "/bin", "HOME": "/root", "HOSTNAME": "h", "PWD": "/", "LANG": "C.UTF-8", "TERM": "xterm", "SHLVL": "1"},
+    {"DYNO": "web.1", "REDIS_TLS_URL": "rediss://h:1", "DATABASE_URL": "postgres://h/db", "WEB_CONCURRENCY": "2"},
+    {"RENDER": "true", "RENDER_SERVICE_ID": "srv-1", "IS_PULL_REQUEST": "false", "PYTHON_VERSION": "3.11",
+     "DOTENV_FILE": "", "PYTHONUNBUFFERED": "1", "GUNICORN_CMD_ARGS": "--log-level info"},
+])
+def test_platform_variables_are_not_mistaken_for_settings(env):
+    from_env(env)
+
+
+def test_settings_read_are_known_without_a_list_by_hand():
+    """Every documented setting in .env.example is read by from_env, so none of them is called unknown."""
+    from tests.deploy.envdoc import documented_settings
+
+    names = [name for name in documented_settings()[0] if not name.startswith("Lighter_")]
+    assert "API_TOKEN" in names and "WORKER_WS" in names
+    env = {name: "" for name in names}
+    from_env(env)  # blank values take defaults; a name nobody reads would raise here
+
+
+def test_accounts_keep_configuration_order_within_a_group():
+    env = {"Lighter_2_zeta_Account_Index": "5", "Lighter_1_main_Account_Index": "3",
+           "Lighter_1_hedge_Account_Index": "4", "Lighter_1_alpha_Account_Index": "9"}
+    assert [(a.group, a.name) for a in from_env(env).accounts] == [(1, "main"), (1, "hedge"), (1, "alpha"),
+                                                                    (2, "zeta")]

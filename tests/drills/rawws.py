@@ -153,3 +153,85 @@ def drain_to_eof(sock: socket.socket, deadline_s: float) -> tuple[bool, int]:
             return True, total
         total += len(chunk)
     return False, total
+
+
+def parse_frame(buf: bytes) -> tuple[int, bytes, bytes] | None:
+    """(opcode, payload, rest) of the first complete server frame in `buf`, None if it is not complete yet."""
+    if len(buf) < 2:
+        return None
+    opcode, length, offset = buf[0] & 0x0F, buf[1] & 0x7F, 2
+    if length == 126:
+        if len(buf) < 4:
+            return None
+        length, offset = struct.unpack("!H", buf[2:4])[0], 4
+    elif length == 127:
+        if len(buf) < 10:
+            return None
+        length, offset = struct.unpack("!Q", buf[2:10])[0], 10
+    if len(buf) < offset + length:
+        return None
+    return opcode, buf[offset:offset + length], buf[offset + length:]
+
+
+async def connect_and_sync(port: int, path: str, deadline_s: float) -> tuple[str, int | None, int]:
+    """One raw client of a connect burst (asyncio): the upgrade, then frames until the initial sync is complete
+    (/ws: the `status` frame after hello and snapshots) or the server closes. Returns (outcome, close code,
+    snapshots): outcome "synced", "closed" (close frame or EOF), "refused" (no 101: its HTTP status) or "timeout".
+    The connection
+    is left open on success (the caller's `writers` list keeps it) so the server holds every client at once."""
+    import asyncio
+    import json
+
+    key = base64.b64encode(os.urandom(16)).decode()
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), deadline_s)
+    except (OSError, TimeoutError):
+        return "refused", None, 0
+    OPEN_WRITERS.append(writer)
+    writer.write((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    snapshots = 0
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), deadline_s)
+        if not head.startswith(b"HTTP/1.1 101"):
+            return "refused", int(head[9:12]), 0  # the HTTP status in place of a close code
+        buf = b""
+        while True:
+            parsed = parse_frame(buf)
+            if parsed is None:
+                chunk = await asyncio.wait_for(reader.read(65536), deadline_s)
+                if not chunk:
+                    return "closed", None, snapshots
+                buf += chunk
+                continue
+            opcode, payload, buf = parsed
+            if opcode == CLOSE:
+                return "closed", struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005, snapshots
+            if opcode == TEXT:
+                kind = json.loads(payload)["type"]
+                snapshots += kind == "snapshot"
+                if kind == "status":
+                    return "synced", None, snapshots
+    except TimeoutError:
+        return "timeout", None, snapshots
+    except (OSError, asyncio.IncompleteReadError):
+        return "closed", None, snapshots
+
+
+async def until_synced(port: int, path: str, deadline_s: float) -> list[tuple[str, int | None, int]]:
+    """A well-behaved client of a burst: refused with 1013 or 429, it waits the 1 s retry hint and tries again,
+    until it is synced or the deadline passes. Returns every attempt's outcome, the last one first."""
+    import asyncio
+    import time as clock
+
+    end = clock.monotonic() + deadline_s
+    attempts: list[tuple[str, int | None, int]] = []
+    while True:
+        outcome = await connect_and_sync(port, path, max(1.0, end - clock.monotonic()))
+        attempts.insert(0, outcome)
+        if outcome[0] == "synced" or outcome[1] not in (1013, 429) or clock.monotonic() > end:
+            return attempts
+        await asyncio.sleep(1.0)  # the server's retry hint (retry_after=1 / Retry-After: 1)
+
+
+OPEN_WRITERS: list = []  # asyncio writers of a burst, closed by the caller when it is done

@@ -100,7 +100,8 @@ def test_no_secret_anywhere(tmp_path: Path, tinyproxy: TinyProxy) -> None:
         return env
 
     store_dir = tmp_path / "store"
-    web_overrides = {"API_TOKEN": API_TOKEN, "LOG_LEVEL": "DEBUG"}
+    # Every route is tried with wrong and missing tokens: far past the refused-token budget (held in test_edges).
+    web_overrides = {"API_TOKEN": API_TOKEN, "LOG_LEVEL": "DEBUG", "WEB_AUTH_FAILURES": "100000"}
     with live_stack(tmp_path, {"CACHE_DIR": str(store_dir)}, accounts=2, sim_flags={"accounts": 4},
                     worker_overrides={"LOG_LEVEL": "DEBUG"}, web_overrides=web_overrides,
                     extra_worker_env=proxied_groups, required=lambda env: [

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from decimal import Decimal
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -122,3 +123,43 @@ def test_geo_block_refuses_upgrade_unless_readonly(simulator_factory) -> None:
     with connect(sim.ws_url) as ws:
         recv_until(ws, _type("connected"))
     assert sim.control.counters()["ws"]["refused_upgrades"] == 1
+
+
+def test_account_all_trades_and_positions_channels(simulator) -> None:
+    """The two channels the seed project subscribes to: Lighter's shapes, public, and pushed on a trade with the
+    volume fields moved by exactly the trade's USD value."""
+    ctl = simulator.control
+    ctl.pause()
+    idx = ctl.accounts()[0]["account_index"]
+    with connect(simulator.ws_url) as ws:
+        recv_until(ws, _type("connected"))
+        _sub(ws, f"account_all_trades/{idx}")
+        _sub(ws, f"account_all_positions/{idx}")
+        _sub(ws, f"account_all/{idx}")
+        snap = recv_until(ws, _type("subscribed/account_all_trades"))
+        assert snap["channel"] == f"account_all_trades:{idx}" and isinstance(snap["trades"], dict)
+        volumes = ("daily_volume", "weekly_volume", "monthly_volume", "total_volume")
+        assert all(isinstance(snap[k], int | float) and not isinstance(snap[k], bool) for k in volumes)
+        positions = recv_until(ws, _type("subscribed/account_all_positions"))
+        full = recv_until(ws, _type("subscribed/account_all"))
+        assert positions["channel"] == f"account_all_positions:{idx}" and positions["positions"] == full["positions"]
+        assert {"shares", "last_funding_round", "last_funding_discount", "timestamp"} <= positions.keys()
+
+        filled = ctl.trade(idx, 0, "0.5", is_ask=False)["account"]
+        seen: dict[str, dict] = {}
+        recv_until(ws, lambda f: seen.setdefault(f["type"], f) is not None and {
+            "update/account_all_trades", "update/account_all_positions"} <= seen.keys(), timeout=2)
+        update = seen["update/account_all_trades"]
+        trade = update["trades"]["0"][0]
+        assert trade["size"] == "0.5000" and trade["bid_account_id"] == idx and trade["trade_id_str"]
+        usd = Decimal(trade["size"]) * Decimal(trade["price"])
+        for key in volumes:
+            assert Decimal(str(update[key])) - Decimal(str(snap[key])) == usd, key
+        moved = seen["update/account_all_positions"]["positions"]["0"]
+        assert moved == next(p for p in filled["positions"] if p["market_id"] == 0)
+    # A snapshot taken now lists the fill, as the worker's resubscription after a reconnect would see it.
+    with connect(simulator.ws_url) as again:
+        recv_until(again, _type("connected"))
+        _sub(again, f"account_all_trades/{idx}")
+        listed = recv_until(again, _type("subscribed/account_all_trades"))["trades"]["0"]
+        assert trade["trade_id"] in {t["trade_id"] for t in listed}

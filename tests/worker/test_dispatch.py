@@ -41,10 +41,11 @@ def _rows(by_market: dict[str, list[dict[str, Any]]] | dict[str, dict[str, Any]]
 ACCOUNT = _raw("account_all_subscribed")["account"]
 
 
-def _subscribed() -> AccountState:
-    """An account whose three subscriptions just delivered their snapshots."""
+def _subscribed(trades_channel: bool = False) -> AccountState:
+    """An account whose subscriptions just delivered their snapshots (account_all_trades' too if asked)."""
     state = AccountState(ACCOUNT, public_only=False)
-    for name in ("account_all_subscribed", "user_stats_subscribed", "account_all_orders_subscribed"):
+    names = ["account_all_subscribed", "user_stats_subscribed", "account_all_orders_subscribed"]
+    for name in names + (["account_all_trades_subscribed"] if trades_channel else []):
         frame = _frame(name)
         assert frame.account == ACCOUNT and frame.snapshot and frame.error is None
         apply_frame(state, frame, T0)
@@ -164,9 +165,9 @@ def test_a_frame_that_failed_validation_changes_nothing() -> None:
 
 @pytest.mark.parametrize("channel", list(Channel))
 def test_confirm_and_flag_act_on_the_channels_sections(channel: Channel) -> None:
-    state = _subscribed()
+    state = _subscribed(trades_channel=True)
     confirm_channel(state, channel, T1)
-    for name in ("summary", "positions", "orders", "stats", "trades"):
+    for name in ("summary", "positions", "orders", "stats", "trades", "volume"):
         as_of = state.section(name)["as_of"]
         assert as_of == (T1 if name in CHANNEL_SECTIONS[channel] else T0), name
     assert state.confirmed and not state.changed
@@ -176,3 +177,32 @@ def test_confirm_and_flag_act_on_the_channels_sections(channel: Channel) -> None
         section = state.section(name)
         assert section["error"] == f"ws {channel}: bad rows" and section["data"] is not None  # data stays
     assert state.changed
+
+
+def test_account_all_trades_fills_trades_and_volume() -> None:
+    state = _subscribed()
+    snapshot, update = _raw("account_all_trades_subscribed"), _raw("account_all_trades_update")
+    apply_frame(state, _frame("account_all_trades_subscribed"), T1)
+    listed = _rows(snapshot["trades"])
+    assert listed and {t["trade_id"] for t in listed} <= {t["trade_id"] for t in state.section("trades")["data"]}
+    volume = state.section("volume")
+    assert volume["source"] == "ws" and volume["as_of"] == T1
+    assert volume["data"] == {k: snapshot[k] for k in ("daily_volume", "weekly_volume", "monthly_volume",
+                                                       "total_volume")}
+    apply_frame(state, _frame("account_all_trades_update"), T2)
+    newest = state.section("trades")["data"][0]
+    assert newest["trade_id"] in {t["trade_id"] for t in _rows(update["trades"])}
+    assert state.section("volume")["data"]["total_volume"] == update["total_volume"] > snapshot["total_volume"]
+    # A volume that is not a number is a bad frame: nothing merged, the last good volume stays.
+    bad = _frame("account_all_trades_update", total_volume={"x": 1})
+    assert bad.error and bad.data is None
+
+
+def test_labels_ride_on_the_snapshot() -> None:
+    state = AccountState(ACCOUNT, public_only=True, name="main", group=2)
+    assert (state.snapshot["name"], state.snapshot["group"]) == ("main", 2) and state.changed
+    state.take()
+    renamed = AccountState(ACCOUNT, public_only=True, previous=state.snapshot, name="hedge", group=2)
+    assert renamed.snapshot["name"] == "hedge" and renamed.changed  # a new label is written at once
+    same = AccountState(ACCOUNT, public_only=True, previous=renamed.snapshot, name="hedge", group=2)
+    assert not same.changed

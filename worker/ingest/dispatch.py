@@ -6,7 +6,7 @@ frames and waking the store writer stay with the Runtime.
 from __future__ import annotations
 
 from worker.ingest.merge import AccountState
-from worker.ingest.parse import AccountAllData, Frame, OrdersData, UserStatsData
+from worker.ingest.parse import AccountAllData, Frame, OrdersData, TradesData, UserStatsData
 from worker.protocol import Channel
 
 # Which snapshot sections a live WS channel vouches for while its connection is healthy.
@@ -14,6 +14,7 @@ CHANNEL_SECTIONS: dict[Channel, tuple[str, ...]] = {
     Channel.ACCOUNT_ALL: ("positions", "trades"),
     Channel.USER_STATS: ("stats", "summary"),
     Channel.ACCOUNT_ALL_ORDERS: ("orders",),
+    Channel.ACCOUNT_ALL_TRADES: ("trades", "volume"),
 }
 
 
@@ -28,6 +29,11 @@ def apply_frame(state: AccountState, frame: Frame, now: int) -> None:
                 state.apply_trades(trades, now)
         case UserStatsData(stats=stats):
             state.apply_stats(stats, now)
+        case TradesData(trades=trades, volume=volume):
+            if trades or frame.snapshot:
+                state.apply_trades(trades, now)
+            if volume is not None:
+                state.apply_volume(volume, now)
         case OrdersData(orders=orders) if frame.snapshot:
             state.apply_orders(orders, "ws", now)
         case OrdersData(orders=orders):

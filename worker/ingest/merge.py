@@ -30,12 +30,16 @@ class AccountState:
     (the writer may coalesce those).
     """
 
-    def __init__(self, account_index: int, public_only: bool, previous: Snapshot | None = None) -> None:
+    def __init__(self, account_index: int, public_only: bool, previous: Snapshot | None = None,
+                 name: str | None = None, group: int | None = None) -> None:
         usable = previous is not None and previous.get("schema") == SCHEMA_VERSION \
             and previous.get("account_index") == account_index
         self.snapshot: Snapshot = copy.deepcopy(previous) if previous is not None and usable \
-            else new_snapshot(account_index, public_only)
+            else new_snapshot(account_index, public_only, name, group)
         self.snapshot["public_only"] = public_only
+        # The label is the configuration's: a renamed account is rewritten at once (below, `changed`).
+        relabelled = (self.snapshot.get("name"), self.snapshot.get("group")) != (name, group)
+        self.snapshot["name"], self.snapshot["group"] = name, group
         for name in SECTIONS:
             self.snapshot["sections"].setdefault(name, empty_section())
         self.orders: dict[int, Row] = {o["order_index"]: o for o in self.rows("orders")}
@@ -44,7 +48,7 @@ class AccountState:
         self._flagged_by: dict[str, str] = {}
         # When the WS last pushed data into each section: a REST body requested before that is older.
         self.pushed_at: dict[str, int] = {}
-        self.changed = not usable
+        self.changed = not usable or relabelled
         self.confirmed = False
 
     @property
@@ -155,6 +159,10 @@ class AccountState:
         newest = sorted(known.values(), key=lambda t: (t.get("timestamp") or 0, t.get("trade_id") or 0),
                         reverse=True)[:TRADES_KEPT]
         self._set("trades", newest, "ws", now)
+
+    def apply_volume(self, volume: Row, now: int) -> None:
+        """account_all_trades' volume fields (24 h, 7 d, 30 d, total), kept verbatim."""
+        self._set("volume", volume, "ws", now)
 
     def apply_stats(self, stats: Row, now: int) -> None:
         self._set("stats", stats, "ws", now)

@@ -20,6 +20,7 @@ _POSITION_STRINGS = ("position", "avg_entry_price")
 _ORDER_INTS = ("order_index", "market_index")
 _ORDER_STRINGS = ("status", "price", "remaining_base_amount")
 _STATS_STRINGS = ("collateral", "portfolio_value", "available_balance")
+VOLUME_FIELDS = ("daily_volume", "weekly_volume", "monthly_volume", "total_volume")
 
 
 class ParseError(ValueError):
@@ -61,7 +62,16 @@ class OrdersData:
     orders: list[Row]
 
 
-ChannelData = AccountAllData | UserStatsData | OrdersData
+@dataclass(frozen=True)
+class TradesData:
+    """An account_all_trades frame: this change's trades (all recent ones in a snapshot) and the volume fields
+    the frame carried (kept verbatim; Lighter sends them as JSON numbers)."""
+
+    trades: list[Row]
+    volume: Row | None
+
+
+ChannelData = AccountAllData | UserStatsData | OrdersData | TradesData
 
 
 @dataclass
@@ -230,5 +240,19 @@ def _account_all_orders(msg: Row) -> OrdersData:
                        for order in _rows(msg.get("orders"), "account_all_orders.orders")])
 
 
+def _account_all_trades(msg: Row) -> TradesData:
+    trades = [t for t in _rows(msg.get("trades"), "account_all_trades.trades") if isinstance(t, dict)]
+    volume: Row = {}
+    for key in VOLUME_FIELDS:
+        value = msg.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ParseError(f"account_all_trades: {key} must be a number")
+        volume[key] = value
+    return TradesData(trades, volume or None)
+
+
 _DATA: dict[Channel, Callable[[Row], ChannelData]] = {
-    Channel.ACCOUNT_ALL: _account_all, Channel.USER_STATS: _user_stats, Channel.ACCOUNT_ALL_ORDERS: _account_all_orders}
+    Channel.ACCOUNT_ALL: _account_all, Channel.USER_STATS: _user_stats, Channel.ACCOUNT_ALL_ORDERS: _account_all_orders,
+    Channel.ACCOUNT_ALL_TRADES: _account_all_trades}

@@ -91,6 +91,3 @@ class UpstreamBudget:
         """Upstream said wait (429 Retry-After) or is failing (5xx/timeouts): nothing goes out until then."""
         self.paused_until = max(self.paused_until, self._clock() + seconds)
 
-
-# The name before the rename; bench/upstream.py still imports it. Remove once bench uses UpstreamBudget.
-Budget = UpstreamBudget

@@ -149,15 +149,22 @@ class UpstreamSocket:
             index = account.account_index
             _send(conn, {"type": Control.SUBSCRIBE, "channel": Channel.ACCOUNT_ALL.subscription(index)})
             _send(conn, {"type": Control.SUBSCRIBE, "channel": Channel.USER_STATS.subscription(index)})
-            if account.public_only:
-                continue
-            try:
-                token = self.rt.tokens.get(account)
-            except TokenError as exc:
-                self.rt.record_error(f"ws:{self.egress.id}", str(exc))
-                continue
-            _send(conn, {"type": Control.SUBSCRIBE, "channel": Channel.ACCOUNT_ALL_ORDERS.subscription(index),
-                         "auth": token})
+            token = None
+            if not account.public_only:
+                try:
+                    token = self.rt.tokens.get(account)
+                except TokenError as exc:
+                    self.rt.record_error(f"ws:{self.egress.id}", str(exc))
+            # account_all_trades is public in Lighter's asyncapi.json but private in older docs: send the token
+            # when we have one (a token on a public channel is harmless, docs/lighter-protocol.md).
+            trades: dict[str, Any] = {"type": Control.SUBSCRIBE,
+                                      "channel": Channel.ACCOUNT_ALL_TRADES.subscription(index)}
+            if token is not None:
+                trades["auth"] = token
+            _send(conn, trades)
+            if token is not None:
+                _send(conn, {"type": Control.SUBSCRIBE, "channel": Channel.ACCOUNT_ALL_ORDERS.subscription(index),
+                             "auth": token})
 
     def _keepalive(self, conn: websocket.WebSocket, stop: gevent.event.Event) -> None:
         """Our pings keep us inside the 2-minute client-idle rule, and their pongs prove liveness."""

@@ -44,12 +44,15 @@ def main() -> None:
         "ws_account_all_subscribed": wsframes.snapshot(model, f"account_all/{index}", at),
         "ws_user_stats_subscribed": wsframes.snapshot(model, f"user_stats/{index}", at),
         "ws_account_all_orders_subscribed": wsframes.snapshot(model, f"account_all_orders/{index}", at),
+        "ws_account_all_trades_subscribed": wsframes.snapshot(model, f"account_all_trades/{index}", at),
     }
     at += 100
     changes = model.tick(at)
     frames["ws_account_all_update"] = wsframes.account_all(model, index, "update", changes.fills[index], at)
     frames["ws_user_stats_update"] = wsframes.user_stats_frame(model, index, "update", at)
     frames["ws_account_all_orders_update"] = wsframes.account_all_orders(index, changes.orders[index], "update", at)
+    frames["ws_account_all_trades_update"] = wsframes.account_all_trades(model, index, "update",
+                                                                         changes.fills[index], at)
     for name, frame in frames.items():
         (HERE / f"{name}.json").write_bytes(orjson.dumps(frame, option=orjson.OPT_INDENT_2) + b"\n")
         print(f"wrote {name}.json")
