@@ -146,7 +146,8 @@ class Metrics:
 
 
 class LiveCollector:
-    """This process's figures computed at scrape time: clients per route, frames and bytes sent, queue depths."""
+    """This process's figures computed at scrape time: clients per route, frames and bytes sent, backlogs (bytes
+    the kernel has not taken yet, the bound WEB_WS_BACKLOG_BYTES applies to)."""
 
     def __init__(self, hub: Hub, metrics: Metrics) -> None:
         self.hub = hub
@@ -167,9 +168,9 @@ class LiveCollector:
             frames.add_metric([route], sent.frames)
             sent_bytes.add_metric([route], sent.bytes)
         depths = [c.conn.backlog for c in self.hub.clients]
-        total = GaugeMetricFamily("lb_ws_queued_frames", "Frames waiting for the kernel across WebSocket clients")
+        total = GaugeMetricFamily("lb_ws_backlog_bytes", "Bytes waiting for the kernel across WebSocket clients")
         total.add_metric([], sum(depths))
-        deepest = GaugeMetricFamily("lb_ws_queued_frames_max", "Longest WebSocket client backlog, in frames")
+        deepest = GaugeMetricFamily("lb_ws_backlog_bytes_max", "Largest WebSocket client backlog")
         deepest.add_metric([], max(depths, default=0))
         latency = HistogramMetricFamily("lb_http_request_duration_seconds", "HTTP request latency by route and status",
                                         labels=["route", "status"])
