@@ -214,8 +214,10 @@ def test_a_crashed_worker_or_web_is_restarted_and_says_so(checkout: Path, tmp_pa
             return status["worker"]["up"] and status["worker"]["pid"] == again
 
         run.wait_for(fresh, 20, "the restarted worker's heartbeat")
-        masters = [p for p in _pids(run, "gunicorn") if Path(f"/proc/{p}/stat").read_text().split()[3]
-                   not in {str(q) for q in _pids(run, "gunicorn")}]
+        # The Procfile's `python web.py` becomes gunicorn's master; its workers are forks with the same command line.
+        webs = _pids(run, "web.py")
+        masters = [p for p in webs if Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1]
+                   not in {str(q) for q in webs}]
         assert len(masters) == 1
         os.kill(masters[0], signal.SIGKILL)
         run.wait_for(lambda: "web exited with status -9; restarting in" in run.text(), 10, "the web's crash notice")

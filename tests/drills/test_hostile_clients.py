@@ -327,9 +327,10 @@ def p95(latencies: list[float]) -> float:
 
 
 def _ws_metric(web, name: str) -> float:  # noqa: ANN001
+    """As `metric`: a bare name is summed over its label sets (every route)."""
     text = requests.get(web.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).text
-    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    labels = "" if "{" in name else r"(?:\{[^}]*\})?"
+    return sum(float(v) for v in re.findall(rf"^{re.escape(name)}{labels} ([0-9.e+-]+)$", text, re.MULTILINE))
 
 
 @pytest.mark.slow
