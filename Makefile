@@ -31,10 +31,11 @@ run: $(VENV)/.installed-run
 	$(PY) scripts/run_local.py
 
 # What the tests need from the OS: redis-server (our own throwaway instances), Chromium (dashboard tests),
-# tinyproxy (proxy tests), wrk (make bench), PostgreSQL (history tests start their own server: initdb + postgres).
+# tinyproxy (proxy tests), wrk (make bench), prometheus (its `prometheus` and `promtool` check monitoring/),
+# PostgreSQL (history tests start their own server: initdb + postgres).
 # Each is a Debian package of the same name; only the missing ones are installed. Debian keeps PostgreSQL's server
 # binaries off PATH (/usr/lib/postgresql/<version>/bin), so the package is detected by that directory.
-SYSTEM_DEPS := redis-server chromium tinyproxy wrk
+SYSTEM_DEPS := redis-server chromium tinyproxy wrk prometheus
 PG_INITDB := /usr/lib/postgresql/*/bin/initdb
 system-deps:
 	@missing=$$(for cmd in $(SYSTEM_DEPS); do command -v $$cmd >/dev/null || echo $$cmd; done; \

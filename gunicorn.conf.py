@@ -12,10 +12,12 @@ import resource
 import signal
 import sys
 
+from core.preflight import check_web
 from core.settings import SettingsError, load
 
 try:
     _settings = load()
+    check_web(_settings)  # WEB_CONCURRENCY above 1 needs REDIS_URL (docs/deploy.md)
 except SettingsError as exc:  # `python web.py` checks first; this keeps a bare `gunicorn` run free of tracebacks too
     sys.exit(f"configuration error: {exc}")
 

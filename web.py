@@ -15,7 +15,9 @@ from core.settings import SettingsError, load
 
 def run() -> int:
     try:
-        preflight.check(load())
+        settings = load()
+        preflight.check(settings)
+        preflight.check_web(settings)
     except SettingsError as exc:
         configure_logging()
         logging.getLogger("web").error("configuration error: %s", exc)

@@ -9,7 +9,7 @@ from core.settings import Settings
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app: REST, /ws fan-out, dashboard, limits, metrics, errors; all from `settings` (the web's knobs
     from `settings.web`)."""
-    from app import compat, dashboard, errors, guard, metrics
+    from app import compat, dashboard, errors, guard, metrics, ready
     from app import services as services_module
     from app.compat.stream import Encoder
     from app.feed.mirror import Mirror
@@ -34,8 +34,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     hub = Hub(store, status, settings.cache_ttl, process_metrics, web, settings.ws_max_clients)
     watcher = Watcher(store, Mirror(store, web.mirror_max_age_s), web.status_every_s, hub)
     errors.init_app(app)
+    ready.init_app(app, settings, store)  # first: its CORS preflight answer comes before any limit
     metrics.init_app(app, process_metrics, settings, hub, store)
-    limiter = limits.init_app(app, settings, api.api, api.not_modified)
+    limiter = limits.init_app(app, settings, api.api, api.not_modified, (api.ACCOUNT_ENDPOINT, api.ACCOUNTS_ENDPOINT))
     built = services_module.Services(
         settings=settings, store=store, status=status, metrics=process_metrics, watcher=watcher, hub=hub,
         reader=Reader(store, watcher),

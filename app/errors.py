@@ -13,7 +13,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from core.store import StoreError
 
 log = logging.getLogger(__name__)
-JSON_PREFIXES = ("/api", "/ws", "/health", "/metrics")
+JSON_PREFIXES = ("/api", "/ws", "/health", "/ready", "/metrics")
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:

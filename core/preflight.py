@@ -18,6 +18,14 @@ def check(settings: Settings) -> None:
         _writable_dir("CACHE_DIR", settings.cache_dir)
 
 
+def check_web(settings: Settings) -> None:
+    """The web's own rule (docs/deploy.md, WEB_CONCURRENCY): several gunicorn processes need Redis, because each
+    would count RATE_LIMIT on its own in memory and give every client WEB_CONCURRENCY times its budget. The worker
+    does not check it: platforms set WEB_CONCURRENCY on every dyno."""
+    if settings.web_concurrency > 1 and settings.redis_url is None:
+        raise SettingsError("WEB_CONCURRENCY above 1 needs REDIS_URL (rate limits are shared through Redis)")
+
+
 def _writable_dir(variable: str, path: str) -> None:
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
-from core.env import RecordingEnv, Secret, SettingsError, int_value, number, optional_int
+from core.env import RecordingEnv, Secret, SettingsError, flag, int_value, number, optional_int
 from core.envnames import check as check_names
 from core.history.config import HistorySettings, history_from_env
 from core.tuning import WebTuning, WorkerTuning, web_from_env, worker_from_env
@@ -93,6 +93,10 @@ class Settings:
     worker: WorkerTuning = field(default_factory=WorkerTuning)
     web: WebTuning = field(default_factory=WebTuning)
     history: HistorySettings = field(default_factory=HistorySettings)  # DATABASE_URL, HISTORY_* (docs/history.md)
+    metrics_token: Secret | None = field(default=None, repr=False)  # /metrics only; API_TOKEN when unset
+    metrics_account_values: bool = True   # per-account equity, uPnL and margin usage gauges on /metrics
+    cors_origins: tuple[str, ...] = ()    # browser origins allowed to call the API (none by default)
+    redis_tls_verify: bool = True         # rediss://: verify the server's certificate (Heroku: 0, self-signed)
 
     @property
     def requests_per_minute_per_egress(self) -> int | None:
@@ -106,6 +110,13 @@ class Settings:
             return STANDARD_REQUESTS_PER_MINUTE
         return weight // ENDPOINT_WEIGHT
 
+    def redis_tls_options(self) -> dict[str, str]:
+        """redis-py options for REDIS_URL: with REDIS_TLS_VERIFY=0 a rediss:// server's certificate is not verified
+        (Heroku's Redis presents a self-signed one); the connection is still encrypted."""
+        if self.redis_url and self.redis_url.reveal().startswith("rediss://") and not self.redis_tls_verify:
+            return {"ssl_cert_reqs": "none"}
+        return {}
+
     def account(self, index: int) -> Account | None:
         return next((a for a in self.accounts if a.account_index == index), None)
 
@@ -113,7 +124,7 @@ class Settings:
         """Every secret value, for log redaction. Never log or serve what this returns."""
         values = [a.private_key.reveal() for a in self.accounts if a.private_key]
         values += [p.password.reveal() for group in self.proxies.values() for p in group if p.password]
-        values += [s.reveal() for s in (self.api_token, self.redis_url) if s]
+        values += [s.reveal() for s in (self.api_token, self.redis_url, self.metrics_token) if s]
         values += self.history.secrets()
         return values
 
@@ -183,6 +194,10 @@ def _settings(env: Mapping[str, str], given: Mapping[str, str]) -> Settings:
         worker=worker_from_env(env),
         web=web_from_env(env),
         history=history_from_env(env),
+        metrics_token=Secret(env["METRICS_TOKEN"]) if env.get("METRICS_TOKEN", "").strip() else None,
+        metrics_account_values=flag("METRICS_ACCOUNT_VALUES", env.get("METRICS_ACCOUNT_VALUES", "1").strip() or "1"),
+        cors_origins=_cors_origins(env),
+        redis_tls_verify=flag("REDIS_TLS_VERIFY", env.get("REDIS_TLS_VERIFY", "1").strip() or "1"),
     )
 
 
@@ -264,6 +279,16 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
     if split.scheme not in schemes or not split.netloc:
         raise SettingsError(f"{name} must be a {' or '.join(s + '://' for s in schemes)} URL")
     return value.rstrip("/")
+
+
+def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Comma-separated origins (scheme://host[:port]); `*` allows any origin."""
+    origins = tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",") if o.strip())
+    for origin in origins:
+        split = urlsplit(origin)
+        if origin != "*" and (split.scheme not in ("http", "https") or not split.netloc or split.path):
+            raise SettingsError("CORS_ORIGINS must be a comma-separated list of http(s)://host[:port] origins or *")
+    return origins
 
 
 def _rate_limit(env: Mapping[str, str]) -> str:

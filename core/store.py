@@ -61,7 +61,7 @@ def make_backend(settings: Settings) -> tuple[Any, Any]:
         # free connection for a few seconds is the right back-pressure.
         pool = redis.BlockingConnectionPool.from_url(settings.redis_url.reveal(), max_connections=64, timeout=10,
                                                      socket_timeout=5, socket_connect_timeout=5,
-                                                     health_check_interval=30)
+                                                     health_check_interval=30, **settings.redis_tls_options())
         client = redis.Redis(connection_pool=pool)
         # The prefix matters: cachelib's clear() without one is FLUSHDB on a database we may share.
         return RedisCache(host=client, key_prefix=STORE_KEY_PREFIX, default_timeout=NEVER), client

@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-"""`make run`: web + worker from the Procfile (honcho) on this machine, plus the simulator when no account is set.
+"""`make run`: web + worker from the Procfile on this machine, plus the simulator when no account is set.
 
 Demo mode (no `Lighter_*_Account_Index` in the environment or `.env`): start `python -m simulator`, wait for its
 listening line, read its accounts from `/_sim/accounts`, write them to `.cache/demo.env` (mode 0600; simulated
 keys, not real ones) and start web + worker with that file as their environment. Real mode: start web + worker
 only; each process reads `.env` itself (core.settings.load()).
 
+Like a platform, the launcher restarts a web or worker that exits by itself, after a capped backoff
+(RUN_RESTART_MAX_S, default 30 s; the delay resets once the process stayed up RUN_HEALTHY_AFTER_S, default 60 s),
+and says so on its output. The other process keeps running meanwhile.
+
 PORT (default 5000) is the web port; SIM_PORT (default 8765, 0 = any free port) the simulator's. Ctrl-C or
-SIGTERM stops web and worker first (honcho), then the simulator. Exit status: 0 after such a requested stop,
-1 when something failed or exited by itself, 2 for bad settings.
+SIGTERM stops web and worker first (SIGTERM, SIGKILL after 5 s), then the simulator. Exit status: 0 after such a
+requested stop, 1 when something failed (the simulator exited), 2 for bad settings.
 """
 from __future__ import annotations
 
@@ -29,15 +33,20 @@ from typing import IO
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.settings import SettingsError, from_env  # noqa: E402  (needs ROOT on sys.path)
+from core.backoff import Retry  # noqa: E402  (needs ROOT on sys.path)
+from core.env import number  # noqa: E402
+from core.settings import SettingsError, from_env  # noqa: E402
 
 DEFAULT_SIM_PORT = 8765
 SIM_ARGS = ("--seed", "1", "--tick-ms", "500")
 LISTENING = re.compile(r"simulator listening on (http://\S+?):(\d+)")
 STARTUP_DEADLINE_S = 20.0   # simulator listening line
 READY_DEADLINE_S = 90.0     # web answering /health
-HONCHO_STOP_S = 8.0         # honcho itself SIGKILLs its children after 5 s
+CHILD_STOP_S = 5.0          # web (gunicorn: 3 s graceful) and worker (5 s) stop within this; then SIGKILL
 SIM_STOP_S = 3.0
+RESTART_INITIAL_S = 1.0     # first restart delay (random in [0, 1) s, then growing by 1.618)
+RESTART_MAX_S = 30.0        # RUN_RESTART_MAX_S: the cap
+HEALTHY_AFTER_S = 60.0      # RUN_HEALTHY_AFTER_S: up this long, the next crash starts the backoff again
 
 
 def say(message: str) -> None:
@@ -140,12 +149,62 @@ def write_demo_env(path: Path, base_url: str, accounts: list[dict], cache_dir: s
         handle.write("\n".join(lines) + "\n")
 
 
-def start_honcho(port: int, env_file: str, child_env: dict[str, str]) -> subprocess.Popen:
-    """honcho runs the Procfile's web and worker; web gets $PORT=port. In its own process group, so a terminal's
-    Ctrl-C reaches only us and honcho gets exactly one SIGTERM, from us."""
-    cmd = [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"), "-e", env_file,
-           "-d", str(ROOT), "-p", str(port)]
-    return subprocess.Popen(cmd, cwd=ROOT, env=child_env, process_group=0, preexec_fn=die_with_parent)
+class Child:
+    """One Procfile process, restarted with a capped backoff whenever it exits while we are not stopping."""
+
+    def __init__(self, name: str, command: str, env: dict[str, str], restart_max_s: float,
+                 healthy_after_s: float) -> None:
+        self.name = name
+        self.command = command
+        self.env = env
+        self.restart_max_s = restart_max_s
+        self.retry = Retry(time.monotonic, initial=RESTART_INITIAL_S, cap=restart_max_s, healthy_after=healthy_after_s)
+        self.proc: subprocess.Popen | None = None
+        self.restart_at: float | None = None
+
+    def start(self) -> None:
+        # exec: the signal we send reaches the program, not a shell. Own process group: a terminal's Ctrl-C
+        # reaches only the launcher, which stops each child exactly once.
+        self.proc = subprocess.Popen(["/bin/sh", "-c", f"exec {self.command}"], cwd=ROOT, env=self.env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, process_group=0,
+                                     preexec_fn=die_with_parent)
+        self.retry.up()
+        assert self.proc.stdout is not None
+        threading.Thread(target=pump, args=(self.proc.stdout, self.name), daemon=True).start()
+
+    def check(self, now: float) -> None:
+        """Notice an exit and schedule the restart; restart when its time has come."""
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.restart_at = None
+                self.start()
+                say(f"{self.name} restarted (pid {self.proc.pid if self.proc else '?'})")
+            return
+        if self.proc is not None and self.proc.poll() is not None:
+            delay = self.retry.next_delay()
+            self.restart_at = now + delay
+            say(f"{self.name} exited with status {self.proc.returncode}; restarting in {delay:.1f} s "
+                f"(crash {self.retry.failures} in a row; delays grow to at most {self.restart_max_s:.0f} s)")
+
+    def stop(self) -> None:
+        self.restart_at = None
+        if self.proc is not None:
+            stop_process(self.proc, self.name, CHILD_STOP_S)
+
+
+def procfile_children(port: int, env_file: str, child_env: dict[str, str], restart_max_s: float,
+                      healthy_after_s: float) -> list[Child]:
+    """The Procfile's processes with the environment honcho would give them: ours, the env file over it, and
+    PORT for the web."""
+    from dotenv import dotenv_values
+    from honcho.environ import parse_procfile
+
+    file_values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    children = []
+    for name, command in parse_procfile((ROOT / "Procfile").read_text()).processes.items():
+        env = {**child_env, **file_values, "PORT": str(port)}
+        children.append(Child(name, command, env, restart_max_s, healthy_after_s))
+    return children
 
 
 def stop_process(proc: subprocess.Popen, name: str, grace_s: float) -> None:
@@ -168,18 +227,18 @@ def health_ok(port: int) -> bool:
         return False
 
 
-def supervise(honcho: subprocess.Popen, simulator: subprocess.Popen | None, port: int, banner: str,
+def supervise(children: list[Child], simulator: subprocess.Popen | None, port: int, banner: str,
               stop: threading.Event) -> int:
-    """Announce the dashboard once /health answers; return when asked to stop or a child exits."""
+    """Announce the dashboard once /health answers; restart children that exit; return when asked to stop or
+    the simulator exits."""
     announced = False
     deadline = time.monotonic() + READY_DEADLINE_S
     while not stop.is_set():
-        if honcho.poll() is not None:
-            say(f"web/worker stopped (honcho exit status {honcho.returncode})")
-            return honcho.returncode or 1
         if simulator is not None and simulator.poll() is not None:
             say(f"the simulator exited (status {simulator.returncode}); stopping web and worker")
             return 1
+        for child in children:
+            child.check(time.monotonic())
         if not announced and health_ok(port):
             announced = True
             say(banner)
@@ -214,7 +273,7 @@ def child_environment() -> dict[str, str]:
 
 
 def start_demo(merged: dict[str, str], child_env: dict[str, str], port: int) -> tuple[subprocess.Popen, str, str]:
-    """Simulator up, its accounts in .cache/demo.env; returns (simulator, env file for honcho, banner)."""
+    """Simulator up, its accounts in .cache/demo.env; returns (simulator, env file for web and worker, banner)."""
     sim_port = int(merged.get("SIM_PORT", "").strip() or DEFAULT_SIM_PORT)
     if "SIM_PORT" not in merged and not port_is_free(sim_port):
         say(f"port {sim_port} is busy; the simulator takes any free port instead")
@@ -249,6 +308,12 @@ def run() -> int:
         say(f"configuration error: {exc}")
         return 2
     port = settings.port
+    try:
+        restart_max_s = number(merged, "RUN_RESTART_MAX_S", RESTART_MAX_S, minimum=1)
+        healthy_after_s = number(merged, "RUN_HEALTHY_AFTER_S", HEALTHY_AFTER_S, minimum=1)
+    except SettingsError as exc:
+        say(f"configuration error: {exc}")
+        return 2
     if not port_is_free(port):
         say(f"port {port} is in use (another `make run`?); stop it or choose another port: PORT=8000 make run")
         return 1
@@ -260,16 +325,22 @@ def run() -> int:
         if settings.accounts:
             names = ", ".join(str(a.account_index) for a in settings.accounts)
             say(f"tracking configured accounts {names} on {settings.lighter_base_url}")
-            honcho_env_file, banner = os.devnull, f"dashboard: http://127.0.0.1:{port}/"
+            env_file_for_children, banner = os.devnull, f"dashboard: http://127.0.0.1:{port}/"
         else:
-            simulator, honcho_env_file, banner = start_demo(merged, child_env, port)
+            simulator, env_file_for_children, banner = start_demo(merged, child_env, port)
         if stop.is_set():
             return 0
-        honcho = start_honcho(port, honcho_env_file, child_env)
+        children = procfile_children(port, env_file_for_children, child_env, restart_max_s, healthy_after_s)
         try:
-            status = supervise(honcho, simulator, port, banner, stop)
+            for child in children:
+                child.start()
+            status = supervise(children, simulator, port, banner, stop)
         finally:
-            stop_process(honcho, "honcho", HONCHO_STOP_S)  # honcho stops web and worker, SIGKILL after 5 s
+            stoppers = [threading.Thread(target=child.stop) for child in children]  # in parallel: one deadline
+            for thread in stoppers:
+                thread.start()
+            for thread in stoppers:
+                thread.join()
         return 0 if caught else status  # a requested stop is a success (and keeps make from reporting an error)
     except (RuntimeError, OSError, urllib.error.URLError, KeyError, ValueError) as exc:
         say(f"could not start: {exc}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from core.logs import fields
 from core.snapshot import now_ms
 from core.store import StatusRecord
 from worker.runtime import Runtime
@@ -95,5 +96,6 @@ def log_summary(rt: Runtime, period_s: float) -> None:
         log.info("account %s via %s: last %.0fs %d requests, %d rate-limited, %d errors, %d ws frames; "
                  "oldest section %s; flagged %s", index, stats.egress, period_s, stats.requests,
                  stats.rate_limited, stats.errors, stats.ws_frames,
-                 "n/a" if oldest is None else f"{oldest:.1f}s old", ",".join(flagged) or "none")
+                 "n/a" if oldest is None else f"{oldest:.1f}s old", ",".join(flagged) or "none",
+                 extra=fields(event="account_summary", account=index, egress=stats.egress))
         stats.reset_counters()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from app.compat import frames
+from app.metrics import STREAM_ROUTE
 from app.ws import transport
 from app.ws.clients import Client, Connection, Outgoing, Riders
 from core.snapshot import Snapshot
@@ -106,6 +107,8 @@ class Encoder:
 
 class LighterClient(Client):
     """Subscriptions are (channel, account) pairs, each with the seq its client's state is at (None: not yet)."""
+
+    route = STREAM_ROUTE
 
     def __init__(self, conn: Connection, queue_size: int, metrics: Metrics, close_grace_s: float,
                  encoder: Encoder) -> None:

@@ -19,6 +19,7 @@ from app.compat.errors import LighterError
 from app.compat.stream import LighterClient
 from app.feed.mirror import Mirror
 from app.guard import guard
+from app.metrics import STREAM_ROUTE
 from app.services import Services, services
 from app.ws import transport
 from app.ws.codes import CloseCode
@@ -168,7 +169,7 @@ def stream() -> Response:
     refusal = admit(conn.remote, not refused)
     if refusal is not None:
         code, error, _, retry = refusal
-        svc.metrics.clients_dropped.labels(reason=error).inc()
+        svc.metrics.dropped(STREAM_ROUTE, error)
         client.close_grace_s = min(client.close_grace_s, REFUSED_GRACE_S)
         if code is CloseCode.UNAUTHORIZED:
             client.push(frames.error(errors.AUTH_INVALID))
@@ -198,7 +199,7 @@ def _register(client: LighterClient, svc: Services, reading: bool = False) -> bo
     """Give `client` a hub slot (False, and it is closed with 1013, when the process has none left). `svc` is
     passed in: a subscribe is handled outside the request, with no Flask app context."""
     if svc.hub.full():  # Lighter has no error code for this: a close code only, as /ws after its error frame
-        svc.metrics.clients_dropped.labels(reason="full").inc()
+        svc.metrics.dropped(STREAM_ROUTE, "full")
         client.close_grace_s = min(client.close_grace_s, REFUSED_GRACE_S)
         if reading:
             client.close(CloseCode.TRY_AGAIN_LATER, "server full; retry_after=1")

@@ -1,19 +1,23 @@
 """Per-client rate limits on /api/* (flask-limiter), the same budget spent before Flask (`ClientBudget`), and client
-addresses behind trusted proxies (ProxyFix)."""
+addresses behind trusted proxies (ProxyFix). Every answer on a limited route carries X-RateLimit-* (304s too, read
+without spending); Retry-After only on a 429 (at least 1 s) and a 503; each refused client is logged once per window
+on every route (`log_refused`)."""
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, Response, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from limits import parse
+from limits import RateLimitItem, parse
 from limits.storage import RedisStorage
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.rest.hits import BatchedIncr
+from app.rest.hits import BatchedGet, BatchedIncr
+from core.logs import fields
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,16 +27,86 @@ LIMITS_KEY_PREFIX = "lb-limits"
 STRATEGY = "fixed-window"
 
 
-def init_app(app: Flask, settings: Settings, blueprint: Blueprint, not_modified: Callable[[], bool]) -> Limiter:
-    """Limit `blueprint` to RATE_LIMIT per client address; conditional hits (`not_modified`) are not counted."""
+def init_app(app: Flask, settings: Settings, blueprint: Blueprint, not_modified: Callable[[], bool],
+             endpoints: tuple[str, ...] = ()) -> Limiter:
+    """Limit `blueprint` to RATE_LIMIT per client address; conditional hits (`not_modified`) are not counted, yet
+    their 304s on `endpoints` carry the client's X-RateLimit-* (read, not spent)."""
+    item = parse(settings.rate_limit)
     # Redis makes the budget one across workers and instances; memory:// counts per process.
     storage = settings.redis_url.reveal() if settings.redis_url else "memory://"
-    limiter = Limiter(get_remote_address, app=app, storage_uri=storage, headers_enabled=True,
+    options: dict[str, str | int] = dict(settings.redis_tls_options())
+    limiter = Limiter(get_remote_address, storage_uri=storage, headers_enabled=True,
                       retry_after="delta-seconds", strategy=STRATEGY, swallow_errors=True,
-                      key_prefix=LIMITS_KEY_PREFIX)
+                      key_prefix=LIMITS_KEY_PREFIX, storage_options=options)
+    # Registered before the limiter's own hook, so it runs after it (Flask runs after_request hooks in reverse).
+    app.after_request(lambda response: _finish(response, limiter, item, endpoints))
+    limiter.init_app(app)
+    # Its "exceeded" line covers only Flask's refusals; `log_refused` logs every route's alike.
+    logging.getLogger("flask-limiter").setLevel(logging.WARNING)
     limiter.request_filter(not_modified)
     limiter.limit(settings.rate_limit)(blueprint)
     return limiter
+
+
+def _finish(response: Response, limiter: Limiter, item: RateLimitItem, endpoints: tuple[str, ...]) -> Response:
+    """Retry-After only where it means "wait this long": on a 429 (at least 1 s) or a 503, never on a 200.
+    flask-limiter adds it to every response with headers, and rounds it down to 0 at a window's end."""
+    status = response.status_code
+    if status == 429:
+        retry = response.headers.get("Retry-After", "")
+        response.headers["Retry-After"] = str(max(1, int(retry))) if retry.isdigit() else "1"
+        route = request.url_rule.rule if request.url_rule is not None else request.path
+        log_refused(request.remote_addr, route, item.get_expiry())
+    elif status != 503:
+        response.headers.pop("Retry-After", None)
+    if status == 304 and request.endpoint in endpoints and "X-RateLimit-Limit" not in response.headers:
+        response.headers.extend(peek(limiter.storage, item, get_remote_address(), request.endpoint or ""))
+    return response
+
+
+def peek(storage: Any, item: RateLimitItem, address: str | None, endpoint: str) -> list[tuple[str, str]]:
+    """The client's X-RateLimit-* on `endpoint` without spending anything (one storage read, two when the
+    window is open); [] when the storage fails."""
+    key = item.key_for(LIMITS_KEY_PREFIX, address or "127.0.0.1", endpoint)
+    try:
+        count = int(storage.get(key) or 0)
+        reset = storage.get_expiry(key) if count else time.time() + item.get_expiry()
+    except Exception:  # noqa: BLE001 - a 304 is answered without the headers rather than not at all
+        log.debug("rate limit headers unavailable", exc_info=True)
+        return []
+    return [("X-RateLimit-Limit", str(item.amount)), ("X-RateLimit-Remaining", str(max(0, item.amount - count))),
+            ("X-RateLimit-Reset", str(int(reset + 1)))]
+
+
+class RefusalLog:
+    """One log line per refused client, route and window: the same on every route (Flask's 429s and the
+    shortcut's), and a flood of refusals cannot flood the log. Remembers at most `max_keys` clients."""
+
+    def __init__(self, max_keys: int = 10_000) -> None:
+        self.max_keys = max_keys
+        self._until: dict[tuple[str, str], float] = {}
+
+    def refused(self, address: str | None, route: str, window_s: float) -> bool:
+        """Log the refusal unless this client was already logged on `route` in this window; True if logged."""
+        now = time.monotonic()
+        key = (address or "-", route)
+        if self._until.get(key, 0.0) > now:
+            return False
+        if len(self._until) >= self.max_keys:
+            self._until = {k: t for k, t in self._until.items() if t > now}
+            if len(self._until) >= self.max_keys:
+                self._until.clear()
+        self._until[key] = now + window_s
+        log.info("rate limit reached by %s on %s", address or "-", route,
+                 extra=fields(event="rate_limited", client=address or "-", route=route))
+        return True
+
+
+_refusals = RefusalLog()
+
+
+def log_refused(address: str | None, route: str, window_s: float) -> None:
+    _refusals.refused(address, route, window_s)
 
 
 def trust_proxies(app: Flask, settings: Settings) -> None:
@@ -61,13 +135,18 @@ class ClientBudget:
         self.max_keys = max_keys
         self.limit_header = ("X-RateLimit-Limit", str(self.item.amount))
         self._resets: dict[str, float] = {}  # storage key -> end of its current window (epoch seconds)
+        self._counts: dict[str, int] = {}    # storage key -> its count at this process's last spend in that window
         storage = limiter.storage
         # Exactly Redis (not Sentinel or Cluster, which route per key): concurrent requests share a round trip.
-        self._incr = BatchedIncr(storage) if type(storage) is RedisStorage else storage.incr
+        self._incr: Callable[[str, int], int] = storage.incr
+        self._get: Callable[[str], int] = storage.get
+        if type(storage) is RedisStorage:
+            self._incr, self._get = BatchedIncr(storage), BatchedGet(storage)
 
     def spend(self, address: str | None) -> tuple[bool, list[tuple[str, str]]] | None:
-        """(allowed, X-RateLimit-* and Retry-After headers) after counting one request from `address`; None when
-        the storage failed before counting, so the caller can let Flask answer (it lets requests through)."""
+        """(allowed, X-RateLimit-* headers, and Retry-After when refused) after counting one request from
+        `address`; None when the storage failed before counting, so the caller can let Flask answer (it lets
+        requests through)."""
         storage = self.limiter.storage
         # get_remote_address's default included: the key flask-limiter builds for this endpoint's limit.
         key = self.item.key_for(LIMITS_KEY_PREFIX, address or "127.0.0.1", self.endpoint)
@@ -84,14 +163,41 @@ class ClientBudget:
             except Exception:  # noqa: BLE001 - counted already; answer like flask-limiter does: without headers
                 log.warning("rate limit headers unavailable", exc_info=True)
                 return count <= self.item.amount, []
-        # flask-limiter's RequestLimit.reset_at and its delta-seconds Retry-After, on every response.
+        self._counts[key] = count
+        # flask-limiter's RequestLimit.reset_at; Retry-After as `_finish` leaves flask-limiter's.
         reset_at = int(reset + 1)
-        return count <= self.item.amount, [
-            self.limit_header, ("X-RateLimit-Remaining", str(max(0, self.item.amount - count))),
-            ("X-RateLimit-Reset", str(reset_at)), ("Retry-After", str(int(reset_at - now)))]
+        allowed = count <= self.item.amount
+        headers = [self.limit_header, ("X-RateLimit-Remaining", str(max(0, self.item.amount - count))),
+                   ("X-RateLimit-Reset", str(reset_at))]
+        if not allowed:  # "wait this long": never 0, a client obeying it would be refused again at once
+            headers.append(("Retry-After", str(max(1, int(reset_at - now)))))
+        return allowed, headers
+
+    def peek(self, address: str | None, endpoint: str) -> list[tuple[str, str]]:
+        """X-RateLimit-* for a 304 (not counted): the client's budget as of its last request this process counted
+        in the current window, without a storage call (the 304 is the cheapest answer, and polling's most
+        common); else read in one batched round trip (docs/api.md says so)."""
+        key = self.item.key_for(LIMITS_KEY_PREFIX, address or "127.0.0.1", endpoint)
+        now = time.time()
+        reset = self._resets.get(key, 0.0)
+        known = self._counts.get(key) if reset > now else None
+        if known is not None:
+            return [self.limit_header, ("X-RateLimit-Remaining", str(max(0, self.item.amount - known))),
+                    ("X-RateLimit-Reset", str(int(reset + 1)))]
+        try:
+            count = self._get(key)
+            if reset <= now:
+                reset = self._remember(key, self.limiter.storage.get_expiry(key), now) if count else \
+                    now + self.item.get_expiry()
+        except Exception:  # noqa: BLE001 - a 304 is answered without the headers rather than not at all
+            log.debug("rate limit headers unavailable", exc_info=True)
+            return []
+        return [self.limit_header, ("X-RateLimit-Remaining", str(max(0, self.item.amount - count))),
+                ("X-RateLimit-Reset", str(int(reset + 1)))]
 
     def _remember(self, key: str, reset: float, now: float) -> float:
         if len(self._resets) >= self.max_keys:  # one entry per recent client: forget the finished windows
             self._resets = {k: r for k, r in self._resets.items() if r > now}
+            self._counts = {k: c for k, c in self._counts.items() if k in self._resets}
         self._resets[key] = reset
         return reset

@@ -141,6 +141,10 @@ SCHEMAS: dict[str, Any] = {
                       "description": "Lighter's Orders (passes the SDK's strict validation)",
                       "properties": {"code": {"type": "integer"},
                                      "orders": {"type": "array", "items": {"type": "object"}}}},
+    "Ready": {"type": "object", "required": ["ready", "store_reachable", "store_populated", "worker_up"],
+              "properties": {"ready": {"type": "boolean"}, "store_reachable": {"type": "boolean"},
+                             "store_populated": {"type": "boolean"}, "worker_up": {"type": "boolean"},
+                             "reason": {"type": "string"}}},
     "Health": {"type": "object", "required": ["ok", "server_time", "store_reachable", "worker_up"],
                "properties": {"ok": {"type": "boolean"}, "server_time": {"type": "integer"},
                               "store_reachable": {"type": "boolean"}, "worker_up": {"type": "boolean"}}},
@@ -197,6 +201,10 @@ def document() -> dict[str, Any]:
         "paths": {
             "/health": {"get": {"summary": "Liveness (never rate limited, never needs a token)", "security": [],
                                 "responses": {"200": _json(_ref("Health"), "Alive")}}},
+            "/ready": {"get": {"summary": "Readiness: the store is reachable and populated (never rate limited, "
+                                          "never needs a token)", "security": [],
+                               "responses": {"200": _json(_ref("Ready"), "Ready"),
+                                             "503": _json(_ref("Ready"), "Not ready; `reason` says why")}}},
             "/api/status": {"get": {"summary": "Worker, upstream and per-account freshness",
                                     "responses": {"200": _json(_ref("Status"), "Status"),
                                                   **_errors(401, 429, 503)}}},

@@ -7,19 +7,22 @@ than the answer itself. So, while the mirror is in sync, this layer answers:
   the request in flask-limiter's own storage, under its limit and key (`app.rest.limits.ClientBudget`): one budget
   for both.
 Each answer has exactly the status line, headers and body the Flask view gives for the same request, after the
-same token check, and is counted in `lb_http_requests_total` under the same route. Anything else (bad token, bad
-index, untracked account, mirror not in sync, limiter storage down, any error) goes to Flask untouched, which
-answers as it always did.
+same token check, and is counted in `lb_http_requests_total` (and its latency) under the same route; a 429 is
+logged as Flask's are (`limits.log_refused`). Anything else (bad token, bad index, untracked account, mirror not in
+sync, limiter storage down, any error) goes to Flask untouched, which answers as it always did.
 """
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from app import auth
 from app.errors import error_response
+from app.rest.api import ACCOUNT_ENDPOINT, ACCOUNTS_ENDPOINT
 from app.rest.conditional import Answer, account_resource, answer, list_resource
+from app.rest.limits import log_refused
 from core.settings import MAX_ACCOUNT_INDEX
 
 if TYPE_CHECKING:
@@ -45,12 +48,16 @@ class Shortcut:
         self.status = services.status
         self.metrics = services.metrics
         self.budget = services.budget
-        self._counters: dict[tuple[str, str], Any] = {}  # the labelled children: .labels() locks and hashes per call
+        self.cors = bool(services.settings.cors_origins)
+        # The labelled children (request counter, latency histogram): .labels() locks and hashes per call.
+        self._counters: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") == "GET":
+        # A browser on another origin (CORS_ORIGINS) goes through Flask, where flask-cors answers it.
+        if environ.get("REQUEST_METHOD") == "GET" and not (self.cors and environ.get("HTTP_ORIGIN")):
             path = environ.get("PATH_INFO", "")
             if path == LIST_PATH or path.startswith(ACCOUNT_PREFIX):
+                started = time.perf_counter()
                 try:
                     reply = self._reply(environ, path)
                 except Exception:  # noqa: BLE001 - Flask answers (and logs) whatever went wrong here
@@ -60,15 +67,20 @@ class Shortcut:
                     status, headers, body = reply
                     start_response(status, headers)
                     route = LIST_ROUTE if path == LIST_PATH else ACCOUNT_ROUTE
-                    self._counter(route, status[:3]).inc()
+                    counter, latency = self._series(route, status[:3])
+                    counter.inc()
+                    latency.observe(time.perf_counter() - started)
+                    if status.startswith("429"):
+                        log_refused(environ.get("REMOTE_ADDR"), route, self.budget.item.get_expiry())
                     return [body] if body else []
         return self.app(environ, start_response)
 
-    def _counter(self, route: str, status: str) -> Any:
-        counter = self._counters.get((route, status))
-        if counter is None:
-            counter = self._counters[route, status] = self.metrics.requests.labels(route=route, status=status)
-        return counter
+    def _series(self, route: str, status: str) -> tuple[Any, Any]:
+        series = self._counters.get((route, status))
+        if series is None:
+            series = self._counters[route, status] = (self.metrics.requests.labels(route=route, status=status),
+                                                      self.metrics.latency(route, status))
+        return series
 
     def _reply(self, environ: WSGIEnvironment, path: str) -> Reply | None:
         """The 304, 200 or 429 Flask would give, or None (let Flask answer)."""
@@ -90,8 +102,9 @@ class Shortcut:
                 return None  # untracked, or the mirror is not trusted now: Flask reads the store
             resource = account_resource(snapshot, ttl)
         result = answer(resource, self.status.poll_interval(), environ.get("HTTP_IF_NONE_MATCH"))
-        if result.status == 304:
-            return "304 NOT MODIFIED", result.headers, b""
+        if result.status == 304:  # not counted, but the client still learns where its budget stands
+            endpoint = ACCOUNTS_ENDPOINT if path == LIST_PATH else ACCOUNT_ENDPOINT
+            return "304 NOT MODIFIED", [*result.headers, *self.budget.peek(environ.get("REMOTE_ADDR"), endpoint)], b""
         if path == LIST_PATH:
             return None  # the list's 200 stays with Flask
         return self._spend(environ, result)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 import gevent
 from gevent.event import Event
 
+from app.metrics import WS_ROUTE
 from app.ws.codes import CloseCode
 from core.snapshot import Snapshot
 
@@ -65,6 +66,8 @@ class Riders(NamedTuple):
 
 class Client:
     """Subscription state plus the connection; `offer` is what the hub calls per change."""
+
+    route = WS_ROUTE  # the metrics label of this kind of client
 
     def __init__(self, conn: Connection, queue_size: int, metrics: Metrics, close_grace_s: float,
                  accounts: set[int] | None = None, backlog_bytes: int = 1 << 20) -> None:
@@ -177,12 +180,12 @@ class Client:
         buffers are shared with other clients, never copied per client."""
         if self.closing is not None:
             return
-        self.metrics.frames_sent += count
+        self.metrics.sent(self.route, count, len(frame) + sum(len(m) for m in more))
         if self.conn.write(frame, *more) > self.backlog_bytes + self.sync_bytes:
             self.overflow()
 
     def overflow(self) -> None:
-        self.metrics.clients_dropped.labels(reason="slow").inc()
+        self.metrics.dropped(self.route, "slow")
         self.close(CloseCode.TOO_SLOW, "client too slow: backlog over its bound")
 
     def close(self, code: CloseCode, reason: str, flush: bool = False) -> None:
@@ -196,7 +199,7 @@ class Client:
         if not flush or self.conn.backlog > self.backlog_bytes:
             dropped = self.conn.drop_backlog()
             if dropped:
-                self.metrics.messages_dropped.inc(dropped)
+                self.metrics.frames_dropped(self.route, dropped)
         self.conn.close(code, reason, self.close_grace_s)
 
     # -- the connection's life ---------------------------------------------------------------------------------

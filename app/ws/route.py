@@ -10,6 +10,7 @@ from flask import Blueprint, Flask, Response, abort, request
 
 from app import auth
 from app.guard import guard
+from app.metrics import WS_ROUTE
 from app.services import services
 from app.ws import messages, transport
 from app.ws.clients import Client
@@ -65,10 +66,10 @@ def websocket() -> Response:
     # Everything before `register` costs no slot: an unauthenticated or paced-out client holds nothing here.
     refusal = admit(conn.remote, auth.authorized(svc.settings, request, allow_query=True))
     if refusal is not None:
-        svc.metrics.clients_dropped.labels(reason=refusal[1]).inc()  # unauthorized, too_many_failures, busy
+        svc.metrics.dropped(WS_ROUTE, refusal[1])  # unauthorized, too_many_failures, busy
         return _refuse(client, *refusal)
     if hub.full():
-        svc.metrics.clients_dropped.labels(reason="full").inc()
+        svc.metrics.dropped(WS_ROUTE, "full")
         return _refuse(client, CloseCode.TRY_AGAIN_LATER, "server_full",
                        "too many open WebSockets here; try again later", 1)
     try:

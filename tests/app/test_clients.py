@@ -146,7 +146,7 @@ def test_a_client_owing_more_than_its_byte_bound_is_closed_as_too_slow() -> None
         assert client.closing is not None and client.closing[0] == CloseCode.TOO_SLOW
         assert 100_000 / len(frame) <= sent <= 100_000 / len(frame) + 20  # + what the kernel took
         assert conn.backlog <= len(frame) + 200  # dropped: at most the rest of one frame and the close frame
-        assert metrics.messages_dropped._value.get() > 0
+        assert metrics.messages_dropped.labels(route="/ws")._value.get() > 0
     finally:
         conn._finish()
         peer.close()

@@ -24,9 +24,9 @@ TOKEN = "tok-edges-0123456789"
 
 
 def metric(url: str, name: str) -> float:
+    """The sum of `name` over its label sets (lb_ws_clients: every route)."""
     text = requests.get(url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).text
-    match = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    return sum(float(v) for v in re.findall(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? ([0-9.e+]+)$", text, re.MULTILINE))
 
 
 def raw_exchange(port: int, data: bytes, source: str = "127.0.0.1", timeout: float = 10.0) -> bytes:

@@ -127,7 +127,7 @@ def test_rate_limit_token_and_metrics(tmp_path):
         assert all(requests.get(web.url + "/health", timeout=5).status_code == 200 for _ in range(5))
         metrics = requests.get(web.url + "/metrics", headers=auth, timeout=5).text
         assert 'lb_http_requests_total{route="/api/accounts/<index>",status="429"}' in metrics
-        assert 'lb_snapshot_age_seconds{account="5"}' in metrics
+        assert 'lb_account_data_age_seconds{account="5",name="5"}' in metrics
 
 
 def test_empty_store_is_not_ready_rather_than_untracked(tmp_path):

@@ -160,7 +160,8 @@ def test_a_full_server_refuses_new_websockets_until_one_leaves(file_env):
                 assert refused.protocol.close_rcvd.code == 1013
         assert requests.get(web.url + "/health", timeout=5).status_code == 200  # HTTP is unaffected
         first.close()
-        wait_for(lambda: _metric(web, "lb_ws_clients") == 1, message="the closed client unregistered")
+        clients = lambda: sum(_metric(web, f'lb_ws_clients{{route="{r}"}}') for r in ("/ws", "/stream"))  # noqa: E731
+        wait_for(lambda: clients() == 1, message="the closed client unregistered")
         with open_ws(web.ws_url) as again:
             assert json.loads(again.recv(timeout=10))["type"] == "hello"
 
@@ -181,7 +182,7 @@ def test_slow_client_is_cut_off_while_others_keep_up(redis_env):
         start = {m["account_index"]: m["seq"] for m in _updates(fast, 2)}
         sent, received_all = [], []
         deadline = time.monotonic() + 60
-        while _metric(web, 'lb_ws_clients_dropped_total{reason="slow"}') < 1:
+        while _metric(web, 'lb_ws_clients_dropped_total{reason="slow",route="/ws"}') < 1:
             assert time.monotonic() < deadline, "the slow client was never cut off"
             batch = [feeder.put(1 + i % 2, padding=30_000) for i in range(50)]
             sent += batch
@@ -206,7 +207,7 @@ def test_slow_client_is_cut_off_while_others_keep_up(redis_env):
         assert set(start) == {1, 2} and 0 < len(updates) < len(sent)
         assert_in_order(updates, start)
         slow.close()
-        assert _metric(web, "lb_ws_messages_dropped_total") > 0
+        assert _metric(web, 'lb_ws_frames_dropped_total{route="/ws"}') > 0
 
 
 def test_two_servers_share_one_redis(redis_env):

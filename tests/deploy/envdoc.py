@@ -33,7 +33,7 @@ def variable_patterns() -> list[re.Pattern]:
 
 def launcher_only() -> set[str]:
     """Variables only scripts/run_local.py reads (documented in .env.example's `make run` section)."""
-    return {"SIM_PORT"}
+    return {"SIM_PORT", "RUN_RESTART_MAX_S", "RUN_HEALTHY_AFTER_S"}
 
 
 def process_variables() -> set[str]:

@@ -3,6 +3,7 @@ simulator's accounts served live) and real mode (accounts from `.env`), each sto
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -183,3 +184,81 @@ def test_bad_settings_stop_before_anything_starts(checkout: Path):
     assert result.returncode == 2
     assert "POLL_INTERVAL" in result.stdout and "demo mode" not in result.stdout
     assert not (checkout / ".cache" / "demo.env").exists()
+
+
+def _pids(run: Launch, needle: str) -> list[int]:
+    """Our processes whose command line contains `needle`."""
+    found = []
+    for pid in processes_with(run.marker):
+        with contextlib.suppress(OSError):
+            if needle.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+    return found
+
+
+@pytest.mark.slow  # a whole launch plus two crashes and restarts (~10 s)
+def test_a_crashed_worker_or_web_is_restarted_and_says_so(checkout: Path, tmp_path: Path):
+    run = launch(checkout, tmp_path / "run.log", SIM_PORT="0", CACHE_DIR=str(tmp_path / "store"))
+    try:
+        run.wait_for(lambda: "demo is up" in run.text(), 60, "the launcher's dashboard banner")
+        (worker,) = _pids(run, "worker.py")
+        os.kill(worker, signal.SIGKILL)
+        run.wait_for(lambda: "worker exited with status -9; restarting in" in run.text(), 10, "the crash notice")
+        run.wait_for(lambda: "worker restarted (pid" in run.text(), 10, "the restart notice")
+        assert requests.get(f"{run.web}/health", timeout=3).status_code == 200, "the web kept running"
+        (again,) = _pids(run, "worker.py")
+        assert again != worker
+
+        def fresh() -> bool:
+            status = requests.get(f"{run.web}/api/status", timeout=3).json()
+            return status["worker"]["up"] and status["worker"]["pid"] == again
+
+        run.wait_for(fresh, 20, "the restarted worker's heartbeat")
+        # The Procfile's `python web.py` becomes gunicorn's master; its workers are forks with the same command line.
+        webs = _pids(run, "web.py")
+        masters = [p for p in webs if Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1]
+                   not in {str(q) for q in webs}]
+        assert len(masters) == 1
+        os.kill(masters[0], signal.SIGKILL)
+        run.wait_for(lambda: "web exited with status -9; restarting in" in run.text(), 10, "the web's crash notice")
+        run.wait_for(lambda: "web restarted (pid" in run.text(), 10, "the web's restart notice")
+        run.wait_for(lambda: requests.get(f"{run.web}/health", timeout=3).status_code == 200, 30, "the web again")
+    finally:
+        # gunicorn's orphaned workers of the killed master exit by themselves (they watch their parent).
+        assert_stopped_cleanly(run, [run.port])
+
+
+def _launcher_module():
+    spec = importlib.util.spec_from_file_location("run_local_under_test", ROOT / "scripts" / "run_local.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_restart_delays_grow_to_the_cap_and_never_beyond(capsys):
+    run_local = _launcher_module()
+    child = run_local.Child("crasher", f"{sys.executable} -c 'raise SystemExit(3)'", dict(os.environ),
+                            restart_max_s=2.0, healthy_after_s=60.0)
+    child.start()
+    delays, now = [], 0.0
+    try:
+        for _ in range(6):
+            child.proc.wait(5)
+            child.check(now)  # notices the exit, schedules the restart
+            delays.append(child.restart_at - now)
+            now = child.restart_at
+            child.check(now)  # restarts
+    finally:
+        child.stop()
+    assert 0 <= delays[0] < 1 and delays[1:] == pytest.approx([1.0, 1.618, 2.0, 2.0, 2.0])
+    out = capsys.readouterr().out
+    assert "crasher exited with status 3; restarting in" in out and "delays grow to at most 2 s" in out
+    assert out.count("crasher restarted (pid") == 6
+
+
+def test_bad_restart_settings_stop_before_anything_starts(checkout: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("Lighter_")}
+    env.update(RUN_RESTART_MAX_S="soon", SIM_PORT="0")
+    result = subprocess.run([sys.executable, "scripts/run_local.py"], cwd=checkout, env=env, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 2 and "RUN_RESTART_MAX_S" in result.stdout and "demo mode" not in result.stdout

@@ -10,6 +10,7 @@ import gevent.event
 import gevent.pool
 import requests
 
+from core.logs import fields
 from core.settings import Account
 from core.snapshot import now_ms
 from worker.ingest.parse import ParseError, parse_account, parse_orders
@@ -139,7 +140,8 @@ class RestPoller:
         state = self.rt.states[index]
         sections = POLL_SECTIONS[what]
         if state.section(sections[0])["error"] is None:  # log transitions, not every failed request
-            log.warning("account %s: %s failing, keeping last good data: %s", index, what, message)
+            log.warning("account %s: %s failing, keeping last good data: %s", index, what, message,
+                        extra=fields(event="upstream_rest_failing", account=index, egress=self.egress.id))
         for name in sections:
             state.fail(name, f"rest {what}: {message}", "rest")
         self.rt.stats[index].errors += 1

@@ -10,6 +10,7 @@ import orjson
 import websocket
 
 from core.backoff import Retry
+from core.logs import fields
 from core.snapshot import Row, now_ms
 from worker.ingest.dispatch import flag_channel
 from worker.ingest.parse import Frame, ParseError, parse_frame
@@ -80,7 +81,8 @@ class UpstreamSocket:
             return self._refused(exc.status_code)
         except (OSError, websocket.WebSocketException) as exc:
             if self.retry.failures == 0:  # the first failure of a streak; status counts the rest
-                log.warning("upstream ws %s: connect failed (%s); retrying with backoff", self.egress.id, exc)
+                log.warning("upstream ws %s: connect failed (%s); retrying with backoff", self.egress.id, exc,
+                            extra=fields(event="upstream_ws_connect_failed", egress=self.egress.id))
             self.rt.record_error(f"ws:{self.egress.id}", f"connect failed: {type(exc).__name__}: {exc}")
             return self.retry.next_delay()
         if (conn.getheaders() or {}).get(SIMULATOR_HEADER.lower()) == "1":  # websocket-client lowercases names
@@ -90,7 +92,8 @@ class UpstreamSocket:
         except (OSError, websocket.WebSocketException, Reconnect, ParseError) as exc:
             if not stop.is_set():
                 self.rt.record_error(f"ws:{self.egress.id}", f"connection ended: {type(exc).__name__}: {exc}")
-                log.info("upstream ws %s ended (%s); reconnecting", self.egress.id, exc)
+                log.info("upstream ws %s ended (%s); reconnecting", self.egress.id, exc,
+                         extra=fields(event="upstream_ws_ended", egress=self.egress.id))
         finally:
             self.live.clear()
             _close(conn)
@@ -109,7 +112,8 @@ class UpstreamSocket:
         self.readonly = False  # next probe starts from the plain URL again
         self._set_state(WsState.REST_ONLY, Mode.REST_ONLY)
         log.warning("upstream ws %s refused twice (HTTP 400); running REST-only, retrying in %.0fs",
-                    self.egress.id, self.rt.tuning.ws_retry_s)
+                    self.egress.id, self.rt.tuning.ws_retry_s, extra=fields(event="upstream_rest_only",
+                                                                            egress=self.egress.id))
         return self.rt.tuning.ws_retry_s
 
     def _serve(self, conn: websocket.WebSocket, stop: gevent.event.Event) -> None:
@@ -122,7 +126,8 @@ class UpstreamSocket:
         else:
             self._set_state(WsState.CONNECTED, Mode.WS)
         log.info("upstream ws %s connected%s; subscribed %d account(s)", self.egress.id,
-                 " (readonly)" if self.readonly else "", len(self.egress.accounts))
+                 " (readonly)" if self.readonly else "", len(self.egress.accounts),
+                 extra=fields(event="upstream_ws_connected", egress=self.egress.id))
         self.retry.up()
         self.egress.ws.last_frame_at = now_ms()
         conn.settimeout(self.rt.tuning.ws_silence_s)  # recv timing out *is* the silence watchdog
