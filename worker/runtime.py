@@ -72,8 +72,21 @@ class Runtime:
         self.states = {i: AccountState(i, a.public_only, self._previous(i)) for i, a in self.accounts.items()}
         self.recent_errors: deque[RecentError] = deque(maxlen=RECENT_ERRORS_KEPT)
         self.tokens = Tokens(settings.lighter_base_url, tuning.token_ttl_s, tuning.token_refresh_before_s)
-        confirm_every = max(0.25, min(2.0, settings.cache_ttl / 5))
-        self.sink = Sink(store, self.states.values(), confirm_every, self.record_error, clock)
+        self.role = "standby"          # "active" while this worker holds the writer lease (worker/lease.py)
+        self.epoch: int | None = None  # the lease's epoch (writer tenure) while active
+        self.lease_trouble = gevent.event.Event()  # the sink had a write refused: the lease keeper looks now
+        self.sink = self._new_sink()
+
+    def _new_sink(self) -> Sink:
+        confirm_every = max(0.25, min(2.0, self.settings.cache_ttl / 5))
+        return Sink(self.store, self.states.values(), confirm_every, self.record_error, self.clock,
+                    on_lost=self.lease_trouble.set)
+
+    def begin_tenure(self) -> None:
+        """Just took the writer lease: start from what the store holds now (a predecessor wrote since we read it),
+        with a fresh sink that learns head before its first write."""
+        self.states = {i: AccountState(i, a.public_only, self._previous(i)) for i, a in self.accounts.items()}
+        self.sink = self._new_sink()
 
     def _previous(self, index: int) -> Snapshot | None:
         """The last snapshot a previous run wrote: serve it (aging into staleness) until upstream answers."""

@@ -10,6 +10,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from core.backoff import Retry
+from core.lease import LeaseLost
 from core.snapshot import Snapshot
 from core.store import Store, StoreError
 from worker.ingest.merge import AccountState
@@ -24,12 +25,16 @@ class Sink:
     One writer keeps `seq` and `head` in order (two concurrent writers could move head backwards).
     Data changes are written immediately; `as_of`-only confirmations at most every `confirm_every` s. What is due
     at once goes in one store call, so web watchers fan it out in one pass (each pass costs ~15 µs per client).
-    If the backend fails, data stays in memory and everything is rewritten once it is back.
+    If the backend fails, data stays in memory and everything is rewritten once it is back; `heal()` asks for the
+    same rewrite when the store lost what we wrote. A write the store refuses for want of the writer lease is
+    kept in memory too and reported to `on_lost` (the lease keeper re-takes the lease or steps down).
     """
 
     def __init__(self, store: Store, states: Iterable[AccountState], confirm_every: float,
-                 on_error: Callable[[str, str], None], clock: Callable[[], float] = time.monotonic) -> None:
+                 on_error: Callable[[str, str], None], clock: Callable[[], float] = time.monotonic,
+                 on_lost: Callable[[], None] | None = None) -> None:
         self.store = store
+        self._on_lost = on_lost
         self.states = list(states)
         self.confirm_every = confirm_every
         self._on_error = on_error
@@ -45,6 +50,13 @@ class Sink:
     def notify(self) -> None:
         self._wake.set()
 
+    def heal(self, reason: str) -> None:
+        """The store lost `reason` (or we have a new lease): republish the tracked list and rewrite every snapshot."""
+        if self.healthy:
+            log.warning("store lost %s; rewriting everything from seq %s", reason, self.seq)
+        self.healthy = False
+        self._wake.set()
+
     def _connect(self) -> int:
         """(Re)learn where the feed is and publish what we track; after an outage the store may be empty.
         Returns the last seq written."""
@@ -55,7 +67,7 @@ class Sink:
         self.store.set_tracked([s.index for s in self.states])
         for state in self.states:
             state.changed = True
-        if self.failures:
+        if self.failures and not self.healthy:
             log.info("store reachable again (%d failed writes so far); rewriting every snapshot from seq %d",
                      self.failures, self.seq)
         self.healthy = True
@@ -79,7 +91,7 @@ class Sink:
             writes.append((frozen, last + len(writes) + 1))
         try:
             self.store.put_accounts(writes)
-        except STORE_ERRORS:
+        except (*STORE_ERRORS, LeaseLost):
             for state in due:
                 state.changed = True
             raise
@@ -108,6 +120,12 @@ class Sink:
         try:
             self.flush(confirmations)
             return True
+        except LeaseLost as exc:
+            self.healthy = False
+            self._on_error("store", f"write refused: {exc}")
+            if self._on_lost is not None:
+                self._on_lost()
+            return False
         except STORE_ERRORS as exc:
             self.failures += 1
             if self.healthy:
