@@ -1,4 +1,4 @@
-"""`python -m bench [fanout|rest|freshness|upstream|memory ...]`: run benchmarks, write results and the docs.
+"""`python -m bench [fanout|rest|freshness|upstream|memory|takeover ...]`: run benchmarks, write results and the docs.
 
 With no part named, runs all of them (about 10 minutes on 2 cores). A single part updates its section of
 bench/results/latest.json and regenerates docs/benchmarks.md from the whole file. `--quick` runs a tiny
@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import fanout, freshness, machine, memory, report, rest, upstream
+from bench import fanout, freshness, machine, memory, report, rest, takeover, upstream
 
-PARTS = ("fanout", "rest", "freshness", "upstream", "memory")
+PARTS = ("fanout", "rest", "freshness", "upstream", "memory", "takeover")
 
 
 def configs(quick: bool, store: str) -> dict[str, Any]:
@@ -27,15 +27,18 @@ def configs(quick: bool, store: str) -> dict[str, Any]:
                 "rest": rest.RestConfig(seconds=2, runs=1, connections=10, store=store, also_stores=()),
                 "freshness": freshness.FreshnessConfig(trials=5, background_clients=(0, 20), store=store),
                 "upstream": upstream.UpstreamConfig(window_s=5, settle_s=2, clients=20, store=store),
-                "memory": memory.MemoryConfig(sizes=(50, 100), settle_s=0.5, store="file")}
+                "memory": memory.MemoryConfig(sizes=(50, 100), settle_s=0.5, store="file"),
+                "takeover": takeover.TakeoverConfig(trials=1, handovers=1, flushes=1, store=store)}
     return {"fanout": fanout.FanoutConfig(store=store), "rest": rest.RestConfig(seconds=6, store=store),
             "freshness": freshness.FreshnessConfig(store=store), "upstream": upstream.UpstreamConfig(store=store),
-            "memory": memory.MemoryConfig(store="file")}  # per-client RSS does not depend on the store; the file
-    # store lets 10,000 clients connect in ~30 s (with Redis the web accepts ~80 initial syncs/s here)
+            # per-client RSS does not depend on the store; the file store lets 10,000 clients connect in ~30 s (with
+            # Redis the web accepts ~80 initial syncs/s here)
+            "memory": memory.MemoryConfig(store="file"),
+            "takeover": takeover.TakeoverConfig(store=store)}
 
 
 RUNNERS: dict[str, Callable] = {"fanout": fanout.run, "rest": rest.run, "freshness": freshness.run,
-                                "upstream": upstream.run, "memory": memory.run}
+                                "upstream": upstream.run, "memory": memory.run, "takeover": takeover.run}
 
 
 def log(message: str) -> None:
