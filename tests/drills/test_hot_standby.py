@@ -97,3 +97,39 @@ def test_takeover_figures_over_ten_kills(tmp_path, store_env, capsys):
             assert no_seq_names_two_bodies(watcher) == []
         finally:
             watcher.close()
+
+
+def test_two_workers_started_together_never_interleave(tmp_path, store_env, capsys):
+    """The issue's measurement: two workers with the same settings started at the same moment on an empty store,
+    a /ws client watching for 20 s. Before the lease it saw hundreds of seqs naming two bodies, broken chains and
+    seqs going backwards; now exactly one worker writes, from the start."""
+    from tests.drills.helpers import FAST_WORKER, TTL_S, pause
+    from tests.fixtures.simulator import run_simulator
+    from tests.fixtures.web import run_web
+    from tests.fixtures.worker import run_worker, worker_env_for
+
+    with run_simulator(tick_ms=100, tier="unlimited") as sim:
+        env = worker_env_for(sim, store_env, accounts=2, UPSTREAM_TIER="unlimited", POLL_INTERVAL="0.3",
+                             ORDERS_INTERVAL="0.6", CACHE_TTL=str(TTL_S), **FAST_WORKER)
+        with run_worker(env, log_dir=tmp_path) as one, run_worker(env, log_dir=tmp_path) as two, \
+                run_web({**store_env, "CACHE_TTL": str(TTL_S), "RATE_LIMIT": "1000000/minute"}) as web:
+            store = one.store()
+            one.wait_for(lambda: len(store.accounts()) == 2, 20, message="both accounts written")
+            watcher = WsWatcher(web.ws_url, name="ws")  # (connected once there is something to sync)
+            try:
+                watcher.wait_for(lambda w: w.updates >= 20, 20, "live updates")
+                pause(20, web.proc)  # the issue's 20 s
+                assert one.alive() and two.alive()
+                logs = [one.log_text(), two.log_text()]
+                assert sorted("writer lease taken" in text for text in logs) == [False, True], logs
+                epochs = {m["account"].get("epoch") for _, m in watcher.messages if "account" in m}
+                with capsys.disabled():
+                    print(f"\ndrill: two workers started together: {watcher.updates} updates, epochs {epochs}, "
+                          f"{len(watcher.violations)} chain violations, "
+                          f"{len(no_seq_names_two_bodies(watcher))} seqs naming two bodies")
+                assert len(epochs) == 1
+                assert watcher.violations == [], watcher.violations[:10]
+                assert no_seq_names_two_bodies(watcher) == []
+                assert watcher.missing_seqs() == []
+            finally:
+                watcher.close()
