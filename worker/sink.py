@@ -40,6 +40,7 @@ class Sink:
         self._on_error = on_error
         self._clock = clock
         self._wake = gevent.event.Event()
+        self._kick = gevent.event.Event()  # heal(): retry now, whatever the backoff says
         self._retry = Retry(clock, 0.2, cap=5.0, healthy_after=10.0)
         self._last_confirm = 0.0
         self.seq: int | None = None
@@ -56,6 +57,7 @@ class Sink:
             log.warning("store lost %s; rewriting everything from seq %s", reason, self.seq)
         self.healthy = False
         self._wake.set()
+        self._kick.set()
 
     def _connect(self) -> int:
         """(Re)learn where the feed is and publish what we track; after an outage the store may be empty.
@@ -112,7 +114,9 @@ class Sink:
                 if due:
                     self._last_confirm = self._clock()
                 continue
-            stop.wait(self._retry.next_delay())
+            # Back off, but not past a heal(): the lease keeper saw the store back (and empty) and wants it rewritten.
+            gevent.wait([stop, self._kick], timeout=self._retry.next_delay(), count=1)
+            self._kick.clear()
             self._wake.set()
 
     def write_once(self, confirmations: bool) -> bool:

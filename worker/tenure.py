@@ -89,8 +89,9 @@ def keep(rt: Runtime, lease: Lease, tenure: gevent.event.Event) -> None:
         try:
             if lease.renew():
                 proven_at = time.monotonic()
-                lost = rt.store.lost(list(rt.accounts), rt.sink.seq) if rt.sink.healthy else None
-                if lost:
+                if not rt.sink.healthy:  # the store answers again: rewrite now, not at the sink's next backoff
+                    rt.sink.heal("its contents during an outage")
+                elif lost := rt.store.lost(list(rt.accounts), rt.sink.seq):
                     rt.sink.heal(lost)
             elif try_acquire(rt, lease):  # the lease vanished with the store's contents: take a new one
                 log.warning("writer lease was gone from the store (wiped?); taken again as epoch %s", lease.epoch)

@@ -25,6 +25,9 @@ from core.snapshot import Snapshot
 from core.store import Change, Store
 
 log = logging.getLogger(__name__)
+# A store that comes back must reach /ws clients within 2 s (issue 14): retry at least every second. One read per
+# retry per web process is nothing for the store.
+RETRY_CAP_S = 1.0
 
 
 class Subscriber(Protocol):
@@ -112,14 +115,14 @@ class Watcher:
 
     # -- the greenlet ------------------------------------------------------------------------------------------
     def _run(self) -> None:
-        delays = backoff(initial=0.5, cap=10.0)
+        delays = backoff(initial=0.5, cap=RETRY_CAP_S)
         while not self.stopping.is_set():
             try:
                 if self._needs_resync:
                     self._resync(self.store.head())  # changes after it also come as updates; clients drop dups
                     self._needs_resync = False
                     log.info("watcher: store reachable at seq %d; clients resynced", self.seq)
-                    delays = backoff(initial=0.5, cap=10.0)
+                    delays = backoff(initial=0.5, cap=RETRY_CAP_S)
                 self._follow()
             except Exception:  # noqa: BLE001 - any store failure: log, back off, retry, then resync everyone
                 delay = next(delays)
