@@ -78,11 +78,12 @@ def test_redis_restart_under_load(tmp_path, own_redis, down_for_s):
                 watcher.wait_for(lambda w: w.fresh_update_after(up_ms, stack.accounts), 15,
                                  "fresh /ws data after the restart")
             ws_after = time.monotonic() - up
-            print(f"drill: after a {down_for_s:.0f} s outage, Redis back: worker {worker_after:.2f}s, web {web_after:.2f}s, "
-                  f"/ws clients {ws_after:.2f}s")
-            assert worker_after <= RECOVER_WITHIN_S + SLACK_S, f"worker recovered {worker_after:.2f}s after Redis came back"
-            assert web_after <= RECOVER_WITHIN_S + SLACK_S, f"web recovered {web_after:.2f}s after Redis came back"
-            assert ws_after <= RECOVER_WITHIN_S + SLACK_S, f"/ws clients updated {ws_after:.2f}s after Redis came back"
+            print(f"drill: after a {down_for_s:.0f} s outage, Redis back: worker {worker_after:.2f}s, "
+                  f"web {web_after:.2f}s, /ws clients {ws_after:.2f}s")
+            limit = RECOVER_WITHIN_S + SLACK_S
+            assert worker_after <= limit, f"worker recovered {worker_after:.2f}s after Redis came back"
+            assert web_after <= limit, f"web recovered {web_after:.2f}s after Redis came back"
+            assert ws_after <= limit, f"/ws clients updated {ws_after:.2f}s after Redis came back"
 
             # And the feed carries on normally afterwards: every client keeps getting contiguous updates.
             marks = {w.name: now_ms() for w in watchers}
