@@ -192,11 +192,16 @@ class Store:
         """Write one account snapshot as change `seq` (the caller owns the counter; see head())."""
         self.put_accounts([(snapshot, seq)])
 
-    def put_accounts(self, writes: list[tuple[Snapshot, int]]) -> None:
-        """Write several account snapshots as consecutive changes, in order, in one round trip (and, on Redis, one
-        more for their messages). A web watcher then fans them out together: one write per client, not one each.
+    def put_accounts(self, writes: list[tuple[Snapshot, int]], tracked: list[int] | None = None) -> None:
+        """Write several account snapshots as consecutive changes, in order, in one round trip (publishing
+        included). A web watcher then fans them out together: one write per client, not one each.
+
+        `tracked`, when given, is written with them, after the account keys: a rewrite of an emptied store never
+        shows the tracked list before its accounts (REST would answer 404 "not tracked" in between).
         """
         if not writes:
+            if tracked is not None:
+                self.set_tracked(tracked)
             return
         entries: dict[str, bytes] = {}
         messages = []
@@ -206,6 +211,8 @@ class Store:
             entries[f"account:{snapshot['account_index']}"] = encoded
             entries[f"change:{seq % FEED_SIZE}"] = encoded
             messages.append(encoded)
+        if tracked is not None:
+            entries["accounts"] = orjson.dumps(list(tracked))
         # Readers go by head, so every slot is written before head points at it (in this order on both backends).
         entries["head"] = orjson.dumps(writes[-1][1])
         try:

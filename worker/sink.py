@@ -43,6 +43,7 @@ class Sink:
         self._kick = gevent.event.Event()  # heal(): retry now, whatever the backoff says
         self._retry = Retry(clock, 0.2, cap=5.0, healthy_after=10.0)
         self._last_confirm = 0.0
+        self._tracked_due = True
         self.seq: int | None = None
         self.healthy = False
         self.writes = 0
@@ -66,7 +67,7 @@ class Sink:
         # A kill -9 between put_account's writes can leave an account key ahead of head: never reuse its seq.
         seq = max([self.seq or 0, head] + [s.snapshot.get("seq") or 0 for s in self.states])
         self.seq = seq
-        self.store.set_tracked([s.index for s in self.states])
+        self._tracked_due = True  # written with the snapshots (after them), not before: see put_accounts
         for state in self.states:
             state.changed = True
         if self.failures and not self.healthy:
@@ -92,11 +93,12 @@ class Sink:
             due.append(state)
             writes.append((frozen, last + len(writes) + 1))
         try:
-            self.store.put_accounts(writes)
+            self.store.put_accounts(writes, [s.index for s in self.states] if self._tracked_due else None)
         except (*STORE_ERRORS, LeaseLost):
             for state in due:
                 state.changed = True
             raise
+        self._tracked_due = False
         for (_, seq), state in zip(writes, due, strict=True):
             state.snapshot["seq"] = seq
         self.seq = last + len(writes)
