@@ -32,8 +32,9 @@ class Sink:
 
     def __init__(self, store: Store, states: Iterable[AccountState], confirm_every: float,
                  on_error: Callable[[str, str], None], clock: Callable[[], float] = time.monotonic,
-                 on_lost: Callable[[], None] | None = None) -> None:
+                 on_lost: Callable[[], None] | None = None, floor: int = 0) -> None:
         self.store = store
+        self._floor = floor  # the first seq is above it (a takeover of a wiped store, see Runtime.begin_tenure)
         self._on_lost = on_lost
         self.states = list(states)
         self.confirm_every = confirm_every
@@ -65,7 +66,7 @@ class Sink:
         Returns the last seq written."""
         head = self.store.head()
         # A kill -9 between put_account's writes can leave an account key ahead of head: never reuse its seq.
-        seq = max([self.seq or 0, head] + [s.snapshot.get("seq") or 0 for s in self.states])
+        seq = max([self.seq or 0, head, self._floor] + [s.snapshot.get("seq") or 0 for s in self.states])
         self.seq = seq
         self._tracked_due = True  # written with the snapshots (after them), not before: see put_accounts
         for state in self.states:

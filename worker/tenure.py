@@ -29,23 +29,26 @@ LEASE_ERRORS = (StoreError, RedisError, OSError)
 
 def try_acquire(rt: Runtime, lease: Lease) -> bool:
     """One try; on success the worker is the active writer and the store fences its writes with `lease`."""
-    floor = max(rt.epoch or 0, _seen_epoch(rt))
-    if not lease.acquire(floor):
+    observe(rt)
+    if not lease.acquire(max(rt.epoch_seen, rt.epoch or 0)):
         return False
-    rt.epoch = lease.epoch
+    rt.epoch = rt.epoch_seen = lease.epoch or 0
     rt.role = "active"
     rt.store.fence = lease
     return True
 
 
-def _seen_epoch(rt: Runtime) -> int:
-    """The highest epoch visible in the store: a floor, so an epoch never repeats after the store was wiped."""
+def observe(rt: Runtime) -> None:
+    """Remember the highest epoch and seq the store shows (the status record and head): floors, so that neither
+    repeats after the store was wiped, whoever takes over."""
     try:
         status = rt.store.status() or {}
+        head = rt.store.head()
     except LEASE_ERRORS:
-        return 0
-    epoch = status.get("epoch")
-    return epoch if isinstance(epoch, int) else 0
+        return
+    epoch, seq = status.get("epoch"), (status.get("store") or {}).get("seq")
+    rt.epoch_seen = max(rt.epoch_seen, epoch if isinstance(epoch, int) else 0)
+    rt.seq_seen = max(rt.seq_seen, seq if isinstance(seq, int) else 0, head)
 
 
 def wait_as_standby(rt: Runtime, lease: Lease) -> bool:
@@ -89,6 +92,7 @@ def keep(rt: Runtime, lease: Lease, tenure: gevent.event.Event) -> None:
         try:
             if lease.renew():
                 proven_at = time.monotonic()
+                rt.seq_seen = max(rt.seq_seen, rt.sink.seq or 0)
                 if not rt.sink.healthy:  # the store answers again: rewrite now, not at the sink's next backoff
                     rt.sink.heal("its contents during an outage")
                 elif lost := rt.store.lost(list(rt.accounts), rt.sink.seq):

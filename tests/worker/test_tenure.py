@@ -62,3 +62,30 @@ def test_a_standby_told_to_stop_returns_false(tmp_path) -> None:
 def test_lease_tuning_is_checked(env) -> None:
     with pytest.raises(SettingsError, match="WORKER_"):
         worker_from_env(env)
+
+
+def test_taking_over_a_wiped_store_never_reuses_a_seq_or_an_epoch(tmp_path) -> None:
+    import shutil
+
+    from core.snapshot import new_snapshot
+    from core.store import FEED_SIZE
+
+    rt = _runtime(tmp_path, Lighter_1_main_Account_Index="1")  # public-only: no key needed
+    writer = Store.from_settings(from_env({"CACHE_DIR": str(tmp_path / "store")}))
+    held = writer.lease("other", 1.0)
+    assert held.acquire(floor=4) and held.epoch == 5
+    writer.fence = held
+    writer.put_accounts([(new_snapshot(1, False), 100)])
+    writer.put_status({"epoch": 5, "store": {"seq": 100}})
+    waiting = gevent.spawn(wait_as_standby, rt, rt.store.lease("me", 1.0))
+    wait_for_seen = gevent.spawn(lambda: [gevent.sleep(0.02) for _ in range(100) if rt.seq_seen < 100])
+    wait_for_seen.join(timeout=5)
+    assert rt.seq_seen == 100 and rt.epoch_seen == 5 and not waiting.ready()
+    shutil.rmtree(tmp_path / "store")  # the store is wiped (and the holder's lock file with it)
+    assert waiting.get(timeout=5) is True
+    assert rt.epoch == 6  # above the epoch seen, though the wiped lock file no longer knew it
+    rt.begin_tenure()
+    assert rt.sink.write_once(confirmations=True)
+    # A whole ring above what the last writer may have used after our last look: no seq names two bodies.
+    assert rt.store.head() == rt.store.account(1)["seq"] == 100 + FEED_SIZE + 1
+    assert rt.store.account(1)["epoch"] == 6 and rt.store.tracked() == [1]
