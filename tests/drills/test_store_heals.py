@@ -167,3 +167,30 @@ def test_unreadable_values_are_healed_never_served_as_500(tmp_path, capsys, key,
             assert kind in stack.worker.log_text() and logged == 1, stack.worker.log_text()[-2000:]
         else:  # the account key is usually rewritten by the next live write before anyone reads it
             assert logged <= 1
+
+
+def test_flushall_with_a_standby_waiting(tmp_path, redis_url, capsys):
+    """FLUSHALL also drops the lease: the active worker and its standby race for it. Whoever wins, the store is
+    rewritten within 1 s and no seq names two bodies (a standby that wins starts a ring above what it saw)."""
+    from tests.drills.takeover import no_seq_names_two_bodies, start_standby
+
+    with live_stack(tmp_path, {"CACHE_DIR": str(tmp_path / "unused"), "REDIS_URL": redis_url}) as stack:
+        stack.wait_until(stack.fresh_everywhere, 20, "fresh data first")
+        standby = start_standby(stack)
+        store = stack.worker.store()
+        head = store.head()
+        watcher = WsWatcher(stack.web.ws_url, name="seqs")
+        try:
+            with capsys.disabled():
+                _check(*_heal_and_time(stack, store._redis.flushall,
+                                       lambda: store.tracked() == stack.accounts and store.head() > head),
+                       "FLUSHALL with a standby waiting")
+            active = stack.status()["worker"]["pid"]
+            assert active in (stack.worker.proc.pid, standby.proc.pid)
+            watcher.wait_for(lambda w: w.updates >= 5, 10, "updates after the race")
+            assert watcher.violations == [], watcher.violations[:10]
+            assert no_seq_names_two_bodies(watcher) == []
+            with capsys.disabled():
+                print(f"drill: the lease went to the {'standby' if active == standby.proc.pid else 'active'} worker")
+        finally:
+            watcher.close()
