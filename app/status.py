@@ -27,20 +27,32 @@ def list_etag(bodies: list[AccountBody]) -> str:
 
 
 def worker_view(status: StatusRecord | None, now: int) -> dict[str, Any]:
+    """The active writer (`role`, `epoch`: its tenure, which changes when another worker takes over)."""
     if status is None:
-        return {"up": False, "pid": None, "started_at": None, "heartbeat_at": None, "heartbeat_age_ms": None}
+        return {"up": False, "pid": None, "started_at": None, "heartbeat_at": None, "heartbeat_age_ms": None,
+                "role": None, "epoch": None}
     age = max(0, now - status.get("heartbeat_at", 0))
     # A worker that stopped cleanly writes one last status with a fresh heartbeat and `stopped_at`.
     up = age <= HEARTBEAT_DOWN_AFTER * 1000 and not status.get("stopped_at")
     return {"up": up, "pid": status.get("pid"),
             "started_at": status.get("started_at"), "heartbeat_at": status.get("heartbeat_at"),
-            "heartbeat_age_ms": age}
+            "heartbeat_age_ms": age, "role": status.get("role", "active"), "epoch": status.get("epoch")}
+
+
+def standby_view(record: StatusRecord | None, active_pid: Any, now: int) -> dict[str, Any] | None:
+    """The worker waiting to take over, if one says so (its record expires a few seconds after it stops)."""
+    if not record or record.get("pid") == active_pid:
+        return None  # no standby, or the record of a standby that has just become the writer
+    age = max(0, now - record.get("heartbeat_at", 0))
+    return {"up": age <= HEARTBEAT_DOWN_AFTER * 1000, "pid": record.get("pid"), "role": "standby",
+            "started_at": record.get("started_at"), "heartbeat_age_ms": age}
 
 
 def status_view(store: Store, ttl_s: float, clients: int, status: StatusRecord | None = None,
                 snapshots: list[Snapshot] | None = None) -> dict[str, Any]:
     """The /api/status body (also pushed to /ws clients as `status`)."""
     now = now_ms()
+    store.probe()  # a deleted directory reads as "nothing there": say unreachable, not empty
     status = store.status() if status is None else status
     read = store.accounts() if snapshots is None else snapshots
     per_worker = (status or {}).get("accounts") or {}
@@ -54,6 +66,7 @@ def status_view(store: Store, ttl_s: float, clients: int, status: StatusRecord |
                                           "error": s.get("error")} for n, s in body["sections"].items()}}
     status = status or {}
     return {"server_time": now, "worker": worker_view(status or None, now),
+            "standby": standby_view(store.standby(), status.get("pid"), now),
             "store": {"kind": store.kind, "reachable": True},
             "upstream": status.get("upstream"), "mode": status.get("mode"), "intervals": status.get("intervals"),
             "egresses": status.get("egresses", []), "accounts": accounts, "errors": status.get("errors", [])[-20:],
@@ -63,7 +76,8 @@ def status_view(store: Store, ttl_s: float, clients: int, status: StatusRecord |
 
 def unreachable_view(clients: int) -> dict[str, Any]:
     """The status pushed to /ws clients while the store cannot be read: nothing is known but that."""
-    return {"server_time": now_ms(), "worker": worker_view(None, now_ms()), "store": {"reachable": False},
+    return {"server_time": now_ms(), "worker": worker_view(None, now_ms()), "standby": None,
+            "store": {"reachable": False},
             "upstream": None, "mode": None, "intervals": None, "egresses": [], "accounts": {}, "errors": [],
             "clients": {"websocket": clients}}
 

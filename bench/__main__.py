@@ -1,4 +1,4 @@
-"""`python -m bench [fanout|rest|freshness|upstream|memory ...]`: run benchmarks, write results and the docs.
+"""`python -m bench [fanout|rest|freshness|upstream|memory|takeover ...]`: run benchmarks, write results and the docs.
 
 With no part named, runs all of them (about 10 minutes on 2 cores). A single part updates its section of
 bench/results/latest.json and regenerates docs/benchmarks.md from the whole file. `--quick` runs a tiny
@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import edges, endtoend, fanout, freshness, history, machine, memory, report, rest, upstream
+from bench import edges, endtoend, fanout, freshness, history, machine, memory, report, rest, takeover, upstream
 
-PARTS = ("fanout", "rest", "freshness", "endtoend", "upstream", "memory", "edges", "history")
+PARTS = ("fanout", "rest", "freshness", "endtoend", "upstream", "memory", "edges", "history", "takeover")
 
 
 def configs(quick: bool, store: str) -> dict[str, Any]:
@@ -30,18 +30,20 @@ def configs(quick: bool, store: str) -> dict[str, Any]:
                 "upstream": upstream.UpstreamConfig(window_s=5, settle_s=2, clients=20, store=store),
                 "memory": memory.MemoryConfig(sizes=(50, 100), settle_s=0.5, store="file"),
                 "edges": edges.EdgesConfig(clients=100, in_flight=32, slow=10, pump_s=3.0, store=store),
-                "history": history.QUICK}
+                "history": history.QUICK,
+                "takeover": takeover.TakeoverConfig(trials=1, handovers=1, flushes=1, store=store)}
     return {"fanout": fanout.FanoutConfig(store=store), "rest": rest.RestConfig(seconds=6, store=store),
             "freshness": freshness.FreshnessConfig(store=store), "endtoend": endtoend.EndToEndConfig(store=store),
             "upstream": upstream.UpstreamConfig(store=store),
             "memory": memory.MemoryConfig(store="file"),  # per-client RSS does not depend on the store; the file
             # store lets 10,000 clients connect in ~30 s (with Redis the web accepts ~80 initial syncs/s here)
-            "edges": edges.EdgesConfig(store=store), "history": history.HistoryConfig()}
+            "edges": edges.EdgesConfig(store=store), "history": history.HistoryConfig(),
+            "takeover": takeover.TakeoverConfig(store=store)}
 
 
 RUNNERS: dict[str, Callable] = {"fanout": fanout.run, "rest": rest.run, "freshness": freshness.run,
                                 "endtoend": endtoend.run, "upstream": upstream.run, "memory": memory.run,
-                                "edges": edges.run, "history": history.run}
+                                "edges": edges.run, "history": history.run, "takeover": takeover.run}
 
 
 def log(message: str) -> None:

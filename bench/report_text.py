@@ -153,10 +153,27 @@ def _memory(mem: dict[str, Any]) -> str:
         table(["Server", "Clients", "Connected", "Baseline RSS MB", "RSS MB", "KB per client"], rows)])
 
 
+def _takeover(t: dict[str, Any]) -> str:
+    rows = [[what, num(t[key]["trials"]), f"{num(t[key]['p50_s'], 2)} s", f"{num(t[key]['max_s'], 2)} s", target]
+            for what, key, target in (("kill -9 of the active worker", "kill_9", "≤ 5 s"),
+                                      ("SIGTERM of the active worker (handover)", "sigterm", "≤ 1 s")) if key in t]
+    for what, key in (("FLUSHALL → worker rewrote the store", "rewritten"),
+                      ("FLUSHALL → fresh data on /ws", "fresh_ws")):
+        if key in t.get("flushall", {}):
+            f = t["flushall"][key]
+            rows.append([what, num(f["trials"]), f"{num(f['p50_s'], 2)} s", f"{num(f['max_s'], 2)} s",
+                         "≤ 1 s" if key == "rewritten" else "≤ 2 s"])
+    return "\n\n".join([
+        "## Takeover", f"Store {t['config']['store']}; a standby worker always waiting. Timed from the signal to the "
+        "first /ws message written by the next writer (a higher `epoch`) with data confirmed upstream after it "
+        f"(`bench/takeover.py`). Client-checkable violations seen meanwhile: {t.get('client_violations', '–')}.",
+        table(["Event", "Trials", "p50", "max", "Target"], rows)])
+
+
 def details(results: dict[str, Any]) -> list[str]:
     out = []
     for key, render in (("fanout", _fanout), ("rest", _rest), ("freshness", _freshness), ("endtoend", _endtoend),
-                        ("upstream", _upstream), ("memory", _memory)):
+                        ("upstream", _upstream), ("memory", _memory), ("takeover", _takeover)):
         if key in results:
             out.append(render(results[key]))
     return out

@@ -3,9 +3,13 @@
 This is the only module that touches the cache backend: flask-caching's backends, taken from cachelib, the library
 flask-caching wraps (its `FileSystemCache` and `RedisCache` are cachelib's classes plus a Flask factory, and
 importing them imports Flask, which the worker must not). FileSystemCache by default (embedded, no server),
-RedisCache when REDIS_URL is set; both store exactly what flask-caching's would. Values are orjson-encoded bytes,
-so what we store is JSON-safe by construction (cachelib pickles values; bytes keep that harmless and fast).
+RedisCache when REDIS_URL is set. Values are orjson-encoded JSON, stored as plain bytes through our serializer
+(core.codec): cachelib would pickle them, and unpickle whatever it reads. A value that is not JSON (garbage, a
+truncated file, a planted pickle) is never executed: it reads as missing, is logged once, and the worker heals it.
 The snapshot schema is core.snapshot's.
+
+Writes are fenced by the writer lease (core.lease) once the worker holds one: on Redis each write is one Lua
+script that checks the lease token and then writes (and publishes); on files the lock file is checked first.
 
 Change feed: the worker is the single writer of a global `seq`. Each write stores the snapshot under its account
 key and under a ring slot `change:{seq % FEED_SIZE}`, then bumps `head` and (Redis) publishes the snapshot. A
@@ -15,6 +19,7 @@ account, so a subscriber to a subset of accounts can still check it missed nothi
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -23,10 +28,15 @@ from typing import Any, Protocol, cast
 
 import orjson
 
+from core.codec import BytesSerializer, CorruptValue, decode
+from core.lease import FileLease, Lease, LeaseLost, RedisLease
 from core.settings import Settings
 from core.snapshot import Snapshot, now_ms
 
+log = logging.getLogger(__name__)
+
 FEED_SIZE = 4096            # changes kept for resume (about 3 minutes at 20 changes/s)
+STANDBY_TTL = 5             # seconds; a standby's record vanishes this long after it stopped renewing it
 STATUS_TTL = 120            # seconds; the status record vanishes if the worker is gone this long
 HEARTBEAT_DOWN_AFTER = 3.0  # seconds without a heartbeat before the web reports the worker down
 NEVER = 0                   # cachelib: timeout 0 means never expire (snapshots are never deleted)
@@ -64,41 +74,114 @@ def make_backend(settings: Settings) -> tuple[Any, Any]:
                                                      health_check_interval=30, **settings.redis_tls_options())
         client = redis.Redis(connection_pool=pool)
         # The prefix matters: cachelib's clear() without one is FLUSHDB on a database we may share.
-        return RedisCache(host=client, key_prefix=STORE_KEY_PREFIX, default_timeout=NEVER), client
+        cache: Any = RedisCache(host=client, key_prefix=STORE_KEY_PREFIX, default_timeout=NEVER)
+        cache.serializer = BytesSerializer()  # plain bytes, never pickle (core.codec)
+        return cache, client
     from cachelib import FileSystemCache
 
     os.makedirs(settings.cache_dir, mode=0o700, exist_ok=True)
-    os.chmod(settings.cache_dir, 0o700)  # pickled values: only we may write here
+    os.chmod(settings.cache_dir, 0o700)  # only our processes may write here
     # threshold=0: no shared counter file rewritten on each set (races between processes), no pruning.
-    return FileSystemCache(settings.cache_dir, threshold=0, default_timeout=NEVER, mode=0o600), None
+    files: Any = FileSystemCache(settings.cache_dir, threshold=0, default_timeout=NEVER, mode=0o600)
+    files.serializer = BytesSerializer()
+    return files, None
+
+
+# One fenced write on Redis: KEYS = [lease, key...], ARGV = [token, ttl_s (0: none), channel, value..., message...].
+_FENCED_WRITE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local ttl = tonumber(ARGV[2])
+local n = #KEYS - 1
+for i = 1, n do
+  if ttl > 0 then redis.call('SET', KEYS[i + 1], ARGV[i + 3], 'EX', ttl)
+  else redis.call('SET', KEYS[i + 1], ARGV[i + 3]) end
+end
+for i = n + 4, #ARGV do redis.call('PUBLISH', ARGV[3], ARGV[i]) end
+return 1
+"""
 
 
 class Store:
     """Typed access to the shared cache. Worker calls the write half, web the read half."""
 
-    def __init__(self, cache: Any, redis_client: Any = None, poll_interval: float = 0.02) -> None:
+    def __init__(self, cache: Any, redis_client: Any = None, poll_interval: float = 0.02,
+                 cache_dir: str | None = None) -> None:
         # `cache` is a cachelib backend and `redis_client` a redis.Redis: untyped libraries, kept behind this class.
         self._cache = cache
         self._redis = redis_client
         self._poll_interval = poll_interval
+        self._cache_dir = cache_dir
+        self.fence: Lease | None = None  # the worker's lease: once set, every write is refused without it
+        self._corrupt: set[str] = set()  # keys whose unreadable value was logged (once per occurrence)
+        self._fenced = redis_client.register_script(_FENCED_WRITE) if redis_client is not None else None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
         cache, client = make_backend(settings)
-        return cls(cache, client, settings.web.file_poll_s)
+        return cls(cache, client, settings.web.file_poll_s, None if client is not None else settings.cache_dir)
+
+    def lease(self, owner: str, ttl_s: float) -> Lease:
+        """A writer lease on this store (not yet taken); the worker sets it as `fence` once it holds it."""
+        if self._redis is not None:
+            return RedisLease(self._redis, STORE_KEY_PREFIX, ttl_s, owner)
+        assert self._cache_dir is not None
+        return FileLease(self._cache_dir, owner)
+
+    def probe(self) -> None:
+        """Raise StoreError unless the store can be read and written (health: `store_reachable`)."""
+        if self._redis is not None:
+            self._redis.ping()
+        elif self._cache_dir is not None and not os.access(self._cache_dir, os.R_OK | os.W_OK | os.X_OK):
+            raise StoreError("the store directory is missing or not writable")
 
     @property
     def kind(self) -> str:
         return "redis" if self._redis is not None else "file"
 
     # -- encoding ---------------------------------------------------------------------------------------------
+    def _decode(self, key: str, raw: bytes | None) -> Any:
+        """The JSON value, or None when missing or unreadable (logged once until the key reads fine again)."""
+        if raw is None:
+            return None
+        try:
+            value = decode(raw)
+        except CorruptValue as exc:
+            if key not in self._corrupt:
+                self._corrupt.add(key)
+                log.warning("store: value of %r is unreadable (%s); treated as missing", key, exc)
+            return None
+        self._corrupt.discard(key)
+        return value
+
     def _get(self, key: str) -> Any:
-        raw = self._cache.get(key)
-        return None if raw is None else orjson.loads(raw)
+        return self._decode(key, self._cache.get(key))
 
     def _set(self, key: str, value: Any, timeout: int = NEVER) -> None:
-        if not self._cache.set(key, orjson.dumps(value), timeout=timeout):
-            raise StoreError(f"store refused to write {key!r}")
+        self._write({key: orjson.dumps(value)}, timeout)
+
+    def _write(self, entries: dict[str, bytes], timeout: int = NEVER, messages: list[bytes] | None = None) -> None:
+        """Write `entries` in order (and, on Redis, publish `messages`), in one round trip. With a fence, the
+        store refuses the write unless the lease is still ours (LeaseLost)."""
+        fence = self.fence
+        if fence is not None and self._fenced is not None:
+            assert isinstance(fence, RedisLease)
+            fence.check()
+            keys = [fence.key] + [STORE_KEY_PREFIX + k for k in entries]
+            args = [fence.token, timeout, STORE_KEY_PREFIX + "changes", *entries.values(), *(messages or [])]
+            if not int(self._fenced(keys=keys, args=args)):
+                fence.epoch = None
+                raise LeaseLost("the store refused the write: the writer lease is gone or someone else's")
+            return
+        if fence is not None:
+            fence.check()
+        written = self._cache.set_many(entries, timeout=timeout)
+        if len(written) != len(entries):
+            raise StoreError(f"store refused to write {', '.join(entries)[:80]}")
+        if messages and self._redis is not None:
+            pipe = self._redis.pipeline(transaction=False)
+            for encoded in messages:
+                pipe.publish(STORE_KEY_PREFIX + "changes", encoded)
+            pipe.execute()
 
     # -- worker side ------------------------------------------------------------------------------------------
     def set_tracked(self, indexes: list[int]) -> None:
@@ -109,55 +192,83 @@ class Store:
         """Write one account snapshot as change `seq` (the caller owns the counter; see head())."""
         self.put_accounts([(snapshot, seq)])
 
-    def put_accounts(self, writes: list[tuple[Snapshot, int]]) -> None:
-        """Write several account snapshots as consecutive changes, in order, in one round trip (and, on Redis, one
-        more for their messages). A web watcher then fans them out together: one write per client, not one each.
+    def put_accounts(self, writes: list[tuple[Snapshot, int]], tracked: list[int] | None = None) -> None:
+        """Write several account snapshots as consecutive changes, in order, in one round trip (publishing
+        included). A web watcher then fans them out together: one write per client, not one each.
+
+        `tracked`, when given, is written with them, after the account keys: a rewrite of an emptied store never
+        shows the tracked list before its accounts (REST would answer 404 "not tracked" in between).
         """
         if not writes:
+            if tracked is not None:
+                self.set_tracked(tracked)
             return
         entries: dict[str, bytes] = {}
         messages = []
+        epoch = {"epoch": self.fence.epoch} if self.fence is not None else {}
         for snapshot, seq in writes:
-            encoded = orjson.dumps({**snapshot, "seq": seq, "written_at": now_ms()})
+            encoded = orjson.dumps({**snapshot, "seq": seq, "written_at": now_ms(), **epoch})
             entries[f"account:{snapshot['account_index']}"] = encoded
             entries[f"change:{seq % FEED_SIZE}"] = encoded
             messages.append(encoded)
-        # Readers go by head, so every slot is written before head points at it (cachelib pipelines set_many on
-        # Redis, in this order).
+        if tracked is not None:
+            entries["accounts"] = orjson.dumps(list(tracked))
+        # Readers go by head, so every slot is written before head points at it (in this order on both backends).
         entries["head"] = orjson.dumps(writes[-1][1])
-        written = self._cache.set_many(entries)
-        if len(written) != len(entries):
-            raise StoreError(f"store refused to write changes {writes[0][1]}..{writes[-1][1]}")
-        if self._redis is not None:
-            # Each message carries its change: a follower that is caught up needs no reads (see follow).
-            pipe = self._redis.pipeline(transaction=False)
-            for encoded in messages:
-                pipe.publish(STORE_KEY_PREFIX + "changes", encoded)
-            pipe.execute()
+        try:
+            self._write(entries, messages=messages)  # each message carries its change (see follow)
+        except StoreError as exc:
+            raise StoreError(f"store refused to write changes {writes[0][1]}..{writes[-1][1]}") from exc
 
     def put_status(self, status: StatusRecord) -> None:
         self._set("status", {**status, "heartbeat_at": now_ms()}, timeout=STATUS_TTL)
 
+    def put_standby(self, record: StatusRecord) -> None:
+        """A waiting worker says it is there (never fenced: it writes nothing else). Expires unless renewed."""
+        raw = orjson.dumps({**record, "heartbeat_at": now_ms()})
+        if not self._cache.set("standby", raw, timeout=STANDBY_TTL):
+            raise StoreError("store refused to write 'standby'")
+
     # -- web side ---------------------------------------------------------------------------------------------
     def tracked(self) -> list[int]:
-        return cast(list[int], self._get("accounts") or [])
+        value = self._get("accounts")
+        return cast(list[int], value) if isinstance(value, list) else []
 
     def populated(self) -> bool:
-        """False until the worker has written its account list (first start, or an empty Redis after a restart)."""
-        return bool(self._cache.has("accounts"))
+        """False until the worker has written its account list (first start, an emptied store, an unreadable
+        list): REST then answers 503, never an empty list."""
+        return isinstance(self._get("accounts"), list)
+
+    def standby(self) -> StatusRecord | None:
+        """The waiting worker's record, if one waits (see put_standby)."""
+        return cast(StatusRecord | None, self._get("standby"))
+
+    def lost(self, tracked: list[int], seq: int | None) -> str | None:
+        """What the store lost of what the writer holds (one read): None if intact, else what is missing."""
+        keys = ["accounts", "head"] + [f"account:{i}" for i in tracked]
+        values = [self._decode(k, raw) for k, raw in zip(keys, self._cache.get_many(*keys), strict=True)]
+        if values[0] != tracked:
+            return "the tracked list"
+        if seq and (not isinstance(values[1], int) or values[1] < seq):
+            return "head"
+        missing = [k for k, v in zip(keys[2:], values[2:], strict=True) if not isinstance(v, dict)]
+        return ", ".join(missing) if missing and seq else None
 
     def account(self, index: int) -> Snapshot | None:
-        return cast(Snapshot | None, self._get(f"account:{index}"))
+        value = self._get(f"account:{index}")
+        return cast(Snapshot, value) if isinstance(value, dict) else None
 
     def accounts(self) -> list[Snapshot]:
         keys = [f"account:{i}" for i in self.tracked()]
-        return [orjson.loads(raw) for raw in self._cache.get_many(*keys) if raw is not None] if keys else []
+        values = [self._decode(k, raw) for k, raw in zip(keys, self._cache.get_many(*keys), strict=True)]
+        return [cast(Snapshot, v) for v in values if isinstance(v, dict)]
 
     def status(self) -> StatusRecord | None:
         return cast(StatusRecord | None, self._get("status"))
 
     def head(self) -> int:
-        return cast(int, self._get("head") or 0)
+        value = self._get("head")
+        return value if isinstance(value, int) else 0
 
     def changes_since(self, since: int, head: int | None = None) -> list[Change] | None:
         """Changes after `since` up to head, oldest first; None if some were already overwritten (resync)."""
@@ -169,8 +280,8 @@ class Store:
         keys = [f"change:{s % FEED_SIZE}" for s in range(since + 1, head + 1)]
         changes = []
         for expected, raw in zip(range(since + 1, head + 1), self._cache.get_many(*keys), strict=True):
-            snapshot = None if raw is None else orjson.loads(raw)
-            if snapshot is None or snapshot.get("seq") != expected:
+            snapshot = self._decode(f"change:{expected % FEED_SIZE}", raw)
+            if not isinstance(snapshot, dict) or snapshot.get("seq") != expected:
                 return None
             changes.append(Change(expected, cast(Snapshot, snapshot)))
         return changes

@@ -32,6 +32,9 @@ class WorkerTuning:
     summary_every_s: float = 60.0
     rest_concurrency: int = 4         # requests in flight per egress
     budget_window_s: float = 60.0     # the upstream's rate-limit window (Lighter's is a minute; tests shrink it)
+    lease_ttl_s: float = 2.5          # Redis writer lease expiry: a killed writer's successor waits at most this
+    lease_renew_s: float = 0.5        # lease renewal and store self-check period (how soon a wiped store is seen)
+    standby_poll_s: float = 0.2       # how often a standby tries to take the lease
 
     def ping_interval(self, cache_ttl: float) -> float:
         """Pings double as liveness proof for `as_of`, so they come faster than the staleness TTL."""
@@ -89,6 +92,10 @@ def worker_from_env(environ: Mapping[str, str]) -> WorkerTuning:
         raise SettingsError("WORKER_REST_CONCURRENCY must be at least 1")
     if tuning.budget_window_s < 1:
         raise SettingsError("WORKER_BUDGET_WINDOW_S must be at least 1")
+    if not 0 < tuning.lease_renew_s < tuning.lease_ttl_s:
+        raise SettingsError("WORKER_LEASE_RENEW_S must be more than 0 and less than WORKER_LEASE_TTL_S")
+    if tuning.standby_poll_s <= 0:
+        raise SettingsError("WORKER_STANDBY_POLL_S must be more than 0")
     return tuning
 
 

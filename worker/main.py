@@ -4,10 +4,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from typing import Any
 
 import gevent
+import gevent.event
 import gevent.pool
 
+from core.lease import Lease, LeaseLost, new_owner
 from core.settings import Settings
 from core.snapshot import now_ms
 from core.store import Store
@@ -16,33 +19,34 @@ from worker.history import attach as attach_history
 from worker.runtime import Runtime
 from worker.sink import STORE_ERRORS
 from worker.status import build_status, log_summary
+from worker.tenure import LEASE_ERRORS, keep, wait_as_standby
 from worker.upstream.budget import per_window
 from worker.upstream.rest import RestPoller
 from worker.upstream.tokens import TokenError
 from worker.upstream.ws import UpstreamSocket
 
 log = logging.getLogger(__name__)
-STOP_GRACE_S = 3.0  # of the 5 s we promise: greenlets get this long, then the final writes
+STOP_GRACE_S = 3.0  # of the 5 s we promise: greenlets get this long after the final writes
 
 
-def _status_loop(rt: Runtime) -> None:
+def _status_loop(rt: Runtime, tenure: gevent.event.Event) -> None:
     failing = False
     while True:
         try:
             rt.store.put_status(build_status(rt))
             failing = False
-        except STORE_ERRORS as exc:
+        except (*STORE_ERRORS, LeaseLost) as exc:
             if not failing:  # log the outage once, not once a second
                 log.warning("status write failed (store down?): %s", exc)
             failing = True
             rt.record_error("store", f"status write failed: {exc}")
-        if rt.stop.wait(rt.tuning.status_every_s):
+        if tenure.wait(rt.tuning.status_every_s):
             return
 
 
-def _summary_loop(rt: Runtime) -> None:
+def _summary_loop(rt: Runtime, tenure: gevent.event.Event) -> None:
     period = rt.tuning.summary_every_s
-    while not rt.stop.wait(period):
+    while not tenure.wait(period):
         log_summary(rt, period)
 
 
@@ -85,15 +89,86 @@ def _install_signals(rt: Runtime) -> None:
     gevent.signal_handler(signal.SIGINT, handle)
 
 
-def _shutdown(rt: Runtime, group: gevent.pool.Group) -> None:
-    group.kill(block=True, timeout=STOP_GRACE_S)
+def _hand_over(rt: Runtime, lease: Lease, group: gevent.pool.Group, sink: gevent.Greenlet) -> None:
+    """SIGTERM while active: the last write, then the lease goes at once (a standby takes over at its next try,
+    well within 1 s), then the rest of the greenlets get their grace."""
+    sink.kill(block=True, timeout=1.0)  # no write in flight beside ours
     rt.sink.write_once(confirmations=True)
     try:
         rt.store.put_status({**build_status(rt), "stopped_at": now_ms()})
-    except STORE_ERRORS as exc:
+    except (*STORE_ERRORS, LeaseLost) as exc:
         log.warning("final status write failed: %s", exc)
+    try:
+        lease.release()
+        log.info("writer lease released (epoch %s)", rt.epoch)
+    except LEASE_ERRORS as exc:
+        log.warning("could not release the writer lease (it expires by itself): %s", exc)
+    rt.store.fence = None
+    group.kill(block=True, timeout=STOP_GRACE_S)
+
+
+def _start_history(rt: Runtime) -> tuple[gevent.pool.Group, list[gevent.Greenlet]]:
+    """History lives across tenures (worker/history): paused until this worker takes the writer lease, so a standby
+    records nothing. A crash of its greenlets stops the worker like any other."""
+    group = gevent.pool.Group()
+    crashed: list[gevent.Greenlet] = []
+
+    def on_crash(greenlet: gevent.Greenlet) -> None:
+        log.error("greenlet %s crashed; stopping", greenlet.name, exc_info=greenlet.exc_info)
+        crashed.append(greenlet)
+        rt.stop.set()
+
+    for name, func, arg in attach_history(rt):
+        greenlet = gevent.Greenlet(func, arg)
+        greenlet.name = name
+        greenlet.link_exception(on_crash)
+        group.start(greenlet)
+    if rt.history is not None:
+        rt.history.pause()
+    return group, crashed
+
+
+def _run_active(rt: Runtime, lease: Lease) -> bool:
+    """One tenure as the writer, until SIGTERM or the lease is lost to another worker. True if a greenlet crashed."""
+    rt.begin_tenure()
+    log.info("writer lease taken: epoch %s; connecting upstream", rt.epoch)
+    if rt.history is not None:  # history records only while this worker writes: fed by this tenure's sink
+        rt.history.seed(rt.sink_snapshots())
+        rt.sink.on_written = rt.history.offer
+        rt.history.resume()
+    tenure = gevent.event.Event()
+    rt.sink.write_once(confirmations=True)  # publish the tracked list (and any resumed data) right away
+    crashed: list[gevent.Greenlet] = []
+
+    def on_crash(greenlet: gevent.Greenlet) -> None:
+        log.error("greenlet %s crashed; stopping", greenlet.name, exc_info=greenlet.exc_info)
+        crashed.append(greenlet)
+        rt.stop.set()
+
+    group = gevent.pool.Group()
+    jobs: list[tuple[str, Any, tuple[Any, ...]]] = [
+        ("sink", rt.sink.run, (tenure,)), ("lease", keep, (rt, lease, tenure)),
+        ("status", _status_loop, (rt, tenure)), ("summary", _summary_loop, (rt, tenure))]
     for egress in rt.egresses:
-        egress.close()
+        jobs.append((f"rest:{egress.id}", RestPoller(rt, egress).run, (tenure,)))
+        if rt.tuning.ws:
+            jobs.append((f"ws:{egress.id}", UpstreamSocket(rt, egress).run, (tenure,)))
+    greenlets = {}
+    for name, func, args in jobs:
+        greenlet = gevent.Greenlet(func, *args)
+        greenlet.name = name
+        greenlet.link_exception(on_crash)
+        group.start(greenlet)
+        greenlets[name] = greenlet
+    gevent.wait([rt.stop, tenure], count=1)
+    if rt.stop.is_set():
+        tenure.set()
+        _hand_over(rt, lease, group, greenlets["sink"])
+    else:  # the lease is someone else's: stop talking to Lighter, wait as a standby again
+        if rt.history is not None:
+            rt.history.pause()
+        group.kill(block=True, timeout=STOP_GRACE_S)
+    return bool(crashed)
 
 
 def main(settings: Settings, tuning: WorkerTuning, store: Store | None = None) -> int:
@@ -110,28 +185,17 @@ def main(settings: Settings, tuning: WorkerTuning, store: Store | None = None) -
                  [a.account_index for a in egress.accounts], egress.budget.per_window or "unlimited",
                  per_window(egress.budget.window_s),
                  egress.plan.poll, egress.plan.orders, " (stretched)" if egress.plan.stretched else "")
-    rt.sink.write_once(confirmations=True)  # publish the tracked list (and any resumed data) right away
-    _prime_tokens(rt)
-    crashed: list[gevent.Greenlet] = []
-
-    def on_crash(greenlet: gevent.Greenlet) -> None:
-        log.error("greenlet %s crashed; stopping", greenlet.name, exc_info=greenlet.exc_info)
-        crashed.append(greenlet)
-        rt.stop.set()
-
-    group = gevent.pool.Group()
-    jobs = [("sink", rt.sink.run, rt.stop), ("status", _status_loop, rt), ("summary", _summary_loop, rt)]
-    jobs += attach_history(rt)  # history: fed by the sink, writes the database (worker/history)
+    _prime_tokens(rt)  # offline (the signer): no upstream request, so a standby does it too
+    history, history_crashed = _start_history(rt)
+    lease = rt.store.lease(new_owner(), tuning.lease_ttl_s)
+    crashed = False
+    while not crashed and wait_as_standby(rt, lease):
+        crashed = _run_active(rt, lease)
+    rt.stop.set()
+    history.join(timeout=STOP_GRACE_S)  # the recorder's final flush (only while it still records)
+    history.kill(block=True, timeout=1.0)
+    crashed = crashed or bool(history_crashed)
     for egress in rt.egresses:
-        jobs.append((f"rest:{egress.id}", RestPoller(rt, egress).run, rt.stop))
-        if tuning.ws:
-            jobs.append((f"ws:{egress.id}", UpstreamSocket(rt, egress).run, rt.stop))
-    for name, func, arg in jobs:
-        greenlet = gevent.Greenlet(func, arg)
-        greenlet.name = name
-        greenlet.link_exception(on_crash)
-        group.start(greenlet)
-    rt.stop.wait()
-    _shutdown(rt, group)
+        egress.close()
     log.info("worker stopped%s", " after a crash" if crashed else "")
     return 1 if crashed else 0

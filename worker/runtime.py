@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import gevent.event
+import orjson
 
 from core.logs import redact
 from core.settings import Account, Settings
 from core.snapshot import Snapshot, now_ms
-from core.store import Store
+from core.store import FEED_SIZE, Store
 from core.tuning import WorkerTuning
 from worker.ingest import dispatch
 from worker.ingest.merge import AccountState
@@ -76,9 +77,36 @@ class Runtime:
                        for i, a in self.accounts.items()}
         self.recent_errors: deque[RecentError] = deque(maxlen=RECENT_ERRORS_KEPT)
         self.tokens = Tokens(settings.lighter_base_url, tuning.token_ttl_s, tuning.token_refresh_before_s)
-        confirm_every = max(0.25, min(2.0, settings.cache_ttl / 5))
-        self.sink = Sink(store, self.states.values(), confirm_every, self.record_error, clock)
+        self.role = "standby"          # "active" while this worker holds the writer lease (worker/lease.py)
+        self.epoch: int | None = None  # the lease's epoch (writer tenure) while active
+        self.epoch_seen = 0            # the highest epoch and seq seen in the store (worker/tenure.py: observe)
+        self.seq_seen = 0
+        self.lease_trouble = gevent.event.Event()  # the sink had a write refused: the lease keeper looks now
         self.history: HistoryRecorder | None = None  # set by worker.history.attach (None: history disabled)
+        self.sink = self._new_sink()
+
+    def _new_sink(self, floor: int = 0) -> Sink:
+        confirm_every = max(0.25, min(2.0, self.settings.cache_ttl / 5))
+        return Sink(self.store, self.states.values(), confirm_every, self.record_error, self.clock,
+                    on_lost=self.lease_trouble.set, floor=floor)
+
+    def begin_tenure(self) -> None:
+        """Just took the writer lease: start from what the store holds now (a predecessor wrote since we read it),
+        with a fresh sink that learns head before its first write."""
+        self.states = {i: AccountState(i, a.public_only, self._previous(i), a.name, a.group)
+                       for i, a in self.accounts.items()}
+        # A store that lost its head since we last saw it (wiped while we waited) cannot tell which seqs the last
+        # writer used after our last look: start a whole ring above, so no seq names two bodies (clients resync on
+        # the new epoch anyway, and a resume from before the jump is a resync too).
+        try:
+            wiped = self.store.head() < self.seq_seen
+        except Exception:  # noqa: BLE001 - unreadable now: the sink learns head at its first write
+            wiped = False
+        self.sink = self._new_sink(self.seq_seen + FEED_SIZE if wiped else 0)
+
+    def sink_snapshots(self) -> list[Snapshot]:
+        """Detached copies of every account's snapshot as this tenure starts (history's baseline)."""
+        return [orjson.loads(orjson.dumps(state.snapshot)) for state in self.states.values()]
 
     def _previous(self, index: int) -> Snapshot | None:
         """The last snapshot a previous run wrote: serve it (aging into staleness) until upstream answers."""

@@ -10,6 +10,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from core.backoff import Retry
+from core.lease import LeaseLost
 from core.snapshot import Snapshot
 from core.store import Store, StoreError
 from worker.ingest.merge import AccountState
@@ -24,19 +25,26 @@ class Sink:
     One writer keeps `seq` and `head` in order (two concurrent writers could move head backwards).
     Data changes are written immediately; `as_of`-only confirmations at most every `confirm_every` s. What is due
     at once goes in one store call, so web watchers fan it out in one pass (each pass costs ~15 µs per client).
-    If the backend fails, data stays in memory and everything is rewritten once it is back.
+    If the backend fails, data stays in memory and everything is rewritten once it is back; `heal()` asks for the
+    same rewrite when the store lost what we wrote. A write the store refuses for want of the writer lease is
+    kept in memory too and reported to `on_lost` (the lease keeper re-takes the lease or steps down).
     """
 
     def __init__(self, store: Store, states: Iterable[AccountState], confirm_every: float,
-                 on_error: Callable[[str, str], None], clock: Callable[[], float] = time.monotonic) -> None:
+                 on_error: Callable[[str, str], None], clock: Callable[[], float] = time.monotonic,
+                 on_lost: Callable[[], None] | None = None, floor: int = 0) -> None:
         self.store = store
+        self._floor = floor  # the first seq is above it (a takeover of a wiped store, see Runtime.begin_tenure)
+        self._on_lost = on_lost
         self.states = list(states)
         self.confirm_every = confirm_every
         self._on_error = on_error
         self._clock = clock
         self._wake = gevent.event.Event()
+        self._kick = gevent.event.Event()  # heal(): retry now, whatever the backoff says
         self._retry = Retry(clock, 0.2, cap=5.0, healthy_after=10.0)
         self._last_confirm = 0.0
+        self._tracked_due = True
         self.seq: int | None = None
         self.healthy = False
         self.writes = 0
@@ -47,17 +55,25 @@ class Sink:
     def notify(self) -> None:
         self._wake.set()
 
+    def heal(self, reason: str) -> None:
+        """The store lost `reason` (or we have a new lease): republish the tracked list and rewrite every snapshot."""
+        if self.healthy:
+            log.warning("store lost %s; rewriting everything from seq %s", reason, self.seq)
+        self.healthy = False
+        self._wake.set()
+        self._kick.set()
+
     def _connect(self) -> int:
         """(Re)learn where the feed is and publish what we track; after an outage the store may be empty.
         Returns the last seq written."""
         head = self.store.head()
         # A kill -9 between put_account's writes can leave an account key ahead of head: never reuse its seq.
-        seq = max([self.seq or 0, head] + [s.snapshot.get("seq") or 0 for s in self.states])
+        seq = max([self.seq or 0, head, self._floor] + [s.snapshot.get("seq") or 0 for s in self.states])
         self.seq = seq
-        self.store.set_tracked([s.index for s in self.states])
+        self._tracked_due = True  # written with the snapshots (after them), not before: see put_accounts
         for state in self.states:
             state.changed = True
-        if self.failures:
+        if self.failures and not self.healthy:
             log.info("store reachable again (%d failed writes so far); rewriting every snapshot from seq %d",
                      self.failures, self.seq)
         self.healthy = True
@@ -82,11 +98,12 @@ class Sink:
         if self.on_written is not None and writes:
             self.on_written([frozen for frozen, _ in writes])
         try:
-            self.store.put_accounts(writes)
-        except STORE_ERRORS:
+            self.store.put_accounts(writes, [s.index for s in self.states] if self._tracked_due else None)
+        except (*STORE_ERRORS, LeaseLost):
             for state in due:
                 state.changed = True
             raise
+        self._tracked_due = False
         for (_, seq), state in zip(writes, due, strict=True):
             state.snapshot["seq"] = seq
         self.seq = last + len(writes)
@@ -104,7 +121,9 @@ class Sink:
                 if due:
                     self._last_confirm = self._clock()
                 continue
-            stop.wait(self._retry.next_delay())
+            # Back off, but not past a heal(): the lease keeper saw the store back (and empty) and wants it rewritten.
+            gevent.wait([stop, self._kick], timeout=self._retry.next_delay(), count=1)
+            self._kick.clear()
             self._wake.set()
 
     def write_once(self, confirmations: bool) -> bool:
@@ -112,6 +131,12 @@ class Sink:
         try:
             self.flush(confirmations)
             return True
+        except LeaseLost as exc:
+            self.healthy = False
+            self._on_error("store", f"write refused: {exc}")
+            if self._on_lost is not None:
+                self._on_lost()
+            return False
         except STORE_ERRORS as exc:
             self.failures += 1
             if self.healthy:

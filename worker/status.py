@@ -68,6 +68,9 @@ def build_status(rt: Runtime) -> StatusRecord:
         "schema": STATUS_SCHEMA,
         "pid": rt.pid,
         "started_at": rt.started_at,
+        "role": rt.role,                 # "active": the writer holding the lease (only the active writes status)
+        "epoch": rt.epoch,               # the writer tenure; changes when another worker takes over
+        "lease": {"ttl_s": rt.tuning.lease_ttl_s, "renew_s": rt.tuning.lease_renew_s},
         "upstream": {"base_url": rt.settings.lighter_base_url, "ws_url": rt.settings.lighter_ws_url,
                      "simulator": rt.simulator},
         "mode": worst_mode(e.ws.mode for e in rt.egresses if e.accounts),  # the worst mode of any egress

@@ -5,6 +5,10 @@ Started lazily, once per process (after gunicorn's fork; we never preload), by w
 REST request (through `serving`) or a WebSocket client. A gap in the feed (a slow watcher, a store reset) or a store
 outage ends in a resync: the mirror is reloaded and the subscriber gets the fresh snapshots. Until then
 `in_sync()` is False and REST reads the store itself.
+
+A change of writer is a resync too: every change carries the `epoch` (tenure) of the worker that wrote it, and a
+batch from a new epoch is not applied as updates but answered with a resync, so clients see a takeover (or a
+writer re-taking its lease after the store was wiped) as an explicit resync, never as a silent jump.
 """
 from __future__ import annotations
 
@@ -21,6 +25,9 @@ from core.snapshot import Snapshot
 from core.store import Change, Store
 
 log = logging.getLogger(__name__)
+# A store that comes back must reach /ws clients within 2 s (issue 14): retry at least every second. One read per
+# retry per web process is nothing for the store.
+RETRY_CAP_S = 1.0
 
 
 class Subscriber(Protocol):
@@ -54,6 +61,7 @@ class Watcher:
         self.tick_s = tick_s
         self.subscriber = subscriber
         self.seq = 0                          # the feed position handed on last
+        self.epoch: int | None = None         # the writer tenure of what was handed on last
         self.stopping = Event()
         self._greenlet: gevent.Greenlet | None = None
         self._starting = Semaphore()
@@ -77,6 +85,7 @@ class Watcher:
             try:
                 self.seq = self.store.head()
                 snapshots = self.mirror.reset()  # after head: changes in between arrive from the feed, newer wins
+                self.epoch = _newest_epoch(snapshots)
                 self.subscriber.on_start(self.seq, snapshots)
             except Exception:  # noqa: BLE001 - the store is down: the watcher retries and resyncs everyone
                 log.warning("watcher: store unavailable at start", exc_info=True)
@@ -106,14 +115,14 @@ class Watcher:
 
     # -- the greenlet ------------------------------------------------------------------------------------------
     def _run(self) -> None:
-        delays = backoff(initial=0.5, cap=10.0)
+        delays = backoff(initial=0.5, cap=RETRY_CAP_S)
         while not self.stopping.is_set():
             try:
                 if self._needs_resync:
                     self._resync(self.store.head())  # changes after it also come as updates; clients drop dups
                     self._needs_resync = False
                     log.info("watcher: store reachable at seq %d; clients resynced", self.seq)
-                    delays = backoff(initial=0.5, cap=10.0)
+                    delays = backoff(initial=0.5, cap=RETRY_CAP_S)
                 self._follow()
             except Exception:  # noqa: BLE001 - any store failure: log, back off, retry, then resync everyone
                 delay = next(delays)
@@ -126,13 +135,36 @@ class Watcher:
         for batch in self.store.follow(self.seq, self.stopping, timeout=self.tick_s):
             if batch is None:
                 self._resync(self.store.head())
+            elif self._new_writer(batch):
+                log.info("watcher: writer changed (epoch %s -> %s); clients resynced", self.epoch,
+                         _epoch(batch[-1].snapshot))
+                self._resync(self.store.head())
             elif batch:
                 self.mirror.apply(batch)
                 self.seq = batch[-1].seq
                 self.subscriber.on_changes(batch)
             self.subscriber.on_tick(quiet=not batch)
 
+    def _new_writer(self, batch: list[Change]) -> bool:
+        """True if the batch holds a change from another writer tenure than the one handed on so far."""
+        epochs = [_epoch(c.snapshot) for c in batch]
+        known = self.epoch
+        if epochs:
+            self.epoch = epochs[-1] if epochs[-1] is not None else known
+        return known is not None and any(e is not None and e != known for e in epochs)
+
     def _resync(self, head: int) -> None:
         snapshots = self.mirror.reset()
         self.seq = head
+        self.epoch = max(self.epoch or 0, _newest_epoch(snapshots) or 0) or None
         self.subscriber.on_resync(head, snapshots)
+
+
+def _epoch(snapshot: Snapshot) -> int | None:
+    """The writer tenure that wrote the snapshot (the store adds it; older writers did not)."""
+    epoch = snapshot.get("epoch")
+    return epoch if isinstance(epoch, int) else None
+
+
+def _newest_epoch(snapshots: list[Snapshot]) -> int | None:
+    return max((e for e in map(_epoch, snapshots) if e is not None), default=None)

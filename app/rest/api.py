@@ -168,6 +168,7 @@ def alive() -> Response:
     body: dict[str, Any] = {"ok": True, "server_time": now_ms()}
     try:
         # One uncached read (~0.2 ms): it is also the store reachability probe.
+        services().store.probe()  # read and write: a deleted CACHE_DIR is unreachable, not empty
         worker = worker_view(services().store.status(), body["server_time"])
         body.update(store_reachable=True, worker_up=worker["up"])
     except Exception as exc:  # noqa: BLE001 - liveness must not depend on the store

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from app.feed.watcher import Watcher
 from core.snapshot import Snapshot
-from core.store import Store
+from core.store import Store, StoreError
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,16 @@ class NotTracked:
 
 @dataclass(frozen=True)
 class NotPopulated:
-    """The store holds nothing yet: the worker has not written it (first start, or an empty Redis)."""
+    """Kept for callers' isinstance checks; `Reader` raises `Unpopulated` instead (every route answers 503)."""
+
+
+class Unpopulated(StoreError):
+    """The store lacks the tracked list (first start, an emptied Redis, a deleted CACHE_DIR, an unreadable value):
+    every route answers 503 with Retry-After (the StoreError handler) until the worker rewrites it, never an
+    empty list or a 404."""
+
+    def __init__(self) -> None:
+        super().__init__("the store holds no tracked-account list yet; the worker has not (re)written it")
 
 
 Account = Snapshot | NotTracked | NotPopulated
@@ -50,14 +59,18 @@ class Reader:
         if snapshot is not None:
             return snapshot
         store = self.store
+        if not store.populated():
+            raise Unpopulated()
         snapshot = store.account(index)
-        if snapshot is None and not store.populated():
-            return NotPopulated()
         if snapshot is None or index not in store.tracked():
             return NotTracked(index)
         return snapshot
 
     def accounts(self) -> list[Snapshot]:
-        """Every tracked account with a snapshot, in tracked order. Store errors propagate."""
+        """Every tracked account with a snapshot, in tracked order. Store errors (and Unpopulated) propagate."""
         held = self.held_accounts()
-        return held if held is not None else self.store.accounts()
+        if held is not None:
+            return held
+        if not self.store.populated():
+            raise Unpopulated()
+        return self.store.accounts()

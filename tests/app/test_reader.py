@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from app.feed.mirror import Mirror
-from app.rest.reader import NotPopulated, NotTracked, Reader
+from app.rest.reader import NotPopulated, NotTracked, Reader, Unpopulated
 from core.settings import from_env
 from core.snapshot import new_snapshot
 from core.store import Store, StoreError
@@ -33,7 +33,11 @@ def put(store: Store, account: int, seq: int) -> None:
 
 def test_outcomes_from_the_store(store: Store) -> None:
     reader = Reader(store, Watcher(None))  # type: ignore[arg-type]
-    assert reader.account(7) == NotPopulated() and reader.accounts() == []
+    # No tracked list: both paths raise (every route answers 503 + Retry-After), never "not tracked" or [].
+    with pytest.raises(Unpopulated):
+        reader.account(7)
+    with pytest.raises(Unpopulated):
+        reader.accounts()
     store.set_tracked([7])
     assert reader.account(7) == NotTracked(7)  # tracked, but no snapshot yet
     put(store, 7, 1)

@@ -64,3 +64,40 @@ def test_a_failed_write_keeps_every_change_for_the_retry(redis_server: RedisServ
     assert [store.account(i)["sections"]["positions"]["data"][0]["position"] for i in (11, 12, 13)] == \
         ["11", "12", "13"]
     assert store.head() == 6
+
+
+def test_a_write_without_the_lease_is_refused_and_kept_then_healed_under_a_new_one(redis_url, tmp_path) -> None:
+    errors: list = []
+    lost: list = []
+    sink, states, store = _sink(redis_url, tmp_path, errors)
+    sink._on_lost = lambda: lost.append(True)
+    lease = store.lease("me", ttl_s=5)
+    assert lease.acquire()
+    store.fence = lease
+    assert sink.write_once(confirmations=True)
+    assert store.account(11)["epoch"] == lease.epoch
+    store._redis.flushall()  # the lease goes with everything else
+    states[0].apply_positions([{"market_id": 0, "position": "9.0"}], now=3_000)
+    assert not sink.write_once(confirmations=False)
+    assert lost == [True] and errors == ["store"] and states[0].changed  # refused, reported, nothing lost
+    assert store.head() == 0 and store.tracked() == []  # and nothing of it landed
+    assert lease.acquire(floor=1) and lease.epoch == 2  # what the lease keeper does
+    sink.heal("the writer lease")
+    assert sink.write_once(confirmations=False)
+    # Everything rewritten under the new epoch, seq continuing above the last one written.
+    assert store.tracked() == [11, 12, 13] and store.head() == 6
+    assert [store.account(i)["epoch"] for i in (11, 12, 13)] == [2, 2, 2]
+    assert store.account(11)["sections"]["positions"]["data"][0]["position"] == "9.0"
+
+
+def test_heal_rewrites_what_the_store_lost(redis_url, tmp_path) -> None:
+    errors: list = []
+    sink, states, store = _sink(redis_url, tmp_path, errors)
+    assert sink.write_once(confirmations=True)
+    assert store.lost([11, 12, 13], sink.seq) is None
+    store._redis.delete("lb:accounts", "lb:account:12")
+    reason = store.lost([11, 12, 13], sink.seq)
+    assert reason == "the tracked list"
+    sink.heal(reason)
+    assert sink.write_once(confirmations=False)
+    assert store.lost([11, 12, 13], sink.seq) is None and store.head() == 6 and errors == []

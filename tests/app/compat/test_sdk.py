@@ -13,6 +13,8 @@ import requests
 from lighter.exceptions import ApiException, BadRequestException, UnauthorizedException
 from lighter.models import DetailedAccounts, Orders, ResultCode
 
+from core.settings import from_env
+from core.store import Store
 from tests.app.compat.conftest import TOKEN, Stack, wait_for
 from tests.fixtures.web import run_web
 
@@ -153,7 +155,9 @@ def test_ws_client_sees_what_our_api_serves(stack: Stack) -> None:
 
 def test_rate_limited_like_every_api_route(tmp_path: Any) -> None:
     """A web of its own with a tiny budget: the 4th request is Lighter's 429, with the limiter's headers."""
-    with run_web({"CACHE_DIR": str(tmp_path / "store"), "RATE_LIMIT": "3/minute"}) as web:
+    env = {"CACHE_DIR": str(tmp_path / "store"), "RATE_LIMIT": "3/minute"}
+    Store.from_settings(from_env(env)).set_tracked([])  # a worker wrote its (empty) list: account 1 is untracked
+    with run_web(env) as web:
         url = f"{web.url}/api/v1/account"
         statuses = [requests.get(url, params={"by": "index", "value": "1"}, timeout=5).status_code for _ in range(3)]
         assert statuses == [400, 400, 400]  # untracked: Lighter's 21100, and counted
