@@ -31,6 +31,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # so a bad value is one line naming it instead of gunicorn's traceback. Each worker is a whole gevent process.
 MAX_WEB_CONCURRENCY = 64
 MAX_ACCOUNT_INDEX = 2**63 - 1
+MAX_RATE_AMOUNT = 1_000_000_000  # RATE_LIMIT's requests per window: past it, a typo rather than a limit
+MAX_RATE_MULTIPLE = 1000         # RATE_LIMIT's window in units ("1/1000minute"); 0 or past it is refused
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ def _settings(env: Mapping[str, str], given: Mapping[str, str]) -> Settings:
         redis_url=_redis_url(env),
         cache_dir=env.get("CACHE_DIR", "").strip() or ".cache/store",
         rate_limit=rate_limit,
-        api_token=Secret(env["API_TOKEN"]) if env.get("API_TOKEN", "").strip() else None,
+        api_token=_api_token(env),
         trusted_proxies=int(number(env, "TRUSTED_PROXIES", 0, minimum=0, integer=True)),
         ws_max_clients=int(number(env, "WS_MAX_CLIENTS", 10000, minimum=1, integer=True)),
         log_format=log_format,
@@ -269,7 +271,27 @@ def _rate_limit(env: Mapping[str, str]) -> str:
     amount = int(rate_limit.split("/")[0].lower().split("per")[0])
     if amount < 1:
         raise SettingsError(f"RATE_LIMIT must allow at least 1 request (got {rate_limit!r})")
+    if amount > MAX_RATE_AMOUNT:
+        raise SettingsError(f"RATE_LIMIT allows more than {MAX_RATE_AMOUNT} requests (got {rate_limit!r})")
+    multiple = re.search(r"[0-9]*(?=\s*(second|minute|hour|day))", rate_limit.split("/")[-1].lower().split("per")[-1])
+    if multiple and multiple.group() and not 1 <= int(multiple.group()) <= MAX_RATE_MULTIPLE:
+        # `limits` reads "1/0minute" as 1 per minute, and a huge multiple overflows Redis' expiry
+        raise SettingsError(f"RATE_LIMIT's window must be 1 to {MAX_RATE_MULTIPLE} units (got {rate_limit!r})")
     return rate_limit
+
+
+def _api_token(env: Mapping[str, str]) -> Secret | None:
+    """Unset or empty: no token (an open service, as documented). Anything else must be a token a client can send in
+    a header: blanks alone would silently leave the service open, and leading or trailing blanks or a control
+    character could never match what a client sends (HTTP strips the blanks), locking everyone out."""
+    value = env.get("API_TOKEN", "")
+    if value == "":
+        return None
+    if not value.strip():
+        raise SettingsError("API_TOKEN is only blanks; unset it for an open service, or give a token")
+    if value != value.strip() or not value.isprintable():
+        raise SettingsError("API_TOKEN has leading or trailing blanks or a control character")
+    return Secret(value)
 
 
 def _redis_url(env: Mapping[str, str]) -> Secret | None:
@@ -291,4 +313,11 @@ def _redis_url(env: Mapping[str, str]) -> Secret | None:
     db = split.path.strip("/")
     if split.scheme != "unix" and db and not (db.isascii() and db.isdigit()):
         raise SettingsError("REDIS_URL has a database number that is not an integer")
+    from redis.connection import parse_url  # redis' own parser: query options it would refuse when the web starts
+
+    try:
+        parse_url(value)
+    except ValueError:  # its message quotes nothing secret, but ours names the variable the same way as above
+        raise SettingsError("REDIS_URL has a query option with a value redis cannot use "
+                            "(socket_timeout, db, health_check_interval...)") from None
     return Secret(value)

@@ -1,0 +1,160 @@
+"""Attacks on the hostile edges (issue 13) that got through, each against the real gunicorn on real sockets.
+
+Each test is one attack that broke the edge before its fix (docs/security.md names them); the attacks that held
+are the tests in test_edges.py and tests/drills/test_hostile_clients.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.app.conftest import Feeder
+from tests.drills import rawws
+from tests.fixtures.procs import free_port
+from tests.fixtures.web import run_web
+from tests.paths import ROOT
+
+TOKEN = "tok-attacks-0123456789"
+MB = 1024 * 1024
+
+
+def _drip_until_closed(port: int, head: bytes, drip: bytes, deadline_s: float) -> tuple[bytes, float | None]:
+    """Send `head`, then `drip` every 0.2 s without reading more than the server sends; (what the server sent,
+    seconds until it closed the connection, or None if it was still open at the deadline)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head)
+        started, answer = time.monotonic(), b""
+        while time.monotonic() - started < deadline_s:
+            readable, _, _ = select.select([sock], [], [], 0.2)
+            if readable:
+                try:
+                    chunk = sock.recv(65536)
+                except ConnectionResetError:
+                    chunk = b""
+                if not chunk:
+                    return answer, time.monotonic() - started
+                answer += chunk
+            try:
+                sock.sendall(drip)
+            except OSError:
+                return answer, time.monotonic() - started
+        return answer, None
+
+
+def test_a_body_dripped_after_the_headers_does_not_hold_the_connection(file_env):
+    """Headers, then a body a byte at a time (no token needed: /health): pywsgi drained the unread body after the
+    response with no deadline, so each such connection stayed open for as long as the client kept dripping.
+    Now a large or chunked leftover closes the connection after the response, and a small one must arrive within
+    the header deadline."""
+    env = {**file_env, "API_TOKEN": TOKEN, "WEB_HEADER_TIMEOUT_S": "1"}
+    with run_web(env) as web:
+        cases = {
+            "large": (b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n", b"a"),
+            "chunked": (b"GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", b"1\r\na\r\n"),
+            "small": (b"POST /api/status HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n", b"a"),
+        }
+        for name, (head, drip) in cases.items():
+            answer, closed_after = _drip_until_closed(web.port, head, drip, deadline_s=8)
+            assert answer.startswith(b"HTTP/1.1 "), (name, answer[:80])
+            assert closed_after is not None and closed_after < 4, (name, closed_after)
+        # A client that sends its (small) body whole keeps its keep-alive connection.
+        with socket.create_connection(("127.0.0.1", web.port), timeout=5) as sock:
+            request = b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+            sock.sendall(request + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            answers = b""
+            while answers.count(b"HTTP/1.1 ") < 2:
+                chunk = sock.recv(65536)
+                assert chunk, answers
+                answers += chunk
+            assert answers.count(b"HTTP/1.1 200 OK") == 2, answers
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def _worker_pid(web) -> int:  # noqa: ANN001
+    children = Path(f"/proc/{web.proc.pid}/task/{web.proc.pid}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+def test_a_ping_flood_from_a_client_that_never_reads_costs_bounded_memory(file_env):
+    """Pings, as fast as the socket takes them, from a client that never reads: each is answered with a pong that
+    waited in its backlog, outside the byte bound (which only covered our own frames), so the process held
+    whatever the client sent (60 MB of pings in 8 s: +74 MB RSS, token-less on /stream). Now reading stops while
+    more than transport.READ_PAUSE_BYTES is owed: the client's own send blocks instead."""
+    env = {**file_env, "API_TOKEN": TOKEN}
+    Feeder(env).track([1])
+    with run_web(env) as web:
+        pid = _worker_pid(web)
+        for path in ("/stream", f"/ws?token={TOKEN}"):  # token-less on /stream (auth in each subscribe), and /ws
+            before = _rss(pid)
+            sock = rawws.handshake(web.port, path, rcvbuf=4096)
+            sock.settimeout(2)
+            batch, sent = rawws.frame(rawws.PING, b"x" * 125) * 512, 0
+            try:
+                while sent < 64 * MB:
+                    sock.sendall(batch)
+                    sent += len(batch)
+            except TimeoutError:
+                pass  # our reading stopped: what the kernel buffers hold is all the client could push
+            grown = _rss(pid) - before
+            sock.close()
+            assert sent < 16 * MB, (path, sent)
+            assert grown < 16 * MB, (path, grown)
+
+
+def test_an_upgrade_without_a_websocket_version_gets_a_json_426(file_env):
+    """gevent-websocket answered a missing Sec-WebSocket-Version with an empty-bodied 426 (and no header saying
+    which version to use); a bad key then was never checked."""
+    with run_web({**file_env, "API_TOKEN": TOKEN}) as web:
+        with socket.create_connection(("127.0.0.1", web.port), timeout=5) as sock:
+            sock.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Key: x\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 426"), head
+        assert b"content-type: application/json" in head.lower() and b"sec-websocket-version: 13" in head.lower()
+        assert json.loads(body)["status"] == 426
+        assert "Traceback" not in web.log()
+
+
+def _start(env: dict[str, str], program: str = "web.py") -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("Lighter_", "LIGHTER_", "REDIS_URL", "API_TOKEN", "WEB_", "WORKER_"))}
+    full = {**base, "DOTENV_FILE": "", "PORT": str(free_port()), **env}
+    return subprocess.run([sys.executable, program], cwd=ROOT, env=full, capture_output=True, text=True, timeout=30)
+
+
+def test_settings_that_started_an_open_service_or_a_traceback_stop_the_start(tmp_path):
+    """API_TOKEN of blanks started an open service (the token was taken as unset); a REDIS_URL option redis
+    cannot parse passed our check and gave a traceback in each web worker; RATE_LIMIT=1/0minute was read as
+    1/minute by `limits`. Each now stops `python web.py` and `python worker.py` with one line naming the
+    variable, never its value."""
+    password = "pw-attacks-5151"
+    cases = {
+        "API_TOKEN": {"API_TOKEN": "   "},
+        "API_TOKEN ": {"API_TOKEN": f" {TOKEN}\n"},
+        "REDIS_URL": {"REDIS_URL": f"redis://:{password}@127.0.0.1:1/0?socket_timeout=abc"},
+        "RATE_LIMIT": {"RATE_LIMIT": "1/0minute"},
+    }
+    for name, extra in cases.items():
+        for program in ("web.py", "worker.py"):
+            done = _start({"CACHE_DIR": str(tmp_path / "store"), **extra}, program)
+            output = done.stdout + done.stderr
+            assert done.returncode == 2, (name, program, output[-2000:])
+            assert "Traceback" not in output and password not in output and TOKEN not in output, output
+            lines = [line for line in output.splitlines() if line.strip()]
+            assert len(lines) == 1 and name.strip() in lines[0], (program, lines)
