@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +24,10 @@ bp = Blueprint("ws", __name__)
 MAX_MESSAGE = 4096        # client frames are small commands; anything bigger is closed with 1009
 MAX_BAD_COMMANDS = 20     # error frames before we give up on a client that keeps sending garbage
 REFUSED_GRACE_S = 1.0     # a refused client answers our close at once; one that does not is cut after this
+# Client messages per connection and rolling minute, as Lighter's /stream allows (app/compat/stream_view.py). A
+# resume or subscribe costs a sync (every account's snapshot, encoded): unpaced, one reader doing it in a loop
+# held a new client's handshake for 10 s.
+MESSAGES_PER_MINUTE = 200
 
 
 def _since(raw: str | None) -> int | None:
@@ -121,12 +127,20 @@ def _refuse(client: Client, code: CloseCode, error: str, text: str, retry_after_
 class _Commands:
     """Handles one client's commands, counting the bad ones."""
 
-    __slots__ = ("hub", "store", "client", "errors")
+    __slots__ = ("hub", "store", "client", "errors", "recent")
 
     def __init__(self, hub: Hub, store: Store, client: Client) -> None:
         self.hub, self.store, self.client, self.errors = hub, store, client, 0
+        self.recent: deque[float] = deque(maxlen=MESSAGES_PER_MINUTE)
 
     def __call__(self, message: str | bytes) -> None:
+        now = time.monotonic()
+        if len(self.recent) == MESSAGES_PER_MINUTE and now - self.recent[0] < 60:
+            self.client.send(transport.frame_text(messages.error(
+                "too_many_messages", f"more than {MESSAGES_PER_MINUTE} messages in a minute")))
+            self.client.close(CloseCode.POLICY, "too many messages")
+            return
+        self.recent.append(now)
         if not _handle(self.hub, self.store, self.client, message):
             self.errors += 1
             if self.errors >= MAX_BAD_COMMANDS:
