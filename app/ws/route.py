@@ -97,10 +97,11 @@ def websocket() -> Response:
     return Response(status=204)
 
 
-def admit(address: str, authorized: bool) -> tuple[CloseCode, str, str, int | None] | None:
+def admit(address: str, authorized: bool, pending: bool = False) -> tuple[CloseCode, str, str, int | None] | None:
     """Why a new WebSocket from `address` is refused before it is registered (close code, error code, text, retry
     hint in seconds), or None: a spent failure budget, a missing or wrong token (which spends it), or a handshake
-    over the admission rate. Shared by /ws and /stream (app/compat/stream_view.py)."""
+    over the admission rate. Shared by /ws and /stream (app/compat/stream_view.py). `pending`: no token shown yet
+    (a /stream that authenticates in its subscribes): paced per address only, until it does."""
     checks = guard()
     wait = checks.failures.blocked(address)
     if wait is not None:
@@ -110,7 +111,7 @@ def admit(address: str, authorized: bool) -> tuple[CloseCode, str, str, int | No
             wait = checks.failures.blocked(address) or 1
             return CloseCode.POLICY, "too_many_failures", f"too many refused tokens; retry in {wait} s", wait
         return CloseCode.UNAUTHORIZED, "unauthorized", "missing or wrong token", None
-    if not checks.admission.admit(address):
+    if not checks.admission.admit(address, total=not pending):
         return CloseCode.TRY_AGAIN_LATER, "busy", "too many connections being opened; retry in 1 s", 1
     return None
 

@@ -197,3 +197,53 @@ def test_a_reader_cannot_run_a_resync_storm(file_env):
         assert rawws.Reader(newcomer).until_text(lambda m: m["type"] == "status", 10) is not None
         assert time.monotonic() - started < 2
         newcomer.close()
+
+
+def _upgrade(port: int, path: str, source: str) -> socket.socket:
+    sock = socket.socket()
+    sock.bind((source, 0))
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        assert byte, head
+        head += byte
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def test_tokenless_stream_handshakes_do_not_spend_the_admission_of_clients_with_the_token(file_env):
+    """Token-less /stream handshakes (Lighter's way: the token comes later, in a subscribe) were paced against the
+    process's total admission rate: from 4 addresses, 6 of 20 /ws clients with the token got 1013 `busy`. They
+    now count against their own address only until a subscribe shows the token."""
+    env = {**file_env, "API_TOKEN": TOKEN, "WEB_WS_ADMIT_PER_S": "20", "WEB_WS_ADMIT_PER_ADDRESS_PER_S": "10",
+           "WEB_STREAM_AUTH_TIMEOUT_S": "30", "WEB_AUTH_FAILURES": "1000"}
+    Feeder(env).track([1])
+    with run_web(env) as web:
+        held: list[socket.socket] = []
+        outcomes: list[str] = []
+        for round_ in range(3):
+            started = time.monotonic()
+            for source in (f"127.0.{round_ * 2 + 2}.9", f"127.0.{round_ * 2 + 3}.9"):
+                held += [_upgrade(web.port, "/stream", source) for _ in range(10)]
+            legit = _upgrade(web.port, f"/ws?token={TOKEN}", "127.0.0.1")
+            if time.monotonic() - started > 0.8:
+                legit.close()
+                continue  # not within one admission window on this loaded machine: try again
+            try:
+                message = rawws.Reader(legit).until_text(lambda m: m["type"] in ("hello", "error"), 5)
+                outcomes.append(message["type"] if message and message["type"] == "hello" else str(message))
+            except rawws.Closed as closed:
+                outcomes.append(f"closed {closed.code}")
+            legit.close()
+        assert outcomes and all(outcome == "hello" for outcome in outcomes), outcomes
+        # A held token-less /stream still gets in with the token in its subscribe.
+        sock = held[0]
+        sock.sendall(rawws.text(json.dumps({"type": "subscribe", "channel": "account_all/1", "auth": TOKEN})))
+        reader = rawws.Reader(sock)
+        assert reader.until_text(lambda m: m.get("type") == "subscribed/account_all", 10) is not None
+        for sock in held:
+            sock.close()
