@@ -19,6 +19,7 @@ from tests.drills import rawws
 from tests.fixtures.procs import free_port
 from tests.fixtures.web import run_web
 from tests.paths import ROOT
+from tests.waiting import wait_for
 
 TOKEN = "tok-attacks-0123456789"
 MB = 1024 * 1024
@@ -247,3 +248,46 @@ def test_tokenless_stream_handshakes_do_not_spend_the_admission_of_clients_with_
         assert reader.until_text(lambda m: m.get("type") == "subscribed/account_all", 10) is not None
         for sock in held:
             sock.close()
+
+
+ESTABLISHED = "01"  # /proc/net/tcp state
+
+
+def _server_side_state(server_port: int, client_port: int) -> str | None:
+    """The TCP state of the server's end of our connection, from /proc/net/tcp (None once it is gone)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state = fields[1], fields[2], fields[3]
+        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == client_port:
+            return state
+    return None
+
+
+def test_a_client_that_never_reads_its_responses_is_cut_at_the_send_deadline(file_env):
+    """Pipelined requests for the OpenAPI document (no token needed) from a client that never reads: the handler
+    blocked in sendall for ever, and the connection was still open after 75 s. A response write now has
+    SEND_TIMEOUT_FACTOR header deadlines to be taken by the client's socket (3 s here, 30 s by default)."""
+    from app.server import SEND_TIMEOUT_FACTOR
+
+    # RATE_LIMIT high: its 429s are small enough for the socket buffers to take them all.
+    env = {**file_env, "API_TOKEN": TOKEN, "WEB_HEADER_TIMEOUT_S": "1", "RATE_LIMIT": "1000000/minute"}
+    with run_web(env) as web:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window from the start
+        sock.connect(("127.0.0.1", web.port))
+        sock.setblocking(False)
+        request = b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n"
+        try:
+            for _ in range(5000):
+                sock.send(request)
+        except BlockingIOError:
+            pass  # the server stopped reading them: its writes are stuck on our full window
+        started = time.monotonic()
+        ours = sock.getsockname()[1]
+        # Our side stays ESTABLISHED (the server's FIN waits behind the bytes we never read): watch the server's.
+        assert _server_side_state(web.port, ours) == ESTABLISHED
+        wait_for(lambda: _server_side_state(web.port, ours) != ESTABLISHED, SEND_TIMEOUT_FACTOR * 1 + 10,
+                 "the server to close its side")
+        assert time.monotonic() - started >= SEND_TIMEOUT_FACTOR * 1 - 1, web.log()[-3000:]
+        sock.close()
+        assert "Traceback" not in web.log()
