@@ -122,10 +122,27 @@ def load() -> Settings:
     tests do so a developer's accounts never leak in) under the real environment, then from_env."""
     dotenv_path = os.environ.get("DOTENV_FILE", ".env")
     if dotenv_path and os.path.exists(dotenv_path):
-        from dotenv import load_dotenv
-
-        load_dotenv(dotenv_path, override=False)
+        _load_dotenv(dotenv_path)
     return from_env(os.environ)
+
+
+def _load_dotenv(path: str) -> None:
+    """Load `path` under the real environment, refusing a file python-dotenv cannot read whole: it skips a line it
+    cannot parse with only a warning, so `API_TOKEN="abc` (an unclosed quote) would start an open service."""
+    import io
+
+    from dotenv import load_dotenv
+    from dotenv.parser import parse_stream
+
+    try:
+        with open(path, encoding="utf-8") as stream:
+            text = stream.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"DOTENV_FILE {path} cannot be read as UTF-8 text ({type(exc).__name__})") from None
+    bad = [binding.original.line for binding in parse_stream(io.StringIO(text)) if binding.error]
+    if bad:
+        raise SettingsError(f"DOTENV_FILE {path}: line {bad[0]} is not NAME=value (an unclosed quote?)")
+    load_dotenv(stream=io.StringIO(text), override=False)
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:

@@ -142,7 +142,8 @@ def _start(env: dict[str, str], program: str = "web.py") -> subprocess.Completed
 def test_settings_that_started_an_open_service_or_a_traceback_stop_the_start(tmp_path):
     """API_TOKEN of blanks started an open service (the token was taken as unset); a REDIS_URL option redis
     cannot parse passed our check and gave a traceback in each web worker; RATE_LIMIT=1/0minute was read as
-    1/minute by `limits`. Each now stops `python web.py` and `python worker.py` with one line naming the
+    1/minute by `limits`; a .env line with an unclosed quote was skipped (API_TOKEN unset: an open service) and a
+    DOTENV_FILE that is not text gave a traceback. Each now stops `python web.py` and `python worker.py` with one line naming the
     variable, never its value."""
     password = "pw-attacks-5151"
     cases = {
@@ -151,6 +152,10 @@ def test_settings_that_started_an_open_service_or_a_traceback_stop_the_start(tmp
         "REDIS_URL": {"REDIS_URL": f"redis://:{password}@127.0.0.1:1/0?socket_timeout=abc"},
         "RATE_LIMIT": {"RATE_LIMIT": "1/0minute"},
     }
+    unclosed = tmp_path / "unclosed.env"  # python-dotenv skipped the line with a warning: no token, an open service
+    unclosed.write_text(f'API_TOKEN="{TOKEN}\n')
+    cases["DOTENV_FILE"] = {"DOTENV_FILE": str(unclosed)}
+    cases["DOTENV_FILE "] = {"DOTENV_FILE": sys.executable}  # not text: a traceback (UnicodeDecodeError)
     for name, extra in cases.items():
         for program in ("web.py", "worker.py"):
             done = _start({"CACHE_DIR": str(tmp_path / "store"), **extra}, program)
