@@ -143,8 +143,8 @@ def test_settings_that_started_an_open_service_or_a_traceback_stop_the_start(tmp
     """API_TOKEN of blanks started an open service (the token was taken as unset); a REDIS_URL option redis
     cannot parse passed our check and gave a traceback in each web worker; RATE_LIMIT=1/0minute was read as
     1/minute by `limits`; a .env line with an unclosed quote was skipped (API_TOKEN unset: an open service) and a
-    DOTENV_FILE that is not text gave a traceback. Each now stops `python web.py` and `python worker.py` with one line naming the
-    variable, never its value."""
+    DOTENV_FILE that is not text gave a traceback. Each now stops `python web.py` and `python worker.py` with one
+    line naming the variable, never its value."""
     password = "pw-attacks-5151"
     cases = {
         "API_TOKEN": {"API_TOKEN": "   "},
