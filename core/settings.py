@@ -197,7 +197,7 @@ def _settings(env: Mapping[str, str], given: Mapping[str, str]) -> Settings:
         port=int(number(env, "PORT", 5000, minimum=1, maximum=65535, integer=True)),
         web_concurrency=int(number(env, "WEB_CONCURRENCY", 1, minimum=1, maximum=MAX_WEB_CONCURRENCY, integer=True)),
         worker=worker_from_env(env),
-        web=web_from_env(env),
+        web=_edges(web_from_env(env)),
     )
 
 
@@ -295,6 +295,19 @@ def _rate_limit(env: Mapping[str, str]) -> str:
         # `limits` reads "1/0minute" as 1 per minute, and a huge multiple overflows Redis' expiry
         raise SettingsError(f"RATE_LIMIT's window must be 1 to {MAX_RATE_MULTIPLE} units (got {rate_limit!r})")
     return rate_limit
+
+
+# Upper bounds of the hostile-edge deadlines (docs/security.md): past them a value is a typo that would quietly turn
+# the protection off (WEB_HEADER_TIMEOUT_S=1e300 kept half-open connections for ever; a window of 1e300 s
+# overflows Redis' expiry, and the failure budget then blocks nobody).
+EDGE_MAXIMA = {"header_timeout_s": 60.0, "stream_auth_timeout_s": 300.0, "auth_failure_window_s": 86_400.0}
+
+
+def _edges(web: WebTuning) -> WebTuning:
+    for name, maximum in EDGE_MAXIMA.items():
+        if getattr(web, name) > maximum:
+            raise SettingsError(f"WEB_{name.upper()} must be at most {maximum:g}")
+    return web
 
 
 def _api_token(env: Mapping[str, str]) -> Secret | None:
