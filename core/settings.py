@@ -299,7 +299,7 @@ def _rate_limit(env: Mapping[str, str]) -> str:
 
 # Upper bounds of the hostile-edge deadlines (docs/security.md): past them a value is a typo that would quietly turn
 # the protection off (WEB_HEADER_TIMEOUT_S=1e300 kept half-open connections for ever; a window of 1e300 s
-# overflows Redis' expiry, and the failure budget then blocks nobody).
+# overflows Redis' expiry: the failure budget errs, then blocks a guesser for 1 s instead of the window).
 EDGE_MAXIMA = {"header_timeout_s": 60.0, "stream_auth_timeout_s": 300.0, "auth_failure_window_s": 86_400.0}
 
 

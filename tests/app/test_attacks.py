@@ -152,7 +152,7 @@ def test_settings_that_started_an_open_service_or_a_traceback_stop_the_start(tmp
         "REDIS_URL": {"REDIS_URL": f"redis://:{password}@127.0.0.1:1/0?socket_timeout=abc"},
         "RATE_LIMIT": {"RATE_LIMIT": "1/0minute"},
         "WEB_HEADER_TIMEOUT_S": {"WEB_HEADER_TIMEOUT_S": "1e300"},  # no header deadline, silently
-        "WEB_AUTH_FAILURE_WINDOW_S": {"WEB_AUTH_FAILURE_WINDOW_S": "1e300"},  # with Redis: a budget blocking nobody
+        "WEB_AUTH_FAILURE_WINDOW_S": {"WEB_AUTH_FAILURE_WINDOW_S": "1e300"},  # with Redis: blocks for 1 s
     }
     unclosed = tmp_path / "unclosed.env"  # python-dotenv skipped the line with a warning: no token, an open service
     unclosed.write_text(f'API_TOKEN="{TOKEN}\n')
