@@ -171,9 +171,10 @@ def test_settings_that_started_an_open_service_or_a_traceback_stop_the_start(tmp
 def test_a_reader_cannot_run_a_resync_storm(file_env):
     """A client with the token sending `resume` (each a sync of every account) in a loop: unpaced, three such
     readers held a new client's handshake and initial sync for 9.7 s instead of 43 ms (40 accounts of 20 KB).
-    /ws now takes MESSAGES_PER_MINUTE messages per connection and minute, as /stream does; past it the client
-    gets error{code:"too_many_messages"} and close 1008, and a newcomer connects at once."""
-    from app.ws.route import MESSAGES_PER_MINUTE
+    /ws now takes SYNCS_PER_MINUTE `resume` or `subscribe` commands per connection and minute (as many as /stream
+    takes messages); past it the client gets error{code:"too_many_messages"} and close 1008, and a newcomer
+    connects at once."""
+    from app.ws.route import SYNCS_PER_MINUTE
 
     env = {**file_env, "API_TOKEN": TOKEN}
     Feeder(env).track([1, 2])
@@ -184,7 +185,7 @@ def test_a_reader_cannot_run_a_resync_storm(file_env):
         snapshots, error, sent = 0, None, 0
         try:
             # In batches of 10, each read back before the next: under the 64 messages allowed to wait.
-            while sent <= MESSAGES_PER_MINUTE + 20:
+            while sent <= SYNCS_PER_MINUTE + 20:
                 sock.sendall(resume * 10)
                 sent += 10
                 while snapshots < 2 * sent:  # two accounts per resume (snapshots or a replay of updates)
@@ -199,7 +200,7 @@ def test_a_reader_cannot_run_a_resync_storm(file_env):
         else:
             raise AssertionError("not closed")
         assert error == "too_many_messages"
-        assert snapshots <= 2 * MESSAGES_PER_MINUTE + 2, snapshots  # the initial sync, then one per resume
+        assert snapshots <= 2 * SYNCS_PER_MINUTE + 2, snapshots  # the initial sync, then one per resume
         started = time.monotonic()
         newcomer = rawws.handshake(web.port, f"/ws?token={TOKEN}")
         assert rawws.Reader(newcomer).until_text(lambda m: m["type"] == "status", 10) is not None
