@@ -84,9 +84,18 @@ class Admission:
         self.total = RateLimitItemPerSecond(per_s, 1)
         self.per_address = RateLimitItemPerSecond(per_address_per_s, 1)
 
-    def admit(self, address: str) -> bool:
-        """Count one handshake from `address`; False when it is over either rate (retry after a second)."""
-        return self.limiter.hit(self.per_address, "ws-admit", address) and self.limiter.hit(self.total, "ws-admit")
+    def admit(self, address: str, total: bool = True) -> bool:
+        """Count one handshake from `address`; False when it is over either rate (retry after a second).
+        `total=False` counts it against its address only: a connection that has not shown the token yet (a
+        token-less /stream) must not spend the process's rate, or a few addresses without the token would leave
+        none for the clients that have it. It is counted in total when it authenticates (`admit_total`)."""
+        if not self.limiter.hit(self.per_address, "ws-admit", address):
+            return False
+        return not total or self.admit_total()
+
+    def admit_total(self) -> bool:
+        """Count one admission against the process's rate; False when it is over (retry after a second)."""
+        return self.limiter.hit(self.total, "ws-admit")
 
 
 class Guard:

@@ -16,12 +16,20 @@ request is parsed, and where pywsgi writes its own error lines:
   `HTTP/9.9`), a WebSocket upgrade over HTTP/1.0 (gevent-websocket would say "402 Bad Request"), a
   `Sec-WebSocket-Key` that is not 16 bytes of base64 (gevent-websocket would raise: 500 and a traceback);
 - pywsgi's own error lines (which quote the request line: `?token=...` included) go through logging, credentials
-  masked, instead of straight to stderr.
+  masked, instead of straight to stderr;
+- a send deadline (SEND_TIMEOUT_FACTOR x the header deadline: 30 s by default): a client that requests and never
+  reads (pipelined requests for the OpenAPI document, no token needed) blocked its handler in sendall for ever; a
+  response not taken by the socket within it ends the connection, as a vanished peer does;
+- a bound on the request body nobody reads (no route reads one): after the response pywsgi would read and discard
+  the rest of the body with no deadline, so headers followed by a byte every few seconds held the connection
+  forever. A body over MAX_DISCARD_BYTES, a chunked one, or one not in within the header deadline closes the
+  connection instead.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import logging
 import re
 from collections import Counter
@@ -29,6 +37,7 @@ from typing import Any, ClassVar
 
 import gevent
 import orjson
+from gevent.pywsgi import Input
 from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
 from geventwebsocket.handler import WebSocketHandler
 from werkzeug.http import HTTP_STATUS_CODES
@@ -37,6 +46,9 @@ from core.logs import redact
 
 log = logging.getLogger("app.server")
 WEBSOCKET_PATHS = ("/ws", "/stream")
+# One response write may wait this many header deadlines (WEB_HEADER_TIMEOUT_S) for the client's socket to take it.
+SEND_TIMEOUT_FACTOR = 3
+MAX_DISCARD_BYTES = 65536     # unread request body drained to keep a connection alive; more closes it instead
 # A query parameter or header that carries a credential: its value is masked in every line we write.
 _CREDENTIAL = re.compile(r"(?i)((?:[?&;]|\b)(?:token|auth|api_token|key|password)=)[^&\s'\"]*"
                          r"|((?:authorization|x-api-key)[\"']?\s*[:=]\s*[\"']?)[^\r\n'\"]*")
@@ -74,10 +86,36 @@ class _HeaderTimeout(Exception):
     """The header deadline passed (raised into the handler's greenlet by gevent.Timeout)."""
 
 
+class _SendTimeout(Exception):
+    """The send deadline passed (raised into the handler's greenlet by gevent.Timeout)."""
+
+
+class _Body(Input):
+    """pywsgi's request body, whose leftover is drained only when small and quick: a client that sends headers
+    and then a byte every few seconds would otherwise hold its connection (and a greenlet) for ever."""
+
+    __slots__ = ("handler",)
+
+    def _discard(self) -> None:
+        handler: Handler = self.handler
+        left = (self.content_length or 0) - self.position
+        if self._chunked_input_error or (left <= 0 and not self.chunked_input):
+            return
+        if self.chunked_input or left > MAX_DISCARD_BYTES:
+            handler.close_connection = True  # not worth reading: end the connection after the response
+            return
+        try:
+            with gevent.Timeout(handler.header_timeout_s, _HeaderTimeout):
+                super()._discard()
+        except _HeaderTimeout:
+            handler.close_connection = True
+
+
 class Handler(WebSocketHandler):
     """gevent-websocket's handler with the edge's limits; configured once per worker by `Worker.run`."""
 
     header_timeout_s: ClassVar[float] = 10.0
+    send_timeout_s: ClassVar[float] = SEND_TIMEOUT_FACTOR * 10.0
     conns_per_address: ClassVar[int] = 256
     cap_addresses: ClassVar[bool] = True
     secrets: ClassVar[tuple[str, ...]] = ()
@@ -143,6 +181,24 @@ class Handler(WebSocketHandler):
             self._deadline.close()
             self._deadline = None
 
+    def _sendall(self, data: bytes) -> None:
+        try:
+            with gevent.Timeout(self.send_timeout_s, _SendTimeout):
+                super()._sendall(data)
+        except _SendTimeout:
+            # EPIPE is one of pywsgi's ignored socket errors: the connection is closed, nothing logged as a crash.
+            raise BrokenPipeError(errno.EPIPE, "client did not read the response in time") from None
+
+    def get_environ(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().get_environ()
+        plain: Input = getattr(self, "wsgi_input")  # noqa: B009 - pywsgi declares it untyped (None)
+        body = _Body(plain.rfile, plain.content_length, socket=plain.socket, chunked_input=plain.chunked_input)
+        body.handler = self
+        self.wsgi_input = body
+        if environ.get("wsgi.input") is plain:
+            environ["wsgi.input"] = body
+        return environ
+
     def handle_one_request(self) -> Any:
         result = super().handle_one_request()
         self._stop_deadline()  # pywsgi returned before read_request (a 414, an empty line)
@@ -184,11 +240,11 @@ class Handler(WebSocketHandler):
         if self.request_version != "HTTP/1.1":
             return self._refuse_upgrade(400, "a WebSocket upgrade needs HTTP/1.1")
         version = environ.get("HTTP_SEC_WEBSOCKET_VERSION")
-        if version and version not in self.SUPPORTED_VERSIONS:
+        if version not in self.SUPPORTED_VERSIONS:  # missing too: gevent-websocket would answer 426 with no body
             return self._refuse_upgrade(426, "unsupported Sec-WebSocket-Version",
                                         [("Sec-WebSocket-Version", "13")])
         key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
-        if version and not _valid_key(key):
+        if not _valid_key(key):
             return self._refuse_upgrade(400, "Sec-WebSocket-Key must be 16 bytes in base64")
         return super().upgrade_websocket()
 
@@ -220,6 +276,7 @@ class Worker(GeventWebSocketWorker):
         settings = load()
         web = settings.web
         Handler.header_timeout_s = web.header_timeout_s
+        Handler.send_timeout_s = SEND_TIMEOUT_FACTOR * web.header_timeout_s
         Handler.conns_per_address = web.conns_per_address
         Handler.cap_addresses = settings.trusted_proxies == 0
         Handler.secrets = tuple(settings.secrets())

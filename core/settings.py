@@ -32,6 +32,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # so a bad value is one line naming it instead of gunicorn's traceback. Each worker is a whole gevent process.
 MAX_WEB_CONCURRENCY = 64
 MAX_ACCOUNT_INDEX = 2**63 - 1
+MAX_RATE_AMOUNT = 1_000_000_000  # RATE_LIMIT's requests per window: past it, a typo rather than a limit
+MAX_RATE_MULTIPLE = 1000         # RATE_LIMIT's window in units ("1/1000minute"); 0 or past it is refused
 
 
 @dataclass(frozen=True)
@@ -134,10 +136,27 @@ def load() -> Settings:
     tests do so a developer's accounts never leak in) under the real environment, then from_env."""
     dotenv_path = os.environ.get("DOTENV_FILE", ".env")
     if dotenv_path and os.path.exists(dotenv_path):
-        from dotenv import load_dotenv
-
-        load_dotenv(dotenv_path, override=False)
+        _load_dotenv(dotenv_path)
     return from_env(os.environ)
+
+
+def _load_dotenv(path: str) -> None:
+    """Load `path` under the real environment, refusing a file python-dotenv cannot read whole: it skips a line it
+    cannot parse with only a warning, so `API_TOKEN="abc` (an unclosed quote) would start an open service."""
+    import io
+
+    from dotenv import load_dotenv
+    from dotenv.parser import parse_stream
+
+    try:
+        with open(path, encoding="utf-8") as stream:
+            text = stream.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"DOTENV_FILE {path} cannot be read as UTF-8 text ({type(exc).__name__})") from None
+    bad = [binding.original.line for binding in parse_stream(io.StringIO(text)) if binding.error]
+    if bad:
+        raise SettingsError(f"DOTENV_FILE {path}: line {bad[0]} is not NAME=value (an unclosed quote?)")
+    load_dotenv(stream=io.StringIO(text), override=False)
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
@@ -184,7 +203,7 @@ def _settings(env: Mapping[str, str], given: Mapping[str, str]) -> Settings:
         redis_url=_redis_url(env),
         cache_dir=env.get("CACHE_DIR", "").strip() or ".cache/store",
         rate_limit=rate_limit,
-        api_token=Secret(env["API_TOKEN"]) if env.get("API_TOKEN", "").strip() else None,
+        api_token=_api_token(env),
         trusted_proxies=int(number(env, "TRUSTED_PROXIES", 0, minimum=0, integer=True)),
         ws_max_clients=int(number(env, "WS_MAX_CLIENTS", 10000, minimum=1, integer=True)),
         log_format=log_format,
@@ -192,7 +211,7 @@ def _settings(env: Mapping[str, str], given: Mapping[str, str]) -> Settings:
         port=int(number(env, "PORT", 5000, minimum=1, maximum=65535, integer=True)),
         web_concurrency=int(number(env, "WEB_CONCURRENCY", 1, minimum=1, maximum=MAX_WEB_CONCURRENCY, integer=True)),
         worker=worker_from_env(env),
-        web=web_from_env(env),
+        web=_edges(web_from_env(env)),
         history=history_from_env(env),
         metrics_token=Secret(env["METRICS_TOKEN"]) if env.get("METRICS_TOKEN", "").strip() else None,
         metrics_account_values=flag("METRICS_ACCOUNT_VALUES", env.get("METRICS_ACCOUNT_VALUES", "1").strip() or "1"),
@@ -299,7 +318,40 @@ def _rate_limit(env: Mapping[str, str]) -> str:
     amount = int(rate_limit.split("/")[0].lower().split("per")[0])
     if amount < 1:
         raise SettingsError(f"RATE_LIMIT must allow at least 1 request (got {rate_limit!r})")
+    if amount > MAX_RATE_AMOUNT:
+        raise SettingsError(f"RATE_LIMIT allows more than {MAX_RATE_AMOUNT} requests (got {rate_limit!r})")
+    multiple = re.search(r"[0-9]*(?=\s*(second|minute|hour|day))", rate_limit.split("/")[-1].lower().split("per")[-1])
+    if multiple and multiple.group() and not 1 <= int(multiple.group()) <= MAX_RATE_MULTIPLE:
+        # `limits` reads "1/0minute" as 1 per minute, and a huge multiple overflows Redis' expiry
+        raise SettingsError(f"RATE_LIMIT's window must be 1 to {MAX_RATE_MULTIPLE} units (got {rate_limit!r})")
     return rate_limit
+
+
+# Upper bounds of the hostile-edge deadlines (docs/security.md): past them a value is a typo that would quietly turn
+# the protection off (WEB_HEADER_TIMEOUT_S=1e300 kept half-open connections for ever; a window of 1e300 s
+# overflows Redis' expiry: the failure budget errs, then blocks a guesser for 1 s instead of the window).
+EDGE_MAXIMA = {"header_timeout_s": 60.0, "stream_auth_timeout_s": 300.0, "auth_failure_window_s": 86_400.0}
+
+
+def _edges(web: WebTuning) -> WebTuning:
+    for name, maximum in EDGE_MAXIMA.items():
+        if getattr(web, name) > maximum:
+            raise SettingsError(f"WEB_{name.upper()} must be at most {maximum:g}")
+    return web
+
+
+def _api_token(env: Mapping[str, str]) -> Secret | None:
+    """Unset or empty: no token (an open service, as documented). Anything else must be a token a client can send in
+    a header: blanks alone would silently leave the service open, and leading or trailing blanks or a control
+    character could never match what a client sends (HTTP strips the blanks), locking everyone out."""
+    value = env.get("API_TOKEN", "")
+    if value == "":
+        return None
+    if not value.strip():
+        raise SettingsError("API_TOKEN is only blanks; unset it for an open service, or give a token")
+    if value != value.strip() or not value.isprintable():
+        raise SettingsError("API_TOKEN has leading or trailing blanks or a control character")
+    return Secret(value)
 
 
 def _redis_url(env: Mapping[str, str]) -> Secret | None:
@@ -321,4 +373,11 @@ def _redis_url(env: Mapping[str, str]) -> Secret | None:
     db = split.path.strip("/")
     if split.scheme != "unix" and db and not (db.isascii() and db.isdigit()):
         raise SettingsError("REDIS_URL has a database number that is not an integer")
+    from redis.connection import parse_url  # redis' own parser: query options it would refuse when the web starts
+
+    try:
+        parse_url(value)
+    except ValueError:  # its message quotes nothing secret, but ours names the variable the same way as above
+        raise SettingsError("REDIS_URL has a query option with a value redis cannot use "
+                            "(socket_timeout, db, health_check_interval...)") from None
     return Secret(value)

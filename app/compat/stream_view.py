@@ -18,7 +18,7 @@ from app.compat import auth, errors, frames
 from app.compat.errors import LighterError
 from app.compat.stream import LighterClient
 from app.feed.mirror import Mirror
-from app.guard import guard
+from app.guard import Admission, guard
 from app.metrics import STREAM_ROUTE
 from app.services import Services, services
 from app.ws import transport
@@ -166,7 +166,7 @@ def stream() -> Response:
     authorized, refused = _handshake_token(token)
     # gevent-websocket has answered 101 before the view runs: a refusal is an error frame and a close. Nothing
     # before `register` takes a slot (app/ws/route.py's `admit`: failure budget, token, admission pacing).
-    refusal = admit(conn.remote, not refused)
+    refusal = admit(conn.remote, not refused, pending=not authorized)
     if refusal is not None:
         code, error, _, retry = refusal
         svc.metrics.dropped(STREAM_ROUTE, error)
@@ -186,8 +186,10 @@ def stream() -> Response:
     if not authorized:
         # Lighter's way: each subscribe carries `auth`. Until one does, the connection holds no slot, and it
         # must do so within WEB_STREAM_AUTH_TIMEOUT_S.
-        address, failures = conn.remote, guard().failures
-        session.admitted = lambda: _register(client, svc, reading=True)
+        address, checks = conn.remote, guard()
+        failures = checks.failures
+        # Paced in total only now that it has shown the token (app/ws/route.py: admit, `pending`).
+        session.admitted = lambda: _admit_total(client, checks.admission, svc) and _register(client, svc, reading=True)
         session.failed = lambda: failures.fail(address)
         _deadline(client, session, web.stream_auth_timeout_s, lambda: failures.fail(address))
     # From here the connection lives on without this greenlet: frames are handled as they come.
@@ -208,6 +210,17 @@ def _register(client: LighterClient, svc: Services, reading: bool = False) -> bo
         return False
     svc.hub.register(client)
     return True
+
+
+def _admit_total(client: LighterClient, admission: Admission, svc: Services) -> bool:
+    """A token-less connection's first authenticated subscribe, over the process's admission rate: closed with
+    1013 and a retry hint, as a handshake over it is."""
+    if admission.admit_total():
+        return True
+    svc.metrics.clients_dropped.labels(reason="busy").inc()
+    client.close_grace_s = min(client.close_grace_s, REFUSED_GRACE_S)
+    client.close(CloseCode.TRY_AGAIN_LATER, "busy; retry_after=1")
+    return False
 
 
 def _deadline(client: LighterClient, session: Session, timeout_s: float, failed: Callable[[], bool]) -> None:

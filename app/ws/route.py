@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +25,10 @@ bp = Blueprint("ws", __name__)
 MAX_MESSAGE = 4096        # client frames are small commands; anything bigger is closed with 1009
 MAX_BAD_COMMANDS = 20     # error frames before we give up on a client that keeps sending garbage
 REFUSED_GRACE_S = 1.0     # a refused client answers our close at once; one that does not is cut after this
+# `resume` and `subscribe` commands per connection and rolling minute (200, as Lighter allows messages on /stream).
+# Each costs a sync (every account's snapshot, read and encoded): unpaced, three readers doing it in a loop held a
+# new client's handshake for 10 s. Other commands are cheap, and bounded by the client's inbox (MAX_INBOX).
+SYNCS_PER_MINUTE = 200
 
 
 def _since(raw: str | None) -> int | None:
@@ -101,10 +107,11 @@ def websocket() -> Response:
     return Response(status=204)
 
 
-def admit(address: str, authorized: bool) -> tuple[CloseCode, str, str, int | None] | None:
+def admit(address: str, authorized: bool, pending: bool = False) -> tuple[CloseCode, str, str, int | None] | None:
     """Why a new WebSocket from `address` is refused before it is registered (close code, error code, text, retry
     hint in seconds), or None: a spent failure budget, a missing or wrong token (which spends it), or a handshake
-    over the admission rate. Shared by /ws and /stream (app/compat/stream_view.py)."""
+    over the admission rate. Shared by /ws and /stream (app/compat/stream_view.py). `pending`: no token shown yet
+    (a /stream that authenticates in its subscribes): paced per address only, until it does."""
     checks = guard()
     wait = checks.failures.blocked(address)
     if wait is not None:
@@ -114,7 +121,7 @@ def admit(address: str, authorized: bool) -> tuple[CloseCode, str, str, int | No
             wait = checks.failures.blocked(address) or 1
             return CloseCode.POLICY, "too_many_failures", f"too many refused tokens; retry in {wait} s", wait
         return CloseCode.UNAUTHORIZED, "unauthorized", "missing or wrong token", None
-    if not checks.admission.admit(address):
+    if not checks.admission.admit(address, total=not pending):
         return CloseCode.TRY_AGAIN_LATER, "busy", "too many connections being opened; retry in 1 s", 1
     return None
 
@@ -131,20 +138,34 @@ def _refuse(client: Client, code: CloseCode, error: str, text: str, retry_after_
 class _Commands:
     """Handles one client's commands, counting the bad ones."""
 
-    __slots__ = ("hub", "store", "client", "errors")
+    __slots__ = ("hub", "store", "client", "errors", "recent")
 
     def __init__(self, hub: Hub, store: Store, client: Client) -> None:
         self.hub, self.store, self.client, self.errors = hub, store, client, 0
+        self.recent: deque[float] = deque(maxlen=SYNCS_PER_MINUTE)
+
+    def sync_allowed(self) -> bool:
+        """Count one sync-costing command; False (the client told, and closed) when it is one too many."""
+        now = time.monotonic()
+        if len(self.recent) == SYNCS_PER_MINUTE and now - self.recent[0] < 60:
+            self.client.send(transport.frame_text(messages.error(
+                "too_many_messages", f"more than {SYNCS_PER_MINUTE} resume or subscribe commands in a minute")))
+            self.client.close(CloseCode.POLICY, "too many messages")
+            return False
+        self.recent.append(now)
+        return True
 
     def __call__(self, message: str | bytes) -> None:
-        if not _handle(self.hub, self.store, self.client, message):
+        if not _handle(self.hub, self.store, self.client, message, self.sync_allowed):
             self.errors += 1
             if self.errors >= MAX_BAD_COMMANDS:
                 self.client.close(CloseCode.POLICY, "too many bad messages")
 
 
-def _handle(hub: Hub, store: Store, client: Client, message: str | bytes) -> bool:
-    """Apply one client command. False (after sending an error frame) when it was not a valid command."""
+def _handle(hub: Hub, store: Store, client: Client, message: str | bytes,
+            sync_allowed: Callable[[], bool] = lambda: True) -> bool:
+    """Apply one client command. False (after sending an error frame) when it was not a valid command.
+    `sync_allowed` paces the commands that cost a sync (False: the client has been closed)."""
     def error(code: str, text: str) -> bool:
         client.send(transport.frame_text(messages.error(code, text)))
         return False
@@ -158,6 +179,8 @@ def _handle(hub: Hub, store: Store, client: Client, message: str | bytes) -> boo
     if not isinstance(command, dict):
         return error("bad_message", "message must be a JSON object with an 'op'")
     op = command.get("op")
+    if op in ("subscribe", "resume") and not sync_allowed():
+        return True  # told and closed: not a bad command
     if op in ("subscribe", "unsubscribe"):
         return _subscription(hub, store, client, op, command.get("accounts"), error)
     if op == "resume":

@@ -33,6 +33,10 @@ _FRAMES_LOG.setLevel(logging.INFO)
 _READ, _WRITE = 1, 2          # libev event masks
 _RECV_BYTES = 65536
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+# Reading stops while more than this is owed to the peer, and resumes once it is all out. Our answers to its frames
+# (pongs above all: a ping flood from a client that never reads) bypass the client's backlog bound, so without
+# this a peer could make us hold whatever it sends. Hub frames are bounded by the client (app/ws/clients.py).
+READ_PAUSE_BYTES = 1 << 20
 
 
 def frame(opcode: Opcode, payload: bytes) -> bytes:
@@ -62,6 +66,7 @@ class Connection:
         self._parts: list[bytes | bytearray | memoryview] = []  # a fragmented message so far
         self._text = True
         self._eof = False                               # the protocol asked us to end TCP once the backlog is out
+        self._paused = False                            # reading stopped until the backlog is out
         self._on_message: Callable[[str | bytes], None] | None = None
         self._on_closed: Callable[[], None] | None = None
         self.closed = False
@@ -135,6 +140,9 @@ class Connection:
         self._writer.stop()
         if self._eof:
             self._finish()
+        elif self._paused:
+            self._paused = False
+            self._reader.start(self._readable)
 
     # -- reading -------------------------------------------------------------------------------------------------
     def start(self, on_message: Callable[[str | bytes], None], on_closed: Callable[[], None]) -> None:
@@ -162,6 +170,9 @@ class Connection:
             if isinstance(event, Frame) and event.opcode in _DATA:
                 self._assemble(event)
         self._send_protocol_output()  # pongs, our close answer, or a close for a protocol violation
+        if self._owed > READ_PAUSE_BYTES and not self.closed:
+            self._paused = True  # the peer does not read what it makes us write: stop taking more from it
+            self._reader.stop()
 
     def _assemble(self, event: Frame) -> None:
         if event.opcode is not Opcode.CONT:
