@@ -21,12 +21,12 @@ def _page(item: str, key: str) -> dict[str, Any]:
 
 
 SCHEMAS: dict[str, Any] = {
-    "Fill": _obj(("trade_id", "ts", "market_id", "side", "role", "price", "size"),
+    "HistoryFill": _obj(("trade_id", "ts", "market_id", "side", "role", "price", "size"),
                  {"trade_id": _INT, "ts": _INT, "market_id": _INT, "side": {"type": "string", "enum": ["buy", "sell"]},
                   "role": {"type": "string", "enum": ["maker", "taker"]}, "price": _STR, "size": _STR, "fee": _STR_N,
                   "realized_pnl": _STR_N, "order_index": _INT_N, "type": _STR,
                   "source": {"type": "string", "enum": ["ws", "rest", "backfill"]}}),
-    "FillPage": _page("Fill", "fills"),
+    "FillPage": _page("HistoryFill", "fills"),
     "PositionEvent": _obj(("id", "ts", "market_id", "kind", "size_before", "size_after"),
                           {"id": _INT, "ts": _INT, "market_id": _INT,
                            "kind": {"type": "string", "enum": ["open", "increase", "reduce", "close", "flip"]},

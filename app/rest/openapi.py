@@ -184,6 +184,17 @@ def lighter_paths() -> dict[str, Any]:
     return {"/api/v1/account": {"get": account}, "/api/v1/accountActiveOrders": {"get": orders}}
 
 
+def _schemas(*parts: dict[str, Any]) -> dict[str, Any]:
+    """Component schemas from several modules; a name defined twice would silently replace the first."""
+    merged: dict[str, Any] = {}
+    for part in parts:
+        clash = merged.keys() & part.keys()
+        if clash:
+            raise ValueError(f"OpenAPI schema names defined twice: {sorted(clash)}")
+        merged.update(part)
+    return merged
+
+
 def document() -> dict[str, Any]:
     index = {"name": "index", "in": "path", "required": True, "description": "Lighter account index (int64)",
              "schema": {"type": "integer", "format": "int64", "minimum": 0}}
@@ -196,7 +207,7 @@ def document() -> dict[str, Any]:
         "openapi": "3.0.3",
         "info": {"title": "Lighter Broadcaster", "version": "1",
                  "description": "Read-only snapshots of tracked Lighter accounts. See docs/api.md."},
-        "components": {"schemas": {**SCHEMAS, **history_openapi.SCHEMAS},
+        "components": {"schemas": _schemas(SCHEMAS, history_openapi.SCHEMAS),
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                                       "description": "Required only when API_TOKEN is set"}}},
         "security": [{}, {"bearer": []}],
