@@ -170,10 +170,48 @@ def _takeover(t: dict[str, Any]) -> str:
         table(["Event", "Trials", "p50", "max", "Target"], rows)])
 
 
+def _edges(e: dict[str, Any]) -> str:
+    burst, slow = e.get("connect_burst", {}), e.get("slow_readers", {})
+    rows = [[name, num(b.get("clients")), num(b.get("synced")), num(b.get("refusals_retried")),
+             f"{num(b.get('seconds'), 2)} s", f"{num(b.get('per_s'))}/s"]
+            for name, b in (("ours (default pacing)", burst.get("ours")), ("ours (pacing lifted)",
+                            burst.get("ours_unpaced")), ("`websockets` reference", burst.get("reference"))) if b]
+    parts = ["## Hostile edges",
+             "Connect burst: clients from one address, as fast as the load generator opens them, each waiting for its "
+             "initial sync (ours) or its handshake (the reference, which sends nothing on connect); refusals with a "
+             "retry hint (1013 or 429) are retried after it (`bench/edges.py`).",
+             table(["Server", "Clients", "Synced", "Retries", "Time", "Rate"], rows)]
+    if slow:
+        parts.append(f"Slow readers: {num(slow['slow_clients'])} clients that never read while "
+                     f"{num(slow['update_bytes'])} B updates flow: web RSS {num(slow['baseline_rss_mb'])} → peak "
+                     f"{num(slow['peak_rss_mb'])} MB ({num(slow['kb_per_slow_client'])} KB per slow reader), "
+                     f"{num(slow['after_rss_mb'])} MB after they were cut.")
+    return "\n\n".join(parts)
+
+
+def _history(h: dict[str, Any]) -> str:
+    f, q, raw = h.get("frame_to_store", {}), h.get("equity_query", {}), h.get("equity_query_raw", {})
+    rows = [[f"history {label}", num(f[label]["p50_ms"], 2), num(f[label]["p99_ms"], 2)]
+            for label in ("off", "on") if label in f]
+    target = h.get("targets", {})
+    parts = ["## History",
+             "Worker upstream frame → store write, with history off and on (`bench/history.py`), ms; target: on adds "
+             f"≤ {num(target.get('p99_added_ms'))} ms at p99 (added here: {num(f.get('p99_added_ms'), 2)} ms).",
+             table(["Run", "p50", "p99"], rows)]
+    for what, r in (("downsampled as retention keeps it", q), ("raw, for reference", raw)):
+        if r:
+            parts.append(f"{r['days']}-day equity query on SQLite ({what}: {num(r['rows'])} rows, "
+                         f"{num(r['size_bytes'] / 2**20)} MB), bucketed to {num(r['points'])} points: median "
+                         f"{num(r['median_ms'])} ms, p99 {num(r['p99_ms'])} ms (target ≤ "
+                         f"{num(h.get('targets', {}).get('equity_query_ms'))} ms).")
+    return "\n\n".join(parts)
+
+
 def details(results: dict[str, Any]) -> list[str]:
     out = []
     for key, render in (("fanout", _fanout), ("rest", _rest), ("freshness", _freshness), ("endtoend", _endtoend),
-                        ("upstream", _upstream), ("memory", _memory), ("takeover", _takeover)):
+                        ("upstream", _upstream), ("memory", _memory), ("takeover", _takeover), ("edges", _edges),
+                        ("history", _history)):
         if key in results:
             out.append(render(results[key]))
     return out
