@@ -42,10 +42,38 @@ def init_app(app: Flask, settings: Settings, blueprint: Blueprint, not_modified:
     app.after_request(lambda response: _finish(response, limiter, item, endpoints))
     limiter.init_app(app)
     # Its "exceeded" line covers only Flask's refusals; `log_refused` logs every route's alike.
-    logging.getLogger("flask-limiter").setLevel(logging.WARNING)
+    limiter_log = logging.getLogger("flask-limiter")
+    limiter_log.setLevel(logging.WARNING)
+    limiter_log.addFilter(StorageErrors())
     limiter.request_filter(not_modified)
     limiter.limit(settings.rate_limit)(blueprint)
     return limiter
+
+
+class StorageErrors(logging.Filter):
+    """With swallow_errors, flask-limiter logs a full traceback on every request while its storage (Redis) is down:
+    one line per `every_s` instead, without the traceback (the web's store monitor logs the outage itself)."""
+
+    def __init__(self, every_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.every_s, self.clock = every_s, clock
+        self.last: float | None = None
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info or "Swallowing error" not in record.getMessage():
+            return True
+        now = self.clock()
+        if self.last is not None and now - self.last < self.every_s:
+            self.suppressed += 1
+            return False
+        error = record.exc_info[1]
+        record.msg = "rate-limit storage unavailable (%s); limits are not enforced meanwhile%s"
+        more = f" ({self.suppressed} more since the last line)" if self.suppressed else ""
+        record.args = (type(error).__name__, more)
+        record.exc_info = record.exc_text = None
+        self.last, self.suppressed = now, 0
+        return True
 
 
 def _finish(response: Response, limiter: Limiter, item: RateLimitItem, endpoints: tuple[str, ...]) -> Response:

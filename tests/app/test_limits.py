@@ -161,3 +161,31 @@ def test_304s_on_redis_report_the_shared_budget(tmp_path, redis_url):
             assert cached.status_code == 304 and cached.headers["X-RateLimit-Remaining"] == "3"
             assert cached.headers["X-RateLimit-Reset"] == second.headers["X-RateLimit-Reset"]
             assert "Retry-After" not in cached.headers
+
+
+def test_storage_errors_are_one_line_per_minute_without_a_traceback():
+    """flask-limiter logs a traceback per request while Redis is down: the filter keeps one line per minute."""
+    import logging
+
+    from app.rest.limits import StorageErrors
+
+    now = [100.0]
+    quiet = StorageErrors(60.0, clock=lambda: now[0])
+
+    def record() -> logging.LogRecord:
+        try:
+            raise ConnectionError("redis down")
+        except ConnectionError:
+            import sys
+
+            return logging.LogRecord("flask-limiter", logging.ERROR, __file__, 1,
+                                     "Failed to rate limit. Swallowing error", None, sys.exc_info())
+
+    first = record()
+    assert quiet.filter(first) and first.exc_info is None and "ConnectionError" in first.getMessage()
+    assert [quiet.filter(record()) for _ in range(50)] == [False] * 50
+    now[0] += 61
+    later = record()
+    assert quiet.filter(later) and "50 more" in later.getMessage()
+    plain = logging.LogRecord("flask-limiter", logging.WARNING, __file__, 1, "other", None, None)
+    assert quiet.filter(plain) and plain.getMessage() == "other"
