@@ -25,6 +25,7 @@ from typing import Any
 
 from bench import procs
 from bench.fanout import ACCOUNTS, WS_PATH
+from bench.wire import parse_frame
 
 UNPACED = {"WEB_WS_ADMIT_PER_S": "100000", "WEB_WS_ADMIT_PER_ADDRESS_PER_S": "100000",
            "WEB_CONNS_PER_ADDRESS": "100000"}
@@ -74,7 +75,7 @@ async def _attempt(port: int, path: str, sync: bool, deadline_s: float) -> str:
             return "synced"
         buf = b""
         while True:
-            frame = _frame(buf)
+            frame = parse_frame(buf)
             if frame is None:
                 chunk = await asyncio.wait_for(reader.read(65536), deadline_s)
                 if not chunk:
@@ -89,24 +90,6 @@ async def _attempt(port: int, path: str, sync: bool, deadline_s: float) -> str:
                 return "synced"
     except (TimeoutError, OSError, asyncio.IncompleteReadError):
         return "failed"
-
-
-def _frame(buf: bytes) -> tuple[int, bytes, bytes] | None:
-    """(opcode, payload, rest) of the first complete server frame in `buf`, or None."""
-    if len(buf) < 2:
-        return None
-    opcode, length, offset = buf[0] & 0x0F, buf[1] & 0x7F, 2
-    if length == 126:
-        if len(buf) < 4:
-            return None
-        length, offset = struct.unpack("!H", buf[2:4])[0], 4
-    elif length == 127:
-        if len(buf) < 10:
-            return None
-        length, offset = struct.unpack("!Q", buf[2:10])[0], 10
-    if len(buf) < offset + length:
-        return None
-    return opcode, buf[offset:offset + length], buf[offset + length:]
 
 
 async def _burst(port: int, path: str, clients: int, in_flight: int, sync: bool) -> dict[str, Any]:

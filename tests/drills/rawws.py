@@ -8,6 +8,8 @@ import socket
 import struct
 import time
 
+from bench.wire import parse_frame
+
 TEXT, BINARY, CONTINUATION, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 
 
@@ -70,22 +72,11 @@ class Reader:
         self.buf = b""
 
     def _parse(self) -> tuple[int, bytes] | None:
-        buf = self.buf
-        if len(buf) < 2:
+        parsed = parse_frame(self.buf)
+        if parsed is None:
             return None
-        opcode, length, offset = buf[0] & 0x0F, buf[1] & 0x7F, 2
-        if length == 126:
-            if len(buf) < 4:
-                return None
-            length, offset = struct.unpack("!H", buf[2:4])[0], 4
-        elif length == 127:
-            if len(buf) < 10:
-                return None
-            length, offset = struct.unpack("!Q", buf[2:10])[0], 10
-        if len(buf) < offset + length:
-            return None
-        self.buf = buf[offset + length:]
-        return opcode, buf[offset:offset + length]
+        opcode, payload, self.buf = parsed
+        return opcode, payload
 
     def next(self, deadline_s: float) -> tuple[int, bytes] | None:
         """The next frame, None at the deadline; raises Closed on a close frame or EOF."""
@@ -153,24 +144,6 @@ def drain_to_eof(sock: socket.socket, deadline_s: float) -> tuple[bool, int]:
             return True, total
         total += len(chunk)
     return False, total
-
-
-def parse_frame(buf: bytes) -> tuple[int, bytes, bytes] | None:
-    """(opcode, payload, rest) of the first complete server frame in `buf`, None if it is not complete yet."""
-    if len(buf) < 2:
-        return None
-    opcode, length, offset = buf[0] & 0x0F, buf[1] & 0x7F, 2
-    if length == 126:
-        if len(buf) < 4:
-            return None
-        length, offset = struct.unpack("!H", buf[2:4])[0], 4
-    elif length == 127:
-        if len(buf) < 10:
-            return None
-        length, offset = struct.unpack("!Q", buf[2:10])[0], 10
-    if len(buf) < offset + length:
-        return None
-    return opcode, buf[offset:offset + length], buf[offset + length:]
 
 
 async def connect_and_sync(port: int, path: str, deadline_s: float) -> tuple[str, int | None, int]:
