@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.ws_to_store import measure
 from core.history.db import HistoryDB
-from tests.fixtures.simulator import run_simulator
-from tests.fixtures.worker import run_worker, worker_env_for
 
 DAY_MS = 86_400_000
 SAMPLE_MS = 10_000
@@ -47,30 +46,6 @@ def _p(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-def _frame_to_store(store_env: dict[str, str], trades: int, warmup_s: float) -> list[float]:
-    """bench/ws_to_store.py's measurement, after a warm-up: the worker's start (migration, first backfill) is not
-    what a trade pays in steady state."""
-    with run_simulator(tick_ms=100) as sim:
-        env = worker_env_for(sim, store_env, accounts=1)
-        with run_worker(env) as worker:
-            store = worker.store()
-            index = sim.control.accounts()[0]["account_index"]
-            worker.wait_for(lambda: (s := store.account(index)) and s["sections"]["positions"]["data"], 15)
-            worker.run_for(warmup_s)
-            sim.control.pause()
-            samples = []
-            for n in range(trades):
-                settled = store.account(index)["sections"]["positions"]["data"]
-                worker.wait_for(lambda: store.account(index)["sections"]["positions"]["data"]
-                                == sim.control.state(index)["account"]["positions"], 5)
-                started = time.perf_counter()
-                sim.control.trade(index, 0, "0.0100", n % 2 == 0)
-                worker.wait_for(lambda: store.account(index)["sections"]["positions"]["data"] != settled,
-                                2, interval=0.0005)
-                samples.append((time.perf_counter() - started) * 1000)
-    return samples
-
-
 def latency(cfg: HistoryConfig, log: Callable[[str], None]) -> dict[str, Any]:
     """History off and on, alternated `cfg.rounds` times (the machine's load drifts; both see the same drift)."""
     samples: dict[str, list[float]] = {"off": [], "on": []}
@@ -79,7 +54,7 @@ def latency(cfg: HistoryConfig, log: Callable[[str], None]) -> dict[str, Any]:
             directory = tempfile.mkdtemp(prefix="lb-bench-history-")
             env = {"CACHE_DIR": f"{directory}/store", "HISTORY_ENABLED": enabled,
                    "DATABASE_URL": f"sqlite:///{directory}/history.sqlite3"}
-            samples[label] += _frame_to_store(env, cfg.trades, cfg.warmup_s)
+            samples[label] += measure(env, cfg.trades, cfg.warmup_s)
     out: dict[str, Any] = {}
     for label, values in samples.items():
         out[label] = {"p50_ms": round(statistics.median(values), 2), "p99_ms": round(_p(values, 0.99), 2),
