@@ -17,6 +17,7 @@ from worker.ingest.merge import AccountState
 
 log = logging.getLogger(__name__)
 STORE_ERRORS = (StoreError, RedisError, OSError)
+STORE_RETRY_CAP_S = 1.0
 
 
 class Sink:
@@ -42,7 +43,9 @@ class Sink:
         self._clock = clock
         self._wake = gevent.event.Event()
         self._kick = gevent.event.Event()  # heal(): retry now, whatever the backoff says
-        self._retry = Retry(clock, 0.2, cap=5.0, healthy_after=10.0)
+        # Capped at 1 s: the store is ours, an attempt a second costs nothing, and the promise is fresh data within
+        # 2 s of the store coming back, whatever the length of the outage (a 5 s cap broke it after 12 s down).
+        self._retry = Retry(clock, 0.2, cap=STORE_RETRY_CAP_S, healthy_after=10.0)
         self._last_confirm = 0.0
         self._tracked_due = True
         self.seq: int | None = None
