@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
+from core.alerts.config import AlertSettings, alerts_from_env
 from core.env import RecordingEnv, Secret, SettingsError, int_value, number, optional_int
 from core.envnames import check as check_names
 from core.history.config import HistorySettings, history_from_env
@@ -93,6 +94,7 @@ class Settings:
     worker: WorkerTuning = field(default_factory=WorkerTuning)
     web: WebTuning = field(default_factory=WebTuning)
     history: HistorySettings = field(default_factory=HistorySettings)  # DATABASE_URL, HISTORY_* (docs/history.md)
+    alerts: AlertSettings = field(default_factory=AlertSettings)  # ALERTS, ALERTS_FILE, ALERTS_* (docs/alerts.md)
 
     @property
     def requests_per_minute_per_egress(self) -> int | None:
@@ -115,6 +117,7 @@ class Settings:
         values += [p.password.reveal() for group in self.proxies.values() for p in group if p.password]
         values += [s.reveal() for s in (self.api_token, self.redis_url) if s]
         values += self.history.secrets()
+        values += self.alerts.secrets()
         return values
 
 
@@ -183,6 +186,7 @@ def _settings(env: Mapping[str, str], given: Mapping[str, str]) -> Settings:
         worker=worker_from_env(env),
         web=web_from_env(env),
         history=history_from_env(env),
+        alerts=alerts_from_env(env),
     )
 
 

@@ -12,6 +12,7 @@ from core.settings import Settings
 from core.snapshot import now_ms
 from core.store import Store
 from core.tuning import WorkerTuning
+from worker.alerts import attach as attach_alerts
 from worker.history import attach as attach_history
 from worker.runtime import Runtime
 from worker.sink import STORE_ERRORS
@@ -122,6 +123,7 @@ def main(settings: Settings, tuning: WorkerTuning, store: Store | None = None) -
     group = gevent.pool.Group()
     jobs = [("sink", rt.sink.run, rt.stop), ("status", _status_loop, rt), ("summary", _summary_loop, rt)]
     jobs += attach_history(rt)  # history: fed by the sink, writes the database (worker/history)
+    jobs += attach_alerts(rt)  # alerts: fed by the sink, outbox in the history database (worker/alerts)
     for egress in rt.egresses:
         jobs.append((f"rest:{egress.id}", RestPoller(rt, egress).run, rt.stop))
         if tuning.ws:

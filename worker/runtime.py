@@ -25,6 +25,7 @@ from worker.upstream.egress import Egress, build_egresses
 from worker.upstream.tokens import Tokens
 
 if TYPE_CHECKING:
+    from worker.alerts import AlertWorker
     from worker.history.recorder import HistoryRecorder
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class Runtime:
         confirm_every = max(0.25, min(2.0, settings.cache_ttl / 5))
         self.sink = Sink(store, self.states.values(), confirm_every, self.record_error, clock)
         self.history: HistoryRecorder | None = None  # set by worker.history.attach (None: history disabled)
+        self.alerts: AlertWorker | None = None  # set by worker.alerts.attach (None: no alert rules)
 
     def _previous(self, index: int) -> Snapshot | None:
         """The last snapshot a previous run wrote: serve it (aging into staleness) until upstream answers."""

@@ -1,0 +1,94 @@
+"""The durable alert outbox, in the history database: one row per (alert id, destination).
+
+Rows are inserted when an alert fires and marked when delivered (or given up), so a restart loses nothing. The
+unique (event_id, destination) key makes a re-fired alert (same id) a no-op. I/O runs through HistoryDB.offload
+(off the gevent hub for SQLite; psycopg 3 is cooperative).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+    update,
+)
+
+from core.history.db import HistoryDB
+
+metadata = MetaData()
+ID = BigInteger().with_variant(Integer, "sqlite")
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+ERROR_CHARS = 300  # a delivery error is stored (redacted) up to this long
+
+alert_outbox = Table(
+    "alert_outbox", metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False),       # the idempotency key (webhook-id)
+    Column("destination", String(100), nullable=False),
+    Column("rule", String(100), nullable=False),
+    Column("account_index", BigInteger, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),                 # the JSON payload, sent verbatim on every attempt
+    Column("status", String(10), nullable=False),         # pending | delivered | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_at_ms", BigInteger, nullable=False),
+    Column("last_code", Integer),                         # the receiver's last HTTP status (webhooks)
+    Column("last_error", String(ERROR_CHARS)),
+    Column("delivered_ms", BigInteger),
+    UniqueConstraint("event_id", "destination", name="uq_alert_outbox"),
+    Index("ix_alert_outbox_pending", "status", "destination", "id"),
+)
+
+
+class AlertOutbox:
+    def __init__(self, db: HistoryDB) -> None:
+        self.db = db
+
+    def add(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert pending rows; a row whose (event_id, destination) is already there is skipped."""
+        def run() -> None:
+            with self.db.engine.begin() as conn:
+                conn.execute(self.db._insert_ignore(alert_outbox), list(rows))
+        if rows:
+            self.db.offload(run)
+
+    def head(self, destination: str) -> dict[str, Any] | None:
+        """The oldest pending row of a destination: delivery is in order, one at a time per destination."""
+        c = alert_outbox.c
+        rows = self.db._rows(select(alert_outbox).where(c.status == PENDING, c.destination == destination)
+                             .order_by(c.id).limit(1))
+        return rows[0] if rows else None
+
+    def mark(self, row_id: int, **values: Any) -> None:
+        def run() -> None:
+            with self.db.engine.begin() as conn:
+                conn.execute(update(alert_outbox).where(alert_outbox.c.id == row_id).values(**values))
+        self.db.offload(run)
+
+    def log(self, limit: int) -> list[dict[str, Any]]:
+        """The newest rows, without their bodies."""
+        c = alert_outbox.c
+        return self.db._rows(select(c.id, c.event_id, c.destination, c.rule, c.account_index, c.created_ms,
+                                    c.status, c.attempts, c.next_at_ms, c.last_code, c.last_error, c.delivered_ms)
+                             .order_by(c.id.desc()).limit(limit))
+
+    def last_fired(self) -> dict[str, int]:
+        c = alert_outbox.c
+        rows = self.db._rows(select(c.rule, func.max(c.created_ms).label("at")).group_by(c.rule))
+        return {row["rule"]: int(row["at"]) for row in rows}
+
+    def pending_count(self) -> int:
+        c = alert_outbox.c
+        rows = self.db._rows(select(func.count().label("n")).where(c.status == PENDING))
+        return int(rows[0]["n"])
