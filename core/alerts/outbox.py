@@ -66,7 +66,7 @@ class AlertOutbox:
     def head(self, destination: str) -> dict[str, Any] | None:
         """The oldest pending row of a destination: delivery is in order, one at a time per destination."""
         c = alert_outbox.c
-        rows = self.db._rows(select(alert_outbox).where(c.status == PENDING, c.destination == destination)
+        rows = self._rows(select(alert_outbox).where(c.status == PENDING, c.destination == destination)
                              .order_by(c.id).limit(1))
         return rows[0] if rows else None
 
@@ -79,16 +79,23 @@ class AlertOutbox:
     def log(self, limit: int) -> list[dict[str, Any]]:
         """The newest rows, without their bodies."""
         c = alert_outbox.c
-        return self.db._rows(select(c.id, c.event_id, c.destination, c.rule, c.account_index, c.created_ms,
+        return self._rows(select(c.id, c.event_id, c.destination, c.rule, c.account_index, c.created_ms,
                                     c.status, c.attempts, c.next_at_ms, c.last_code, c.last_error, c.delivered_ms)
                              .order_by(c.id.desc()).limit(limit))
 
     def last_fired(self) -> dict[str, int]:
         c = alert_outbox.c
-        rows = self.db._rows(select(c.rule, func.max(c.created_ms).label("at")).group_by(c.rule))
+        rows = self._rows(select(c.rule, func.max(c.created_ms).label("at")).group_by(c.rule))
         return {row["rule"]: int(row["at"]) for row in rows}
+
+    def _rows(self, query: Any) -> list[dict[str, Any]]:
+        def run() -> list[dict[str, Any]]:
+            with self.db.engine.connect() as conn:
+                # str(): column names are quoted_name (a str subclass), which orjson refuses as keys.
+                return [{str(k): v for k, v in row._mapping.items()} for row in conn.execute(query)]
+        return self.db.offload(run)
 
     def pending_count(self) -> int:
         c = alert_outbox.c
-        rows = self.db._rows(select(func.count().label("n")).where(c.status == PENDING))
+        rows = self._rows(select(func.count().label("n")).where(c.status == PENDING))
         return int(rows[0]["n"])

@@ -1,0 +1,95 @@
+"""REST for alerts (docs/alerts.md): GET /api/alerts (rules, destinations, last fired, the delivery log) and
+POST /api/alerts/test (a test message to each destination; needs API_TOKEN set and presented).
+
+Same token rule and rate limit as the rest of /api. Destination URLs and secrets are never served: a destination
+shows its name, kind and URL scheme only. The web reads the outbox; the worker writes it.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from flask import Blueprint, Flask, Response, current_app, request
+
+from app import auth
+from app.errors import error_response
+from app.services import services
+from core.alerts.deliver import payload, send
+from core.alerts.evaluate import SERVICE, Alert, alert_id
+from core.alerts.outbox import AlertOutbox
+from core.history.db import DB_ERRORS, HistoryDB
+from core.settings import Settings
+from core.snapshot import now_ms
+
+log = logging.getLogger(__name__)
+alerts = Blueprint("alerts", __name__, url_prefix="/api")
+_DB_KEY = "lighter_broadcaster_alerts_db"
+DELIVERY_LOG_ROWS = 50  # the newest outbox rows GET /api/alerts shows
+
+
+def _outbox() -> AlertOutbox:
+    db: HistoryDB | None = current_app.extensions.get(_DB_KEY)
+    if db is None:
+        db = HistoryDB(services().settings.history.database_url.reveal())
+        current_app.extensions[_DB_KEY] = db
+    return AlertOutbox(db)
+
+
+@alerts.before_request
+def _require_token() -> Response | None:
+    if not auth.authorized(services().settings, request):
+        return error_response(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+    return None
+
+
+@alerts.get("/alerts")
+def view() -> Response:
+    settings = services().settings.alerts
+    body: dict[str, Any] = {
+        "enabled": settings.enabled,
+        "destinations": [d.public() for d in settings.rules.destinations.values()],
+        "rules": [r.public() for r in settings.rules.rules],
+        "pending": None, "deliveries": [], "outbox": "unavailable",
+    }
+    if settings.enabled:
+        try:
+            outbox = _outbox()
+            last = outbox.last_fired()
+            body["deliveries"] = outbox.log(DELIVERY_LOG_ROWS)
+            body["pending"] = outbox.pending_count()
+            body["outbox"] = "ok"
+            for rule in body["rules"]:
+                rule["last_fired"] = last.get(rule["name"])
+        except DB_ERRORS as exc:
+            # Not migrated yet (the worker creates the table) or the database is away: the rules still show.
+            log.warning("alerts outbox read failed: %s", type(exc).__name__)
+    response = Response(orjson.dumps(body), mimetype="application/json")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@alerts.post("/alerts/test")
+def test() -> Response:
+    current = services().settings
+    if current.api_token is None:
+        return error_response(403, "POST /api/alerts/test needs API_TOKEN to be set")
+    settings = current.alerts
+    if not settings.enabled:
+        return error_response(409, "no alert rules configured (ALERTS or ALERTS_FILE)")
+    at = now_ms()
+    results = []
+    for destination in settings.rules.destinations.values():
+        alert = Alert(id=alert_id("test", destination.name, at), rule="test", when="test", account=SERVICE, at=at,
+                      values={"message": "a test message from POST /api/alerts/test"}, to=(destination.name,))
+        body = orjson.dumps(payload(alert, None, settings.public_url)).decode()
+        outcome = send(destination, alert.id, body, settings.timeout_s)
+        results.append({"destination": destination.name, "kind": destination.kind, "ok": outcome.ok,
+                        "status_code": outcome.code, "error": outcome.error, "id": alert.id})
+    status = 200 if all(r["ok"] for r in results) else 502
+    return Response(orjson.dumps({"results": results}), status=status, mimetype="application/json")
+
+
+def init_app(app: Flask, settings: Settings, limiter: Any) -> None:
+    limiter.limit(settings.rate_limit)(alerts)
+    app.register_blueprint(alerts)
