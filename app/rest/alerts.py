@@ -93,3 +93,53 @@ def test() -> Response:
 def init_app(app: Flask, settings: Settings, limiter: Any) -> None:
     limiter.limit(settings.rate_limit)(alerts)
     app.register_blueprint(alerts)
+
+
+# -- OpenAPI (merged into /api/openapi.json by app/rest/openapi.py) ---------------------------------------------
+_OBJ = {"type": "object"}
+_INT_N = {"type": "integer", "nullable": True}
+SCHEMAS: dict[str, Any] = {
+    "AlertDelivery": {"type": "object", "required": ["id", "event_id", "destination", "rule", "status", "attempts"],
+                      "properties": {"id": {"type": "integer"}, "event_id": {"type": "string"},
+                                     "destination": {"type": "string"}, "rule": {"type": "string"},
+                                     "account_index": {"type": "integer"}, "created_ms": {"type": "integer"},
+                                     "status": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+                                     "attempts": {"type": "integer"}, "next_at_ms": {"type": "integer"},
+                                     "last_code": _INT_N, "last_error": {"type": "string", "nullable": True},
+                                     "delivered_ms": _INT_N}},
+    "Alerts": {"type": "object", "required": ["enabled", "destinations", "rules", "deliveries", "outbox"],
+               "properties": {"enabled": {"type": "boolean"},
+                              "destinations": {"type": "array", "items": _OBJ,
+                                               "description": "name, kind, URL scheme (never the URL)"},
+                              "rules": {"type": "array", "items": _OBJ,
+                                        "description": "each rule as configured, with last_fired (ms or null)"},
+                              "pending": _INT_N,
+                              "deliveries": {"type": "array",
+                                             "items": {"$ref": "#/components/schemas/AlertDelivery"}},
+                              "outbox": {"type": "string", "enum": ["ok", "unavailable"]}}},
+    "AlertTest": {"type": "object", "required": ["results"],
+                  "properties": {"results": {"type": "array", "items": _OBJ}}},
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def openapi_paths(errors: Any) -> dict[str, Any]:
+    """`errors(*statuses)` is openapi.py's error-response builder."""
+    def json(schema: str, description: str) -> dict[str, Any]:
+        return {"description": description,
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+    return {
+        "/api/alerts": {"get": {"summary": "Alert rules, destinations (redacted), last fired, the delivery log "
+                                           "(docs/alerts.md)",
+                                "responses": {"200": json("Alerts", "Alerts"), **errors(401, 429)}}},
+        "/api/alerts/test": {"post": {"summary": "Send a test message to each destination (needs API_TOKEN)",
+                                      "responses": {"200": json("AlertTest", "Every destination took it"),
+                                                    "502": json("AlertTest", "Some destination failed"),
+                                                    "403": _error("API_TOKEN is not set"),
+                                                    "409": _error("No alert rules configured"),
+                                                    **errors(401, 429)}}},
+    }
