@@ -15,7 +15,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from app import auth
 from app.errors import error_response
 from app.services import services
-from core.alerts.deliver import payload, send
+from core.alerts.deliver import payload, send, warm_up
 from core.alerts.evaluate import SERVICE, Alert, alert_id
 from core.alerts.outbox import AlertOutbox
 from core.history.db import DB_ERRORS, HistoryDB
@@ -92,6 +92,8 @@ def test() -> Response:
 
 def init_app(app: Flask, settings: Settings, limiter: Any) -> None:
     limiter.limit(settings.rate_limit)(alerts)
+    if any(d.kind == "apprise" for d in settings.alerts.rules.destinations.values()):
+        warm_up()  # at app creation, not inside the first POST /api/alerts/test (CPU-bound plugin loading)
     app.register_blueprint(alerts)
 
 

@@ -1,7 +1,9 @@
 """Delivery of one message to one destination: Standard Webhooks (signed JSON over HTTP) or apprise.
 
 Both block their caller only: under gevent's monkey patching, requests (used by us and by apprise) waits
-cooperatively (tests/alerts/test_gevent.py holds it with a heartbeat greenlet).
+cooperatively (tests/alerts/test_gevent.py holds it with a heartbeat greenlet). apprise's import (~0.5 s) and its
+first `add` (it loads its plugins: ~0.4 s of CPU) would stall the hub inside a delivery: both happen at start
+(`warm_up`, called by worker/alerts and app/rest/alerts).
 """
 from __future__ import annotations
 
@@ -49,6 +51,14 @@ def summary(body: dict[str, Any]) -> tuple[str, str]:
     if body.get("link"):
         text += f"\n{body['link']}"
     return title, text
+
+
+def warm_up() -> None:
+    """Import apprise and load its plugins now (CPU-bound, once per process), not during the first delivery.
+    Imported lazily: a process without apprise destinations does not pay for it."""
+    import apprise
+
+    apprise.Apprise().add("json://localhost")
 
 
 def send(destination: Destination, event_id: str, body: str, timeout_s: float) -> Outcome:

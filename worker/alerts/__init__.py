@@ -17,7 +17,7 @@ import gevent.event
 import orjson
 
 from core.alerts.config import AlertSettings
-from core.alerts.deliver import payload, retry_delay, send
+from core.alerts.deliver import payload, retry_delay, send, warm_up
 from core.alerts.evaluate import Alert, Evaluator
 from core.alerts.outbox import DELIVERED, FAILED, PENDING, AlertOutbox
 from core.history.db import DB_ERRORS, HistoryDB
@@ -173,6 +173,8 @@ def attach(rt: Runtime, db: HistoryDB | None = None) -> list[tuple[str, Callable
         return []
     if db is None:
         db = rt.history.db if rt.history is not None else HistoryDB(rt.settings.history.database_url.reveal())
+    if any(d.kind == "apprise" for d in settings.rules.destinations.values()):
+        warm_up()  # before the hub runs anything else: apprise's plugin loading is CPU-bound
     worker = AlertWorker(rt, settings, db)
     worker.evaluator.seed(_copy(state.snapshot) for state in rt.states.values())
     rt.sink.on_alerts = worker.offer
