@@ -3,6 +3,7 @@ Webhook.verify, records what arrived, and answers with a status the test chooses
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ class Received:
     body: bytes
     verified: bool
     answered: int
+    at: float = 0.0  # time.monotonic() when it was read (benchmarks)
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -52,6 +54,7 @@ def receiving(secret: str = SECRET) -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            at = time.monotonic()
             headers = {k.lower(): v for k, v in self.headers.items()}
             verified = False
             if "webhook-id" in headers:
@@ -64,7 +67,7 @@ def receiving(secret: str = SECRET) -> Iterator[Receiver]:
                 receiver.stall.wait(30)
             status = receiver.answer()
             with receiver.lock:
-                receiver.requests.append(Received(self.path, headers, body, verified, status))
+                receiver.requests.append(Received(self.path, headers, body, verified, status, at))
             self.send_response(status)
             self.send_header("content-length", "2")
             self.end_headers()
