@@ -1,0 +1,39 @@
+"""The writer lease's gate: a paused AlertWorker evaluates and queues nothing but keeps its baseline current, so a
+resume reports what happens next, not what happened while another worker was active."""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from core.alerts.config import AlertSettings
+from core.alerts.rules import parse
+from core.history.db import HistoryDB
+from tests.history.snapshots import snap, trade
+from worker.alerts import AlertWorker
+
+RULES = """
+[destinations.ops]
+webhook = "https://hooks.example/x"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+[[rules]]
+name = "fills"
+when = "fill"
+"""
+
+
+def test_paused_evaluates_nothing_and_resumes_from_now(tmp_path: Path) -> None:
+    errors: list[Any] = []
+    rt = SimpleNamespace(accounts={}, egresses=[], record_error=lambda *a: errors.append(a))
+    db = HistoryDB(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    worker = AlertWorker(rt, AlertSettings(rules=parse(RULES, "ALERTS"), group_s=0), db)  # type: ignore[arg-type]
+    worker.evaluator.seed([snap(trades=[])])
+    worker.pause()
+    worker.offer([snap(trades=[trade(1, 10)])])          # a fill while the other worker is active
+    assert worker.queued == [] and worker.evaluator.groups == {}
+    worker.resume()
+    assert worker.resumed.is_set()
+    worker.offer([snap(trades=[trade(1, 10), trade(2, 20)])])
+    [alert] = worker.queued
+    assert [e["trade_id"] for e in alert.values["events"]] == [2]  # only the fill after the resume
+    db.close()
