@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from core.alerts.evaluate import margin_usage
 from core.alerts.outbox import AlertOutbox
 from core.history.db import HistoryDB
 from tests.alerts.receiver import SECRET, Receiver, receiving
@@ -36,9 +38,10 @@ secret = "{SECRET}"
 name = "fills"
 when = "fill"
 """
-    return worker_env_for(sim, {"CACHE_DIR": str(tmp_path / "store")}, accounts=1, UPSTREAM_TIER="unlimited",
-                          DATABASE_URL=f"sqlite:///{tmp_path / 'history.sqlite3'}", ALERTS=rules,
-                          ALERTS_GROUP_S="0", ALERTS_RETRY_BASE_S="0.1", ALERTS_RETRY_CAP_S="0.4", **overrides)
+    settings = {"UPSTREAM_TIER": "unlimited", "DATABASE_URL": f"sqlite:///{tmp_path / 'history.sqlite3'}",
+                "ALERTS": rules, "ALERTS_GROUP_S": "0", "ALERTS_RETRY_BASE_S": "0.1", "ALERTS_RETRY_CAP_S": "0.4",
+                **overrides}
+    return worker_env_for(sim, {"CACHE_DIR": str(tmp_path / "store")}, accounts=1, **settings)
 
 
 def ready(worker: RunningWorker, account: int, outbox: AlertOutbox) -> None:
@@ -133,3 +136,48 @@ def test_kill_9_with_alerts_in_the_outbox(simulator: RunningSimulator, tmp_path:
             worker.wait_for(lambda: outbox.pending_count() == 0, 30, message="delivered after the restart")
             worker.run_for(1.0)  # nothing more: the restart's baseline is not news
         delivered_once_in_order(receiver, outbox)
+
+
+def near(value: float | None, target: float, other: float) -> bool:
+    """Closer to `target` than to `other` (fees move the equity a little on every trade)."""
+    return value is not None and abs(value - target) < abs(value - other)
+
+
+def test_a_flapping_margin_condition_sends_one_message_per_cooldown(simulator: RunningSimulator,
+                                                                    tmp_path: Path) -> None:
+    """Buy, sell, buy... moves margin usage across the threshold and back past its clear level every 200 ms for
+    6 s; with a 2.5 s cooldown that is at most 3 messages (one at the start, then one per cooldown), not 30."""
+    simulator.control.pause()
+    with receiving() as receiver:
+        base = env_for(simulator, tmp_path, receiver, ALERTS="")
+        account = int(base["Lighter_1_1_Account_Index"])
+        with run_worker(base) as worker:  # learn the usage before and after one trade, with no rules
+            store = worker.store()
+            usage = lambda: margin_usage(store.account(account) or {})  # type: ignore[arg-type]  # noqa: E731
+            before = worker.wait_for(usage, 20, message="margin usage known")
+            simulator.control.trade(account, MARKET, "0.5", is_ask=False)
+            after = worker.wait_for(lambda: usage() if usage() != before else None, 20, message="usage moved")
+            simulator.control.trade(account, MARKET, "0.5", is_ask=True)
+            worker.wait_for(lambda: near(usage(), before, after), 20, message="usage back")
+        low, high = sorted((before, after))
+        rules = (f'[destinations.ops]\nwebhook = "{receiver.url()}"\nsecret = "{SECRET}"\n'
+                 f'[[rules]]\nname = "margin"\nwhen = "margin_usage_above"\npercent = {(low + high) / 2}\n'
+                 f'clear_below = {low + (high - low) / 4}\ncooldown_s = 2.5\n')
+        env = {**base, "ALERTS": rules, "CACHE_DIR": str(tmp_path / "store2")}
+        outbox = AlertOutbox(HistoryDB(env["DATABASE_URL"]))
+        with run_worker(env) as worker:
+            ready(worker, account, outbox)
+            store = worker.store()
+            started = time.monotonic()
+            flips = 0
+            while time.monotonic() - started < 6.0:
+                simulator.control.trade(account, MARKET, "0.5", is_ask=flips % 2 == 1)  # buy, sell, buy...
+                flips += 1
+                target, other = (after, before) if flips % 2 == 1 else (before, after)
+                worker.wait_for(lambda t=target, o=other: near(usage(), t, o), 10, message="usage flipped")
+            worker.wait_for(lambda: outbox.pending_count() == 0 and receiver.delivered(), 10, message="delivered")
+            worker.run_for(0.5)
+        messages = receiver.delivered()
+        assert flips >= 10  # it really flapped
+        assert 1 <= len(messages) <= 3, [m.json()["values"] for m in messages]
+        assert len({m.headers["webhook-id"] for m in messages}) == len(messages)
