@@ -75,3 +75,22 @@ def test_fills_reach_a_signed_webhook_and_apprise_once(simulator: RunningSimulat
         for secret in ("HOOKSECRET", "CHATSECRET", SECRET):
             assert secret not in log
         db.close()
+
+
+def test_a_geo_block_is_an_upstream_blocked_alert(simulator: RunningSimulator, tmp_path: Path) -> None:
+    with receiving() as hook:
+        rules = (f'[destinations.ops]\nwebhook = "{hook.url()}"\nsecret = "{SECRET}"\n'
+                 '[[rules]]\nname = "blocked"\nwhen = "upstream_blocked"\n')
+        env = worker_env_for(simulator, {"CACHE_DIR": str(tmp_path / "store")}, accounts=1,
+                             DATABASE_URL=f"sqlite:///{tmp_path / 'history.sqlite3'}", ALERTS=rules,
+                             ALERTS_TICK_S="0.2")
+        simulator.control.geo_block(True)
+        try:
+            with run_worker(env) as worker:
+                worker.wait_for(hook.delivered, 30, message="upstream_blocked delivered")
+        finally:
+            simulator.control.geo_block(False)
+    [message] = hook.delivered()
+    body = message.json()
+    assert body["event"] == "upstream_blocked" and body["account"] is None and message.verified
+    assert body["values"]["ws_refused_egresses"] == ["direct"]

@@ -23,6 +23,7 @@ from core.alerts.outbox import DELIVERED, FAILED, PENDING, AlertOutbox
 from core.history.db import DB_ERRORS, HistoryDB
 from core.snapshot import Snapshot, now_ms
 from worker.runtime import Runtime
+from worker.states import WsState
 
 log = logging.getLogger(__name__)
 DB_RETRY_S = 1.0  # the outbox's database is retried this often while it is away
@@ -105,11 +106,14 @@ class AlertWorker:
                 self._wake.set()
 
     def _service(self, now: int) -> list[Alert]:
-        """upstream_blocked holds while 429s keep coming (any new one since the last check)."""
+        """upstream_blocked holds while 429s keep coming (any new one since the last check) or while an egress's
+        WebSocket is refused (Lighter's geo-block: readonly or REST only)."""
         limited = sum(e.rate_limited for e in self.rt.egresses)
         fresh = limited - self._rate_limited
         self._rate_limited = limited
-        return self.evaluator.service("upstream_blocked", fresh > 0, now, {"rate_limited": fresh})
+        refused = sorted(e.id for e in self.rt.egresses if e.ws.state in (WsState.READONLY, WsState.REST_ONLY))
+        return self.evaluator.service("upstream_blocked", fresh > 0 or bool(refused), now,
+                                      {"rate_limited": fresh, "ws_refused_egresses": refused})
 
     def _write(self) -> None:
         rows: list[dict[str, Any]] = []
