@@ -24,7 +24,7 @@ when = "fill"
 
 def test_paused_evaluates_nothing_and_resumes_from_now(tmp_path: Path) -> None:
     errors: list[Any] = []
-    rt = SimpleNamespace(accounts={}, egresses=[], record_error=lambda *a: errors.append(a))
+    rt = SimpleNamespace(accounts={}, egresses=[], record_error=lambda *a: errors.append(a), pid=1)
     db = HistoryDB(f"sqlite:///{tmp_path / 'h.sqlite3'}")
     worker = AlertWorker(rt, AlertSettings(rules=parse(RULES, "ALERTS"), group_s=0), db)  # type: ignore[arg-type]
     worker.evaluator.seed([snap(trades=[])])
@@ -36,4 +36,22 @@ def test_paused_evaluates_nothing_and_resumes_from_now(tmp_path: Path) -> None:
     worker.offer([snap(trades=[trade(1, 10), trade(2, 20)])])
     [alert] = worker.queued
     assert [e["trade_id"] for e in alert.values["events"]] == [2]  # only the fill after the resume
+    db.close()
+
+
+def test_taking_over_from_another_worker_is_an_alert(tmp_path: Path) -> None:
+    rules = RULES + '[[rules]]\nname = "takeover"\nwhen = "standby_took_over"\ncooldown_s = 0\n'
+    rt = SimpleNamespace(accounts={}, egresses=[], record_error=lambda *a: None, pid=42)
+    db = HistoryDB(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    worker = AlertWorker(rt, AlertSettings(rules=parse(rules, "ALERTS")), db)  # type: ignore[arg-type]
+    worker.pause()
+    worker.resume()  # an ordinary start or a resume of our own lease: nothing
+    assert worker.queued == []
+    worker.pause()
+    worker.resume(took_over=True)
+    [alert] = worker.queued
+    assert (alert.rule, alert.when, alert.account, alert.values["pid"]) == ("takeover", "standby_took_over", -1, 42)
+    worker.pause()
+    worker.resume(took_over=True)  # each takeover is news (cooldown_s = 0 here)
+    assert len(worker.queued) == 2
     db.close()

@@ -4,7 +4,8 @@ destination.
 How it plugs in (worker/main.py): `attach(rt)` builds the AlertWorker, hooks it to the sink
 (`rt.sink.on_alerts`), sets `rt.alerts` and returns the greenlets to run. The writer lease gates it with
 `rt.alerts.pause()` / `rt.alerts.resume()`: paused, nothing is evaluated or sent (the standby's senders stay idle;
-the outbox rows wait in the database for whichever worker is active).
+the outbox rows wait in the database for whichever worker is active). `resume(took_over=True)` when the lease was
+taken from another worker sends `standby_took_over`.
 """
 from __future__ import annotations
 
@@ -51,8 +52,13 @@ class AlertWorker:
     def pause(self) -> None:
         self.active = False
 
-    def resume(self) -> None:
+    def resume(self, took_over: bool = False) -> None:
+        """`took_over`: the lease was taken from another worker (a standby became active), which is itself an
+        alert (`standby_took_over`)."""
         self.active = True
+        if took_over:
+            self._queue(self.evaluator.service("standby_took_over", True, now_ms(), {"pid": self.rt.pid}))
+            self.evaluator.service("standby_took_over", False, now_ms(), {})  # an event: clear at once
         self.resumed.set()
         self._wake.set()
         for event in self._send_wake.values():
