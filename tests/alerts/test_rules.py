@@ -139,3 +139,20 @@ def test_settings_wire_alerts_and_redact_destinations() -> None:
         from_env({"ALERTS_RETRY_BASE_S": "10", "ALERTS_RETRY_CAP_S": "1"})
     with pytest.raises(SettingsError, match="^PUBLIC_URL must be"):
         from_env({"PUBLIC_URL": "dash.example"})
+
+
+@pytest.mark.parametrize("entry", ["worker.py", "web.py"])
+def test_a_bad_rule_fails_the_start_with_one_line(entry: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.paths import ROOT
+
+    bad = DEST + "[[rules]]\nname = \"margin\"\nwhen = \"margin_usage_above\"\npercent = 80\nclear_below = 95\n"
+    done = subprocess.run([sys.executable, entry], cwd=ROOT, capture_output=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "DOTENV_FILE": "", "ALERTS": bad,
+                               "CACHE_DIR": str(tmp_path / "store")})
+    output = (done.stdout + done.stderr).decode().strip()
+    assert done.returncode != 0
+    assert output.splitlines() == [output] and "rule 'margin': clear_below must not be above percent" in output
+    assert "TOPSECRET" not in output and "Traceback" not in output
