@@ -10,45 +10,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
     func,
     select,
     update,
 )
 
+from core.alerts.tables import ERROR_CHARS, alert_outbox
 from core.history.db import HistoryDB
 
-metadata = MetaData()
-ID = BigInteger().with_variant(Integer, "sqlite")
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-ERROR_CHARS = 300  # a delivery error is stored (redacted) up to this long
+__all__ = ["ERROR_CHARS", "AlertOutbox", "alert_outbox"]
 
-alert_outbox = Table(
-    "alert_outbox", metadata,
-    Column("id", ID, primary_key=True, autoincrement=True),
-    Column("event_id", String(64), nullable=False),       # the idempotency key (webhook-id)
-    Column("destination", String(100), nullable=False),
-    Column("rule", String(100), nullable=False),
-    Column("account_index", BigInteger, nullable=False),
-    Column("created_ms", BigInteger, nullable=False),
-    Column("body", Text, nullable=False),                 # the JSON payload, sent verbatim on every attempt
-    Column("status", String(10), nullable=False),         # pending | delivered | failed
-    Column("attempts", Integer, nullable=False),
-    Column("next_at_ms", BigInteger, nullable=False),
-    Column("last_code", Integer),                         # the receiver's last HTTP status (webhooks)
-    Column("last_error", String(ERROR_CHARS)),
-    Column("delivered_ms", BigInteger),
-    UniqueConstraint("event_id", "destination", name="uq_alert_outbox"),
-    Index("ix_alert_outbox_pending", "status", "destination", "id"),
-)
 
 
 class AlertOutbox:
