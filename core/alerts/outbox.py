@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
+    delete,
     func,
     select,
     update,
@@ -47,6 +48,16 @@ class AlertOutbox:
             with self.db.engine.begin() as conn:
                 conn.execute(update(alert_outbox).where(alert_outbox.c.id == row_id).values(**values))
         self.db.offload(run)
+
+    def prune(self, before_ms: int) -> int:
+        """Delete delivered and failed rows fired before `before_ms` (pending rows stay until sent or given up)."""
+        c = alert_outbox.c
+
+        def run() -> int:
+            with self.db.engine.begin() as conn:
+                return int(conn.execute(delete(alert_outbox).where(c.status != PENDING,
+                                                                    c.created_ms < before_ms)).rowcount or 0)
+        return self.db.offload(run)
 
     def log(self, limit: int) -> list[dict[str, Any]]:
         """The newest rows, without their bodies."""

@@ -41,6 +41,8 @@ def test_outbox(outbox: AlertOutbox) -> None:
     log = outbox.log(10)
     assert [r["event_id"] for r in log] == ["b", "a", "a"] and "body" not in log[0]
     assert all(type(key) is str for key in log[0])  # plain str keys: orjson serialises them
+    assert outbox.prune(before_ms=10) == 1  # the delivered row; pending ones stay however old
+    assert outbox.pending_count() == 2 and len(outbox.log(10)) == 2
 
 
 def test_retry_schedule_is_capped_exponential_with_jitter() -> None:

@@ -27,6 +27,7 @@ from worker.runtime import Runtime
 from worker.states import WsState
 
 log = logging.getLogger(__name__)
+PRUNE_EVERY_S = 3600.0  # delivered and failed rows older than HISTORY_RETENTION_DAYS are deleted this often
 DB_RETRY_S = 1.0  # the outbox's database is retried this often while it is away
 MAX_QUEUED = 10_000  # alerts held in memory while the database is away; past this the oldest are dropped (logged)
 
@@ -90,6 +91,7 @@ class AlertWorker:
     def run(self, stop: gevent.event.Event) -> None:
         """Evaluate time-based conditions, close burst groups, and move fired alerts into the outbox."""
         migrated = False
+        pruned_at = self.rt.clock()
         while not stop.is_set():
             due = self.evaluator.next_due()
             wait = self.settings.tick_s if due is None else max(0.0, min(self.settings.tick_s, (due - now_ms()) / 1000))
@@ -99,13 +101,18 @@ class AlertWorker:
                 continue
             self._queue(self.evaluator.tick(now_ms()))
             self._queue(self._service(now_ms()))
-            if not self.queued:
+            prune = migrated and self.rt.clock() - pruned_at >= PRUNE_EVERY_S
+            if not self.queued and not prune:
                 continue
             try:
                 if not migrated:
                     self.db.migrate()
                     migrated = True
                 self._write()
+                if prune:
+                    pruned_at = self.rt.clock()
+                    days = self.rt.settings.history.retention_days
+                    self.outbox.prune(now_ms() - int(days * 86_400_000))
             except DB_ERRORS as exc:
                 self.rt.record_error("alerts:outbox", f"database unavailable: {type(exc).__name__}")
                 stop.wait(DB_RETRY_S)
@@ -122,6 +129,8 @@ class AlertWorker:
                                       {"rate_limited": fresh, "ws_refused_egresses": refused})
 
     def _write(self) -> None:
+        if not self.queued:
+            return
         rows: list[dict[str, Any]] = []
         for alert in self.queued:
             account = self.rt.accounts.get(alert.account)
