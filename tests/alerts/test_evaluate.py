@@ -134,3 +134,13 @@ def test_service_condition() -> None:
     assert ev.service("upstream_blocked", True, T0 + 3, {}) == []   # cooldown
     ev.service("upstream_blocked", False, T0 + 4, {})
     assert len(ev.service("upstream_blocked", True, T0 + 10_005, {})) == 1
+
+
+def test_a_big_burst_lists_at_most_group_sample_fills_and_counts_all() -> None:
+    from core.alerts.evaluate import GROUP_SAMPLE
+
+    ev = evaluator('[[rules]]\nname = "fills"\nwhen = "fill"\n')
+    ev.seed([snap(trades=[])])
+    ev.offer([snap(trades=[trade(i, T0 + i) for i in range(GROUP_SAMPLE * 3)])], T0)
+    [alert] = ev.tick(T0 + 1000)
+    assert alert.values["count"] == GROUP_SAMPLE * 3 and len(alert.values["events"]) == GROUP_SAMPLE

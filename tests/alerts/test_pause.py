@@ -55,3 +55,17 @@ def test_taking_over_from_another_worker_is_an_alert(tmp_path: Path) -> None:
     worker.resume(took_over=True)  # each takeover is news (cooldown_s = 0 here)
     assert len(worker.queued) == 2
     db.close()
+
+
+def test_alerts_held_in_memory_are_bounded(tmp_path: Path) -> None:
+    from core.alerts.evaluate import Alert
+    from worker.alerts import MAX_QUEUED
+
+    rt = SimpleNamespace(accounts={}, egresses=[], record_error=lambda *a: None, pid=1)
+    db = HistoryDB(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    worker = AlertWorker(rt, AlertSettings(rules=parse(RULES, "ALERTS")), db)  # type: ignore[arg-type]
+    alerts = [Alert(f"alert_{i}", "fills", "fill", 7, i, {}, ("ops",)) for i in range(MAX_QUEUED + 5)]
+    worker._queue(alerts)
+    assert len(worker.queued) == MAX_QUEUED and worker.dropped == 5
+    assert worker.queued[0].id == "alert_5"  # the oldest went
+    db.close()

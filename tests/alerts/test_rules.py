@@ -156,3 +156,13 @@ def test_a_bad_rule_fails_the_start_with_one_line(entry: str, tmp_path: Path) ->
     assert done.returncode != 0
     assert output.splitlines() == [output] and "rule 'margin': clear_below must not be above percent" in output
     assert "TOPSECRET" not in output and "Traceback" not in output
+
+
+def test_at_most_max_rules() -> None:
+    from core.alerts.rules import MAX_RULES
+
+    many = DEST + "".join(f'[[rules]]\nname = "r{i}"\nwhen = "fill"\n' for i in range(MAX_RULES + 1))
+    with pytest.raises(SettingsError, match=f"^ALERTS: at most {MAX_RULES} rules$"):
+        parse(many, "ALERTS")
+    assert len(parse(DEST + "".join(f'[[rules]]\nname = "r{i}"\nwhen = "fill"\n' for i in range(MAX_RULES)),
+                     "ALERTS").rules) == MAX_RULES
