@@ -71,11 +71,11 @@ class AlertWorker:
             self.evaluator.seed(snapshots)  # keep the baseline current: a resume compares with now, not with then
             return
         self._queue(self.evaluator.offer(snapshots, now_ms()))
+        if self.evaluator.next_due() is not None:
+            self._wake.set()  # the run loop sleeps until the open group closes
 
     def _queue(self, alerts: list[Alert]) -> None:
         if not alerts:
-            if self.evaluator.next_due() is not None:
-                self._wake.set()
             return
         self.queued += alerts
         self.fired += len(alerts)
