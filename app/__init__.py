@@ -14,6 +14,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.compat.stream import Encoder
     from app.feed.mirror import Mirror
     from app.feed.watcher import Watcher
+    from app.rest import alerts as rest_alerts
     from app.rest import api, limits
     from app.rest import history as rest_history
     from app.rest.reader import Reader
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     hub.portfolio = PortfolioFeed(settings, built.reader.accounts)  # /ws?portfolio=1
     api.init_app(app)
     rest_history.init_app(app, settings, limiter)  # /api/accounts/<i>/fills, equity, events (app/rest/history.py)
+    rest_alerts.init_app(app, settings, limiter)  # /api/alerts, POST /api/alerts/test (app/rest/alerts.py)
     ws.init_app(app)
     dashboard.init_app(app)
     compat.init_app(app)  # Lighter-compatible routes (/api/v1/*, GET / as JSON, /stream): app/compat

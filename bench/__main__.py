@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import edges, endtoend, fanout, freshness, history, machine, memory, report, rest, takeover, upstream
+from bench import alerts, edges, endtoend, fanout, freshness, history, machine, memory, report, rest, takeover, upstream
 
-PARTS = ("fanout", "rest", "freshness", "endtoend", "upstream", "memory", "edges", "history", "takeover")
+PARTS = ("fanout", "rest", "freshness", "endtoend", "upstream", "memory", "edges", "history", "takeover", "alerts")
 
 
 def configs(quick: bool, store: str) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def configs(quick: bool, store: str) -> dict[str, Any]:
                 "upstream": upstream.UpstreamConfig(window_s=5, settle_s=2, clients=20, store=store),
                 "memory": memory.MemoryConfig(sizes=(50, 100), settle_s=0.5, store="file"),
                 "edges": edges.EdgesConfig(clients=100, in_flight=32, slow=10, pump_s=3.0, store=store),
-                "history": history.QUICK,
+                "history": history.QUICK, "alerts": alerts.QUICK,
                 "takeover": takeover.TakeoverConfig(trials=1, handovers=1, flushes=1, store=store)}
     return {"fanout": fanout.FanoutConfig(store=store), "rest": rest.RestConfig(seconds=6, store=store),
             "freshness": freshness.FreshnessConfig(store=store), "endtoend": endtoend.EndToEndConfig(store=store),
@@ -38,12 +38,13 @@ def configs(quick: bool, store: str) -> dict[str, Any]:
             "memory": memory.MemoryConfig(store="file"),  # per-client RSS does not depend on the store; the file
             # store lets 10,000 clients connect in ~30 s (with Redis the web accepts ~80 initial syncs/s here)
             "edges": edges.EdgesConfig(store=store), "history": history.HistoryConfig(),
-            "takeover": takeover.TakeoverConfig(store=store)}
+            "takeover": takeover.TakeoverConfig(store=store), "alerts": alerts.AlertsConfig()}
 
 
 RUNNERS: dict[str, Callable] = {"fanout": fanout.run, "rest": rest.run, "freshness": freshness.run,
                                 "endtoend": endtoend.run, "upstream": upstream.run, "memory": memory.run,
-                                "edges": edges.run, "history": history.run, "takeover": takeover.run}
+                                "edges": edges.run, "history": history.run, "takeover": takeover.run,
+                                "alerts": alerts.run}
 
 
 def log(message: str) -> None:

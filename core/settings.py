@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
+from core.alerts.config import AlertSettings, alerts_from_env
 from core.env import RecordingEnv, Secret, SettingsError, flag, int_value, number, optional_int
 from core.envnames import check as check_names
 from core.history.config import HistorySettings, history_from_env
@@ -99,6 +100,7 @@ class Settings:
     metrics_account_values: bool = True   # per-account equity, uPnL and margin usage gauges on /metrics
     cors_origins: tuple[str, ...] = ()    # browser origins allowed to call the API (none by default)
     redis_tls_verify: bool = True         # rediss://: verify the server's certificate (Heroku: 0, self-signed)
+    alerts: AlertSettings = field(default_factory=AlertSettings)  # ALERTS, ALERTS_FILE, ALERTS_* (docs/alerts.md)
 
     @property
     def requests_per_minute_per_egress(self) -> int | None:
@@ -128,6 +130,7 @@ class Settings:
         values += [p.password.reveal() for group in self.proxies.values() for p in group if p.password]
         values += [s.reveal() for s in (self.api_token, self.redis_url, self.metrics_token) if s]
         values += self.history.secrets()
+        values += self.alerts.secrets()
         return values
 
 
@@ -217,6 +220,7 @@ def _settings(env: Mapping[str, str], given: Mapping[str, str]) -> Settings:
         metrics_account_values=flag("METRICS_ACCOUNT_VALUES", env.get("METRICS_ACCOUNT_VALUES", "1").strip() or "1"),
         cors_origins=_cors_origins(env),
         redis_tls_verify=flag("REDIS_TLS_VERIFY", env.get("REDIS_TLS_VERIFY", "1").strip() or "1"),
+        alerts=alerts_from_env(env),
     )
 
 

@@ -15,6 +15,7 @@ from core.settings import Settings
 from core.snapshot import now_ms
 from core.store import Store
 from core.tuning import WorkerTuning
+from worker.alerts import attach as attach_alerts
 from worker.history import attach as attach_history
 from worker.runtime import Runtime
 from worker.sink import STORE_ERRORS
@@ -107,9 +108,10 @@ def _hand_over(rt: Runtime, lease: Lease, group: gevent.pool.Group, sink: gevent
     group.kill(block=True, timeout=STOP_GRACE_S)
 
 
-def _start_history(rt: Runtime) -> tuple[gevent.pool.Group, list[gevent.Greenlet]]:
-    """History lives across tenures (worker/history): paused until this worker takes the writer lease, so a standby
-    records nothing. A crash of its greenlets stops the worker like any other."""
+def _start_followers(rt: Runtime) -> tuple[gevent.pool.Group, list[gevent.Greenlet]]:
+    """History (worker/history) and alerts (worker/alerts) live across tenures: paused until this worker takes the
+    writer lease, so a standby records and sends nothing. A crash of their greenlets stops the worker like any
+    other."""
     group = gevent.pool.Group()
     crashed: list[gevent.Greenlet] = []
 
@@ -118,13 +120,15 @@ def _start_history(rt: Runtime) -> tuple[gevent.pool.Group, list[gevent.Greenlet
         crashed.append(greenlet)
         rt.stop.set()
 
-    for name, func, arg in attach_history(rt):
+    for name, func, arg in [*attach_history(rt), *attach_alerts(rt)]:
         greenlet = gevent.Greenlet(func, arg)
         greenlet.name = name
         greenlet.link_exception(on_crash)
         group.start(greenlet)
     if rt.history is not None:
         rt.history.pause()
+    if rt.alerts is not None:
+        rt.alerts.pause()
     return group, crashed
 
 
@@ -136,6 +140,9 @@ def _run_active(rt: Runtime, lease: Lease) -> bool:
         rt.history.seed(rt.sink_snapshots())
         rt.sink.on_written = rt.history.offer
         rt.history.resume()
+    if rt.alerts is not None:  # one evaluator: the writer's. Epoch 1 is the store's first writer ever; any later
+        rt.sink.on_alerts = rt.alerts.offer  # epoch took over from a previous one (a standby, or a restart)
+        rt.alerts.resume(took_over=(rt.epoch or 0) > 1)
     tenure = gevent.event.Event()
     rt.sink.write_once(confirmations=True)  # publish the tracked list (and any resumed data) right away
     crashed: list[gevent.Greenlet] = []
@@ -167,6 +174,8 @@ def _run_active(rt: Runtime, lease: Lease) -> bool:
     else:  # the lease is someone else's: stop talking to Lighter, wait as a standby again
         if rt.history is not None:
             rt.history.pause()
+        if rt.alerts is not None:
+            rt.alerts.pause()
         group.kill(block=True, timeout=STOP_GRACE_S)
     return bool(crashed)
 
@@ -186,15 +195,15 @@ def main(settings: Settings, tuning: WorkerTuning, store: Store | None = None) -
                  per_window(egress.budget.window_s),
                  egress.plan.poll, egress.plan.orders, " (stretched)" if egress.plan.stretched else "")
     _prime_tokens(rt)  # offline (the signer): no upstream request, so a standby does it too
-    history, history_crashed = _start_history(rt)
+    followers, followers_crashed = _start_followers(rt)
     lease = rt.store.lease(new_owner(), tuning.lease_ttl_s)
     crashed = False
     while not crashed and wait_as_standby(rt, lease):
         crashed = _run_active(rt, lease)
     rt.stop.set()
-    history.join(timeout=STOP_GRACE_S)  # the recorder's final flush (only while it still records)
-    history.kill(block=True, timeout=1.0)
-    crashed = crashed or bool(history_crashed)
+    followers.join(timeout=STOP_GRACE_S)  # the recorder's final flush (only while it still records)
+    followers.kill(block=True, timeout=1.0)
+    crashed = crashed or bool(followers_crashed)
     for egress in rt.egresses:
         egress.close()
     log.info("worker stopped%s", " after a crash" if crashed else "")

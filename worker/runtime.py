@@ -26,6 +26,7 @@ from worker.upstream.egress import Egress, build_egresses
 from worker.upstream.tokens import Tokens
 
 if TYPE_CHECKING:
+    from worker.alerts import AlertWorker
     from worker.history.recorder import HistoryRecorder
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class Runtime:
         self.seq_seen = 0
         self.lease_trouble = gevent.event.Event()  # the sink had a write refused: the lease keeper looks now
         self.history: HistoryRecorder | None = None  # set by worker.history.attach (None: history disabled)
+        self.alerts: AlertWorker | None = None  # set by worker.alerts.attach (None: no alert rules)
         self.sink = self._new_sink()
 
     def _new_sink(self, floor: int = 0) -> Sink:

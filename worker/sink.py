@@ -54,6 +54,7 @@ class Sink:
         self.failures = 0
         # History (worker/history): gets each batch of detached snapshots before it is written; must not block.
         self.on_written: Callable[[list[Snapshot]], None] | None = None
+        self.on_alerts: Callable[[list[Snapshot]], None] | None = None  # alerts (worker/alerts): same contract
 
     def notify(self) -> None:
         self._wake.set()
@@ -100,6 +101,8 @@ class Sink:
             writes.append((frozen, last + len(writes) + 1))
         if self.on_written is not None and writes:
             self.on_written([frozen for frozen, _ in writes])
+        if self.on_alerts is not None and writes:
+            self.on_alerts([frozen for frozen, _ in writes])
         try:
             self.store.put_accounts(writes, [s.index for s in self.states] if self._tracked_due else None)
         except (*STORE_ERRORS, LeaseLost):

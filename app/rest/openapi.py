@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.rest import alerts as alerts_api
 from app.rest import history_openapi
 
 NULLABLE_INT = {"type": "integer", "nullable": True}
@@ -207,7 +208,7 @@ def document() -> dict[str, Any]:
         "openapi": "3.0.3",
         "info": {"title": "Lighter Broadcaster", "version": "1",
                  "description": "Read-only snapshots of tracked Lighter accounts. See docs/api.md."},
-        "components": {"schemas": _schemas(SCHEMAS, history_openapi.SCHEMAS),
+        "components": {"schemas": _schemas(SCHEMAS, history_openapi.SCHEMAS, alerts_api.SCHEMAS),
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                                       "description": "Required only when API_TOKEN is set"}}},
         "security": [{}, {"bearer": []}],
@@ -247,5 +248,6 @@ def document() -> dict[str, Any]:
                               **_errors(401, 404, 429, 503)}}},
             **lighter_paths(),
             **history_openapi.paths(_errors),
+            **alerts_api.openapi_paths(_errors),
         },
     }

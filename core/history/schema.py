@@ -87,3 +87,6 @@ funding_payments = Table(
 )
 
 TABLES = {str(t.name): t for t in (fills, position_events, order_events, equity_samples, funding_payments)}
+
+# The alert outbox lives in the same database and schema (core/alerts/tables.py, migration 0002).
+import core.alerts.tables  # noqa: E402, F401
