@@ -43,7 +43,7 @@ def test_hello_snapshots_updates_and_commands(file_env):
     feeder.status()
     with run_web(file_env) as web, open_ws(web.ws_url) as ws:
         hello = json.loads(ws.recv(timeout=10))
-        assert hello["type"] == "hello" and hello["protocol"] == 1 and hello["accounts"] == [1, 2]
+        assert hello["type"] == "hello" and hello["protocol"] == 2 and hello["accounts"] == [1, 2]
         assert hello["heartbeat_s"] < 55
         snaps = _updates(ws, 2)
         assert [(s["type"], s["account_index"], s["resync"]) for s in snaps] == [("snapshot", 1, False),
