@@ -12,21 +12,9 @@ import core.snapshot
 from app.ws import messages
 from core.snapshot import SECTIONS, new_snapshot
 from core.store import Change
+from tests.app.helpers import apply_confirm
 
 NOW = 1_733_000_010_000
-
-
-def apply_confirm(held: dict[str, Any], frame: dict[str, Any]) -> dict[str, Any]:
-    """The client side, exactly as docs/websocket.md states it (the dashboard does the same in JS)."""
-    account = copy.deepcopy(held)
-    for key in messages.CONFIRM_FIELDS + ("age_ms", "stale"):
-        account[key] = frame[key]
-    for name, (as_of, source, stale) in frame["sections"].items():
-        account["sections"][name].update(as_of=as_of, source=source, stale=stale)
-    for section in account["sections"].values():
-        if section["as_of"] is not None and account["age_ms"] is not None:
-            section["age_ms"] = max(0, account["as_of"] + account["age_ms"] - section["as_of"])
-    return account
 
 
 def snapshots(big: bool = False) -> tuple[Any, Any]:
