@@ -107,8 +107,8 @@ def data_digest(snapshot: Snapshot) -> bytes:
     return orjson.dumps({**head, "sections": sections}, option=orjson.OPT_SORT_KEYS)
 
 
-def data_version(snapshot: Snapshot) -> int:
-    """The content version of a stored snapshot (an older writer's, without `version`: its seq)."""
+def data_version(snapshot: Snapshot | AccountBody) -> int:
+    """The content version of a stored or served snapshot (an older writer's, without `version`: its seq)."""
     version = snapshot.get("version")
     return version if isinstance(version, int) else snapshot.get("seq", 0)
 

@@ -221,3 +221,23 @@ def test_a_confirmation_is_a_small_frame_unless_the_client_asked_for_full_ones(w
     assert a == b and a["type"] == "confirm" and "account" not in a and a["sections"]["summary"][0] == 9
     assert c["type"] == "update" and c["account"]["as_of"] == 9
     assert sizes[0] <= CONFIRM_MAX_BYTES < sizes[1]
+
+
+def test_lighter_clients_get_nothing_for_a_confirmation(world: tuple[Hub, Feed]) -> None:
+    """Lighter does not resend an unchanged account: neither does /stream, whatever /ws clients get."""
+    hub, feed = world
+    client = LighterClient(Recorder(), hub.queue_size, hub.metrics, hub.close_grace_s, Encoder())
+    hub.register(client)
+    for channel in ("account_all", "user_stats"):
+        client.watch(channel, 1)
+        client.subscribe(channel, 1, None)
+    data = feed.write(1, collateral="5")
+    data.snapshot["version"] = data.seq
+    hub.on_changes([data])
+    assert {m["type"] for m in messages(client.conn)} == {"subscribed/account_all", "subscribed/user_stats"}
+    confirm = Change(data.seq + 1, {**data.snapshot, "seq": data.seq + 1, "prev_seq": data.seq, "as_of": 9})
+    hub.on_changes([confirm])
+    assert messages(client.conn) == []
+    feed.seq = feed.prev[1] = confirm.seq
+    hub.on_changes([feed.write(1, collateral="6")])  # and a change of data still goes out, as an update
+    assert [m["type"] for m in messages(client.conn)] == ["update/user_stats"]  # (the stats carry collateral)
