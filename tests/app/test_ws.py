@@ -106,6 +106,15 @@ def test_resume_replays_or_resyncs(file_env):
             assert until(ws, lambda m: m["type"] == "error")["code"] == "bad_query"
         with open_ws(f"{web.ws_url}?updates=diff") as ws:
             assert until(ws, lambda m: m["type"] == "error")["code"] == "bad_query"
+        for query in ("v=3", "v=x", "confirm=patch"):
+            with open_ws(f"{web.ws_url}?{query}") as ws:
+                error = until(ws, lambda m: m["type"] == "error")
+                assert error["code"] == "bad_query" and query.split("=")[0] in error["message"]
+        for query, protocol, confirm in (("v=1", 1, "full"), ("v=2", 2, "small"), ("confirm=full", 2, "full"),
+                                         ("v=1&confirm=small", 1, "small")):
+            with open_ws(f"{web.ws_url}?{query}") as ws:
+                hello = until(ws, lambda m: m["type"] == "hello")
+                assert (hello["protocol"], hello["confirm"]) == (protocol, confirm), query
 
 
 def test_patch_updates_only_follow_what_this_connection_was_sent(file_env):
