@@ -55,9 +55,8 @@ class Sink:
         self.failures = 0
         # History (worker/history): gets each batch of detached snapshots before it is written; must not block.
         self.on_written: Callable[[list[Snapshot]], None] | None = None
-        # account -> the data digest at its current version; the states are the store's snapshots at this point.
-        self._digests = {state.index: data_digest(state.snapshot) for state in self.states
-                         if isinstance(state.snapshot.get("version"), int)}
+        # account -> the data digest at its current version (at first: the version the store held).
+        self._digests = {state.index: state.stored_digest for state in self.states if state.stored_digest is not None}
 
     def notify(self) -> None:
         self._wake.set()

@@ -132,3 +132,18 @@ def test_the_content_version_moves_with_data_only_and_survives_a_new_writer(redi
     resumed[0].fail("positions", "upstream said no", "rest")  # an error flag is data: readers must learn it
     assert again.write_once(confirmations=False) and store.account(11)["version"] == store.account(11)["seq"]
     assert errors == []
+
+
+def test_a_relabelled_account_gets_a_new_version_when_resumed(redis_url, tmp_path) -> None:
+    errors: list = []
+    sink, states, store = _sink(redis_url, tmp_path, errors)
+    states[0].apply_positions([{"market_id": 0, "position": "1.0"}], now=1_000)
+    assert sink.write_once(confirmations=True)
+    version = store.account(11)["version"]
+    same = AccountState(11, public_only=True, previous=store.account(11))
+    renamed = AccountState(12, public_only=True, previous=store.account(12), name="hedge", group=2)
+    again = Sink(store, [same, renamed], confirm_every=60.0, on_error=lambda where, text: errors.append(where))
+    assert again.write_once(confirmations=True)
+    assert store.account(11)["version"] == version
+    assert store.account(12)["version"] == store.account(12)["seq"] and store.account(12)["name"] == "hedge"
+    assert errors == []
