@@ -136,7 +136,7 @@ def init_app(app: Flask, settings: Settings, store: Store) -> Monitor:
         # Reading only (GET), with the bearer token in a header: no cookies, so no credentials mode.
         CORS(app, origins=list(settings.cors_origins), methods=["GET", "HEAD", "OPTIONS"],
              allow_headers=["Authorization", "If-None-Match"],
-             expose_headers=["ETag", "X-Poll-Interval", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-                             "X-RateLimit-Reset", "Retry-After"],
+             expose_headers=["ETag", "X-Poll-Interval", "X-Data-As-Of", "X-Data-Age-Ms", "X-RateLimit-Limit",
+                             "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"],
              resources={r"/api/*": {}, r"/metrics": {}})
     return monitor

@@ -5,7 +5,7 @@ import time
 import zlib
 from typing import Any
 
-from core.snapshot import AccountBody, Snapshot, now_ms, with_freshness
+from core.snapshot import AccountBody, Snapshot, data_version, now_ms, with_freshness
 from core.store import HEARTBEAT_DOWN_AFTER, StatusRecord, Store
 
 
@@ -14,16 +14,24 @@ def account_body(snapshot: Snapshot, ttl_s: float) -> AccountBody:
     return with_freshness(snapshot, ttl_s)
 
 
-def etag(seq: int, stale: bool) -> str:
-    """The ETag value (sent weak: `age_ms` differs between two bodies of one seq). Staleness is part of it so a
-    poller whose copy turned stale gets a 200 saying so instead of a 304."""
-    return f"{seq}{'-stale' if stale else ''}"
+def etag(version: int, stale: bool) -> str:
+    """The ETag value: the content version (core/snapshot.py), so a confirmation (only `as_of` moved) keeps it and
+    a poller gets its 304, with the freshness in headers (app/rest/conditional.py). Sent weak: `seq`, `as_of` and
+    ages differ between two bodies of one version. Staleness is part of it so a poller whose copy turned stale
+    gets a 200 saying so instead of a 304."""
+    return f"{version}{'-stale' if stale else ''}"
 
 
 def list_etag(bodies: list[AccountBody]) -> str:
     """Stable across processes (crc32, not hash()), so pollers keep their 304s behind a load balancer."""
-    seqs = ".".join(f"{b['account_index']}:{b.get('seq', 0)}" for b in bodies)
-    return etag(zlib.crc32(seqs.encode()), any(b["stale"] for b in bodies))
+    versions = ".".join(f"{b['account_index']}:{data_version(b)}" for b in bodies)
+    return etag(zlib.crc32(versions.encode()), any(b["stale"] for b in bodies))
+
+
+def oldest_as_of(bodies: list[AccountBody]) -> int | None:
+    """How current a list is: its oldest account's `as_of` (None when one has never been confirmed)."""
+    stamps = [b.get("as_of") for b in bodies]
+    return None if not stamps or None in stamps else min(s for s in stamps if s is not None)
 
 
 def worker_view(status: StatusRecord | None, now: int) -> dict[str, Any]:

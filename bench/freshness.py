@@ -60,6 +60,9 @@ class Probe:
             for raw in self.ws:
                 now = time.time()
                 msg = orjson.loads(raw)
+                if msg.get("type") == "confirm" and msg.get("account_index") == self.account:
+                    self.held = {**self.held, "seq": msg["seq"]}  # only freshness moved (protocol 2)
+                    continue
                 if msg.get("type") in ("update", "snapshot") and msg.get("account_index") == self.account:
                     self.held = jsonpatch.apply_patch(self.held, msg["patch"]) if "patch" in msg else msg["account"]
                     if msg["type"] == "update":

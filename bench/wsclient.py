@@ -87,6 +87,9 @@ class Harness:
             client.last_by_account[msg["account_index"]] = msg["seq"]
             client.seq = max(client.seq or 0, msg["seq"])
             return kind
+        if kind == "confirm":  # /ws protocol 2: a change that only moved freshness (docs/websocket.md)
+            self._update(client, now, msg["seq"], msg.get("prev_seq"), msg["account_index"], None)
+            return kind
         if kind != "update":
             return kind
         return self._update(client, now, msg["seq"], msg.get("prev_seq"), msg["account_index"],

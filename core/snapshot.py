@@ -6,6 +6,7 @@ from the store (orjson encodes it as it is; no conversion per change, per client
 
 Snapshot (schema 1), one per tracked account, written only by the worker:
     {"schema": 1, "account_index": int, "seq": int, "prev_seq": int | None, "written_at": ms | None,
+     "version": int | None,         # the seq of the last write whose data moved (absent in older snapshots)
      "as_of": ms | None,            # newest upstream confirmation across sections
      "public_only": bool,           # no private key: no active orders
      "name": str | None, "group": int | None,  # from Lighter_{group}_{name}_* (absent in older snapshots)
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import time
 from typing import Any, Literal, NotRequired, TypedDict
+
+import orjson
 
 SCHEMA_VERSION = 1
 SECTIONS = ("summary", "positions", "orders", "stats", "trades", "volume")
@@ -50,6 +53,10 @@ class _Head(TypedDict):
     # The configuration's label of the account (`Lighter_{group}_{name}_*`), written by the worker.
     name: NotRequired[str | None]
     group: NotRequired[int | None]
+    # The content version: the seq of the last write that changed the data (sections' data and errors, labels).
+    # A confirmation (only `as_of`/`source` moved) keeps it, so it names "the same data" across writes, restarts
+    # and takeovers (the writer resumes it from the store). See `data_digest`.
+    version: NotRequired[int | None]
 
 
 class Snapshot(_Head):
@@ -85,6 +92,25 @@ def new_snapshot(account_index: int, public_only: bool, name: str | None = None,
     return {"schema": SCHEMA_VERSION, "account_index": account_index, "seq": 0, "prev_seq": None,
             "written_at": None, "as_of": None, "public_only": public_only, "name": name, "group": group,
             "sections": {name: empty_section() for name in SECTIONS}}
+
+
+# What a confirmation moves: not part of the data the content version stands for.
+FRESHNESS_FIELDS = frozenset({"seq", "prev_seq", "written_at", "as_of", "version", "epoch"})
+SECTION_FRESHNESS_FIELDS = frozenset({"as_of", "source"})
+
+
+def data_digest(snapshot: Snapshot) -> bytes:
+    """The encoded data of `snapshot` without its freshness: equal digests mean a write only confirmed it."""
+    head = {k: v for k, v in snapshot.items() if k not in FRESHNESS_FIELDS and k != "sections"}
+    sections = {name: {k: v for k, v in section.items() if k not in SECTION_FRESHNESS_FIELDS}
+                for name, section in snapshot.get("sections", {}).items()}
+    return orjson.dumps({**head, "sections": sections}, option=orjson.OPT_SORT_KEYS)
+
+
+def data_version(snapshot: Snapshot | AccountBody) -> int:
+    """The content version of a stored or served snapshot (an older writer's, without `version`: its seq)."""
+    version = snapshot.get("version")
+    return version if isinstance(version, int) else snapshot.get("seq", 0)
 
 
 def with_freshness(snapshot: Snapshot, ttl_s: float, now: int | None = None) -> AccountBody:

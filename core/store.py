@@ -30,6 +30,7 @@ import orjson
 
 from core.codec import BytesSerializer, CorruptValue, decode
 from core.lease import FileLease, Lease, LeaseLost, RedisLease
+from core.notify import open_notifier
 from core.settings import Settings
 from core.snapshot import Snapshot, now_ms
 
@@ -39,6 +40,9 @@ FEED_SIZE = 4096            # changes kept for resume (about 3 minutes at 20 cha
 STANDBY_TTL = 5             # seconds; a standby's record vanishes this long after it stopped renewing it
 STATUS_TTL = 120            # seconds; the status record vanishes if the worker is gone this long
 HEARTBEAT_DOWN_AFTER = 3.0  # seconds without a heartbeat before the web reports the worker down
+# File store: with inotify telling the follower when head moves, it still reads head this often (a missed event
+# costs at most this long; WEB_FILE_POLL_S is the poll period only where inotify cannot be used).
+FILE_FALLBACK_POLL_S = 1.0
 NEVER = 0                   # cachelib: timeout 0 means never expire (snapshots are never deleted)
 STORE_KEY_PREFIX = "lb:"     # every key we write in a shared Redis starts with it
 StatusRecord = dict[str, Any]  # the worker's status record (schema in docs/worker.md), passed through as written
@@ -291,13 +295,19 @@ class Store:
 
         Catching up reads `head` and the ring. Once caught up, Redis pub/sub messages carry each next change, so
         a live follower reads nothing; a message out of order (one was missed, or an older worker published only
-        the seq) sends it back to reading. The file store polls `head` (≈150 µs a read). Yields [] every
-        `timeout` so callers can do periodic work (heartbeats, status pushes).
+        the seq) sends it back to reading. The file store reads `head` (≈150 µs) when inotify says its file was
+        replaced (core/notify.py), and at least every FILE_FALLBACK_POLL_S anyway; without inotify it polls `head`
+        every `poll_interval` (WEB_FILE_POLL_S). Yields [] every `timeout` so callers can do periodic work
+        (heartbeats, status pushes).
         """
         pubsub = None
+        notifier = None
         if self._redis is not None:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(STORE_KEY_PREFIX + "changes")
+        elif self._cache_dir is not None:
+            # Watching starts before head is first read: a write in between is a pending event, not a miss.
+            notifier = open_notifier(self._cache_dir, self._head_path())
         try:
             last_yield = time.monotonic()
             while not stop.is_set():
@@ -312,6 +322,10 @@ class Store:
                     if time.monotonic() - last_yield >= timeout:
                         last_yield = time.monotonic()
                         yield []
+                    if notifier is not None:
+                        left = timeout - (time.monotonic() - last_yield)
+                        notifier.wait(max(0.0, min(left, FILE_FALLBACK_POLL_S)))
+                        break
                     if pubsub is None:
                         stop.wait(self._poll_interval)
                         break
@@ -337,6 +351,13 @@ class Store:
         finally:
             if pubsub is not None:
                 pubsub.close()
+            if notifier is not None:
+                notifier.close()
+
+    def _head_path(self) -> str | None:
+        """The file of the file store holding `head` (cachelib names files by a hash of the key), if it says."""
+        name_of = getattr(self._cache, "_get_filename", None)
+        return name_of("head") if callable(name_of) else None
 
 
 def _pushed(message: dict[str, Any]) -> Change | None:

@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 
 from core.backoff import Retry
 from core.lease import LeaseLost
-from core.snapshot import Snapshot
+from core.snapshot import Snapshot, data_digest
 from core.store import Store, StoreError
 from worker.ingest.merge import AccountState
 
@@ -29,6 +29,10 @@ class Sink:
     If the backend fails, data stays in memory and everything is rewritten once it is back; `heal()` asks for the
     same rewrite when the store lost what we wrote. A write the store refuses for want of the writer lease is
     kept in memory too and reported to `on_lost` (the lease keeper re-takes the lease or steps down).
+
+    Each write carries the account's content `version` (core/snapshot.py): the seq of the last write whose data
+    moved. A confirmation, a rewrite after an outage or a new tenure keeps it: the data digest is compared with
+    the one at that version (learned from the states as read from the store when the sink is made).
     """
 
     def __init__(self, store: Store, states: Iterable[AccountState], confirm_every: float,
@@ -55,6 +59,8 @@ class Sink:
         # History (worker/history): gets each batch of detached snapshots before it is written; must not block.
         self.on_written: Callable[[list[Snapshot]], None] | None = None
         self.on_alerts: Callable[[list[Snapshot]], None] | None = None  # alerts (worker/alerts): same contract
+        # account -> the data digest at its current version (at first: the version the store held).
+        self._digests = {state.index: state.stored_digest for state in self.states if state.stored_digest is not None}
 
     def notify(self) -> None:
         self._wake.set()
@@ -89,6 +95,7 @@ class Sink:
         last = self.seq if self.healthy and self.seq is not None else self._connect()
         due: list[AccountState] = []
         writes: list[tuple[Snapshot, int]] = []
+        digests: list[bytes] = []
         for state in self.states:
             snapshot = state.take() if state.changed or (confirmations and state.confirmed) else None
             if snapshot is None:
@@ -97,8 +104,15 @@ class Sink:
             frozen: Snapshot = orjson.loads(orjson.dumps(snapshot))
             # The contract's prev_seq: this account's previous write (a previous run's, when resumed from the store).
             frozen["prev_seq"] = snapshot.get("seq") or None
+            seq = last + len(writes) + 1
+            digest = data_digest(frozen)
+            version = snapshot.get("version")
+            if not isinstance(version, int) or self._digests.get(state.index) != digest:
+                version = seq  # the data moved (or was never versioned): this write starts a version
+            frozen["version"] = version
             due.append(state)
-            writes.append((frozen, last + len(writes) + 1))
+            digests.append(digest)
+            writes.append((frozen, seq))
         if self.on_written is not None and writes:
             self.on_written([frozen for frozen, _ in writes])
         if self.on_alerts is not None and writes:
@@ -110,8 +124,10 @@ class Sink:
                 state.changed = True
             raise
         self._tracked_due = False
-        for (_, seq), state in zip(writes, due, strict=True):
+        for (frozen, seq), state, digest in zip(writes, due, digests, strict=True):
             state.snapshot["seq"] = seq
+            state.snapshot["version"] = frozen["version"]
+            self._digests[state.index] = digest
         self.seq = last + len(writes)
         self.writes += len(writes)
 

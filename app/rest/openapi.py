@@ -35,8 +35,12 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 POLL_HEADERS = {
-    "ETag": {"schema": {"type": "string"}, "description": "weak; from the account seq (and staleness)"},
+    "ETag": {"schema": {"type": "string"},
+             "description": "weak; the content version (kept across confirmations) and staleness"},
     "X-Poll-Interval": {"schema": {"type": "string"}, "description": "useful poll interval, seconds"},
+    "X-Data-As-Of": {"schema": {"type": "string"},
+                     "description": "ms; upstream last vouched for the data (a list: the oldest account)"},
+    "X-Data-Age-Ms": {"schema": {"type": "string"}, "description": "ms; the data's age when answered"},
     "Cache-Control": {"schema": {"type": "string"}},
 }
 

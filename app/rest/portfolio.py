@@ -13,7 +13,7 @@ from app.rest.conditional import Resource
 from app.status import account_body, list_etag
 from core import portfolio
 from core.settings import Settings
-from core.snapshot import AccountBody, Snapshot, now_ms
+from core.snapshot import AccountBody, Snapshot, data_version, now_ms
 
 KINDS = ("positions", "orders", "trades")
 RECENT_FILLS = 20  # fills across accounts in the portfolio body (the dashboard's "recent fills")
@@ -89,7 +89,7 @@ def kind_resource(snapshot: Snapshot, kind: str, settings: Settings) -> Resource
     """GET /api/accounts/<index>/<kind>."""
     body = account_body(snapshot, settings.cache_ttl)
     out = kind_body(body, kind, labels([snapshot], settings)[snapshot["account_index"]])
-    return Resource(out, f"{kind}-{body.get('seq', 0)}{'-stale' if out['stale'] else ''}")
+    return Resource(out, f"{kind}-{data_version(body)}{'-stale' if out['stale'] else ''}")
 
 
 def kinds_resource(snapshots: list[Snapshot], kind: str, settings: Settings) -> Resource:

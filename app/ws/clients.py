@@ -54,6 +54,7 @@ class Outgoing(NamedTuple):
     snapshot: Snapshot
     patch: bytes | None = None   # the same update as a patch, valid only for a client holding `prev_seq`
     prev_seq: int | None = None
+    confirm: bytes | None = None  # only freshness moved: the small `confirm` frame, for a client at `prev_seq`
 
 
 class Riders(NamedTuple):
@@ -78,6 +79,7 @@ class Client:
         self.metrics = metrics
         self.accounts = accounts      # None: every tracked account, including ones added later
         self.patches = False          # the client asked for patch updates (docs/websocket.md)
+        self.confirm_full = False     # protocol 1 (or ?confirm=full): a confirmation is a full/patch update
         self.last_sent: dict[int, int] = {}
         self.holding = True           # live changes wait in `pending` until the initial sync is queued
         self.pending: list[Outgoing] = []
@@ -117,14 +119,18 @@ class Client:
     def _frame(self, item: Outgoing) -> bytes | None:
         """What to send this client for `item` (None: it has that already), remembering it as sent.
 
-        A patch only applies to the account as of `prev_seq`: anyone holding something else gets the full update.
+        A patch or a confirm only applies to the account as of `prev_seq`: anyone holding something else gets the
+        full update.
         """
         last = self.last_sent.get(item.account, -1)
         if item.seq <= last:
             return None
         self.last_sent[item.account] = item.seq
-        if self.patches and item.patch is not None and last == item.prev_seq:
-            return item.patch
+        if last == item.prev_seq:
+            if item.confirm is not None and not self.confirm_full:
+                return item.confirm
+            if self.patches and item.patch is not None:
+                return item.patch
         return item.frame
 
     def offer_many(self, items: list[Outgoing], riders: Riders | None = None) -> None:

@@ -179,8 +179,11 @@ class Hub:
         previous = self._delivered.get(account)
         self._delivered[account] = snapshot
         patch = messages.patch_update(change, previous, self.ttl_s) if self.patch_clients else None
+        # Only freshness moved: protocol-2 clients get a few hundred bytes instead of the account.
+        confirm = messages.confirmation(change, previous, self.ttl_s)
         return Outgoing(account, change.seq, transport.frame_text(messages.update(change, self.ttl_s)), snapshot,
-                        None if patch is None else transport.frame_text(patch), snapshot.get("prev_seq"))
+                        None if patch is None else transport.frame_text(patch), snapshot.get("prev_seq"),
+                        None if confirm is None else transport.frame_text(confirm))
 
     def on_resync(self, seq: int, snapshots: list[Snapshot]) -> None:
         """The feed had a gap or the store came back: fresh snapshots for every client, each encoded once."""

@@ -9,7 +9,13 @@ from app.ws import patches
 from core.snapshot import Snapshot, now_ms, with_freshness
 from core.store import Change
 
-PROTOCOL = 1
+# 2: a confirmation (the data unchanged, only its freshness moved) is a small `confirm` frame. 1 (`?v=1`, or
+# `?confirm=full` on 2): it is a full (or patch) update, as before.
+PROTOCOL = 2
+LEGACY_PROTOCOL = 1
+CONFIRM_MODES = ("small", "full")
+# A confirm frame stays under this many bytes (one per account per confirmation, to every client): held by a test.
+CONFIRM_MAX_BYTES = 512
 
 
 def encode(message: dict[str, Any]) -> str:
@@ -17,9 +23,9 @@ def encode(message: dict[str, Any]) -> str:
 
 
 def hello(accounts: list[int], heartbeat_s: float, max_message: int, subscribed: list[int] | None,
-          updates: str = "full") -> str:
-    return encode({"type": "hello", "protocol": PROTOCOL, "server_time": now_ms(), "accounts": accounts,
-                   "subscribed": subscribed, "updates": updates, "heartbeat_s": heartbeat_s,
+          updates: str = "full", protocol: int = PROTOCOL, confirm: str = "small") -> str:
+    return encode({"type": "hello", "protocol": protocol, "server_time": now_ms(), "accounts": accounts,
+                   "subscribed": subscribed, "updates": updates, "confirm": confirm, "heartbeat_s": heartbeat_s,
                    "max_message_bytes": max_message})
 
 
@@ -34,6 +40,40 @@ def account_message(kind: str, snapshot: Snapshot, ttl_s: float, resync: bool = 
 
 def update(change: Change, ttl_s: float) -> str:
     return account_message("update", change.snapshot, ttl_s)
+
+
+# The top-level fields a confirm frame sets on the held account (besides its per-section `as_of`/`source`).
+CONFIRM_FIELDS = ("seq", "prev_seq", "version", "written_at", "as_of")
+
+
+def confirmation(change: Change, previous: Snapshot | None, ttl_s: float) -> str | None:
+    """The small `confirm` frame for a change that only moved freshness (the same content `version`) of the
+    account clients hold as `previous` (at the change's `prev_seq`); None when the change is not that.
+
+    Applying it to the held account gives the full update's account: `CONFIRM_FIELDS`, `age_ms` and `stale` at top
+    level, and `as_of`, `source`, `stale` of each section listed (those whose `as_of` or `source` moved); every
+    section's `age_ms` is then `as_of + age_ms - section.as_of` (floored at 0). Anything else moving (it should
+    not, with the version unchanged) makes it a full update instead."""
+    snapshot = change.snapshot
+    version = snapshot.get("version")
+    if previous is None or version is None or previous.get("version") != version \
+            or previous.get("seq") != snapshot.get("prev_seq"):
+        return None
+    if any(previous.get(k) != v for k, v in snapshot.items() if k not in CONFIRM_FIELDS and k != "sections"):
+        return None
+    fresh = with_freshness(snapshot, ttl_s)
+    held = previous.get("sections", {})
+    moved: dict[str, list[Any]] = {}
+    for name, section in snapshot["sections"].items():
+        before = held.get(name)
+        if before is None:
+            return None
+        if (before.get("as_of"), before.get("source")) != (section["as_of"], section["source"]):
+            moved[name] = [section["as_of"], section["source"], fresh["sections"][name]["stale"]]
+    message: dict[str, Any] = {"type": "confirm", "account_index": snapshot["account_index"]}
+    message.update({k: snapshot.get(k) for k in CONFIRM_FIELDS})
+    message.update({"age_ms": fresh["age_ms"], "stale": fresh["stale"], "sections": moved})
+    return encode(message)
 
 
 def patch_update(change: Change, previous: Snapshot | None, ttl_s: float) -> str | None:

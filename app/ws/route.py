@@ -45,6 +45,22 @@ def _updates(raw: str | None) -> str:
     raise ValueError("updates must be 'full' or 'patch'")
 
 
+def _protocol(raw: str | None) -> int:
+    if raw in (None, ""):
+        return messages.PROTOCOL
+    if raw in (str(messages.LEGACY_PROTOCOL), str(messages.PROTOCOL)):
+        return int(raw)
+    raise ValueError(f"v must be {messages.LEGACY_PROTOCOL} or {messages.PROTOCOL}")
+
+
+def _confirm(raw: str | None, protocol: int) -> str:
+    if raw in (None, ""):
+        return "small" if protocol == messages.PROTOCOL else "full"
+    if raw in messages.CONFIRM_MODES:
+        return raw
+    raise ValueError("confirm must be 'small' or 'full'")
+
+
 def _flag(raw: str | None, name: str) -> bool:
     if raw in (None, "", "0", "1"):
         return raw == "1"
@@ -82,6 +98,8 @@ def websocket() -> Response:
         since = _since(request.args.get("since"))
         client.accounts = _query_accounts(request.args.get("accounts"))
         updates = _updates(request.args.get("updates"))
+        protocol = _protocol(request.args.get("v"))
+        confirm = _confirm(request.args.get("confirm"), protocol)
         wants_portfolio = _flag(request.args.get("portfolio"), "portfolio")
     except ValueError as exc:
         return _refuse(client, CloseCode.POLICY, "bad_query", str(exc))
@@ -93,7 +111,9 @@ def websocket() -> Response:
         subscribed = sorted(client.accounts) if client.accounts is not None else None
         if updates == "patch":
             hub.send_patches(client)
-        client.send(transport.frame_text(messages.hello(tracked, hub.heartbeat_s, MAX_MESSAGE, subscribed, updates)))
+        client.confirm_full = confirm == "full"
+        client.send(transport.frame_text(messages.hello(tracked, hub.heartbeat_s, MAX_MESSAGE, subscribed, updates,
+                                                        protocol, confirm)))
         hub.sync(client, tracked, since, mirror)
         client.send(hub.status_frame())
         if wants_portfolio and hub.portfolio is not None:

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from app.ws import patches
-from tests.app.helpers import without_freshness
+from tests.app.helpers import apply_confirm, without_freshness
 from tests.fixtures.simulator import run_simulator
 from tests.fixtures.web import run_web
 from tests.fixtures.worker import run_worker, worker_env_for
@@ -201,6 +201,14 @@ def test_dashboard_for_the_trader(browser, tmp_path):
             ops = patches.diff(old, new)
             assert page.evaluate("([doc, ops]) => applyPatch(doc, ops)", [old, ops]) == \
                 jsonpatch.apply_patch(old, ops) == new
+        # And its confirm code applies a `confirm` frame as the documented rule does (tests/app/helpers.py).
+        held = page.evaluate(f"state.accounts.get({main})")
+        frame = {"type": "confirm", "account_index": main, "seq": held["seq"] + 3, "prev_seq": held["seq"],
+                 "version": held.get("version"), "written_at": 2_000_000_000_001, "as_of": 2_000_000_000_000,
+                 "age_ms": 40, "stale": False,
+                 "sections": {"summary": [2_000_000_000_000, "ws", False],
+                              "positions": [1_999_999_999_000, "rest", True]}}
+        assert page.evaluate("([held, msg]) => applyConfirm(held, msg)", [held, frame]) == apply_confirm(held, frame)
         assert errors == []
 
 

@@ -12,6 +12,7 @@ from app.metrics import Metrics
 from app.status import StatusCache
 from app.ws.clients import Client
 from app.ws.hub import Hub
+from app.ws.messages import CONFIRM_MAX_BYTES
 from core.settings import from_env
 from core.snapshot import new_snapshot
 from core.store import Change, Store
@@ -200,3 +201,43 @@ def test_the_initial_sync_comes_from_the_mirror_and_shares_one_encoded_frame(wor
     first, second = list(clients[0].conn.frames), list(clients[1].conn.frames)
     assert len(first) == 2 and all(a is b for a, b in zip(first, second, strict=True))  # the same bytes objects
     assert [[m["account_index"] for m in messages(c.conn)] for c in clients] == [[1, 2]] * 3
+
+
+def test_a_confirmation_is_a_small_frame_unless_the_client_asked_for_full_ones(world: tuple[Hub, Feed]) -> None:
+    hub, feed = world
+    small, patching, legacy = connect(hub), connect(hub, patches=True), connect(hub)
+    legacy.confirm_full = True  # ?v=1 or ?confirm=full
+    data = feed.write(1, collateral="5")
+    data.snapshot["version"] = data.seq
+    hub.on_changes([data])
+    for client in (small, patching, legacy):
+        messages(client.conn)
+    confirm = Change(data.seq + 1, {**data.snapshot, "seq": data.seq + 1, "prev_seq": data.seq, "as_of": 9,
+                                    "sections": {**data.snapshot["sections"],
+                                                 "summary": {**data.snapshot["sections"]["summary"], "as_of": 9}}})
+    hub.on_changes([confirm])
+    sizes = [sum(len(f) for f in client.conn.frames) for client in (small, legacy)]
+    [a], [b], [c] = messages(small.conn), messages(patching.conn), messages(legacy.conn)
+    assert a == b and a["type"] == "confirm" and "account" not in a and a["sections"]["summary"][0] == 9
+    assert c["type"] == "update" and c["account"]["as_of"] == 9
+    assert sizes[0] <= CONFIRM_MAX_BYTES < sizes[1]
+
+
+def test_lighter_clients_get_nothing_for_a_confirmation(world: tuple[Hub, Feed]) -> None:
+    """Lighter does not resend an unchanged account: neither does /stream, whatever /ws clients get."""
+    hub, feed = world
+    client = LighterClient(Recorder(), hub.queue_size, hub.metrics, hub.close_grace_s, Encoder())
+    hub.register(client)
+    for channel in ("account_all", "user_stats"):
+        client.watch(channel, 1)
+        client.subscribe(channel, 1, None)
+    data = feed.write(1, collateral="5")
+    data.snapshot["version"] = data.seq
+    hub.on_changes([data])
+    assert {m["type"] for m in messages(client.conn)} == {"subscribed/account_all", "subscribed/user_stats"}
+    confirm = Change(data.seq + 1, {**data.snapshot, "seq": data.seq + 1, "prev_seq": data.seq, "as_of": 9})
+    hub.on_changes([confirm])
+    assert messages(client.conn) == []
+    feed.seq = feed.prev[1] = confirm.seq
+    hub.on_changes([feed.write(1, collateral="6")])  # and a change of data still goes out, as an update
+    assert [m["type"] for m in messages(client.conn)] == ["update/user_stats"]  # (the stats carry collateral)

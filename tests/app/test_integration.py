@@ -9,7 +9,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
-from tests.app.helpers import without_freshness
+from tests.app.helpers import apply_confirm, without_freshness
 from tests.fixtures.simulator import run_simulator
 from tests.fixtures.web import run_web
 from tests.fixtures.worker import run_worker, worker_env_for
@@ -85,7 +85,7 @@ def test_patch_updates_rebuild_exactly_what_full_updates_carry(stack):
     rebuilt: dict[int, dict] = {}   # seq -> the account the patch client holds after it
     full: dict[int, dict] = {}      # seq -> the account the full client was sent
     sizes = {"patch": 0, "full": 0}
-    with connect(ws_url + "?updates=full", max_size=2**24) as plain, \
+    with connect(ws_url + "?updates=full&v=1", max_size=2**24) as plain, \
             connect(ws_url + "?updates=patch", max_size=2**24) as compact:
         assert orjson.loads(compact.recv(timeout=5))["updates"] == "patch"
         assert orjson.loads(plain.recv(timeout=5))["updates"] == "full"
@@ -102,6 +102,10 @@ def test_patch_updates_rebuild_exactly_what_full_updates_carry(stack):
                     sizes["patch"] += len(raw)
                 else:
                     held[msg["account_index"]] = msg["account"]
+                rebuilt[msg["seq"]] = held[msg["account_index"]]
+            elif msg["type"] == "confirm":  # protocol 2: only freshness moved
+                assert held[msg["account_index"]]["seq"] == msg["prev_seq"]
+                held[msg["account_index"]] = apply_confirm(held[msg["account_index"]], msg)
                 rebuilt[msg["seq"]] = held[msg["account_index"]]
         last = max(rebuilt)
         while not full or max(full) < last:

@@ -43,7 +43,7 @@ def test_hello_snapshots_updates_and_commands(file_env):
     feeder.status()
     with run_web(file_env) as web, open_ws(web.ws_url) as ws:
         hello = json.loads(ws.recv(timeout=10))
-        assert hello["type"] == "hello" and hello["protocol"] == 1 and hello["accounts"] == [1, 2]
+        assert hello["type"] == "hello" and hello["protocol"] == 2 and hello["accounts"] == [1, 2]
         assert hello["heartbeat_s"] < 55
         snaps = _updates(ws, 2)
         assert [(s["type"], s["account_index"], s["resync"]) for s in snaps] == [("snapshot", 1, False),
@@ -106,6 +106,15 @@ def test_resume_replays_or_resyncs(file_env):
             assert until(ws, lambda m: m["type"] == "error")["code"] == "bad_query"
         with open_ws(f"{web.ws_url}?updates=diff") as ws:
             assert until(ws, lambda m: m["type"] == "error")["code"] == "bad_query"
+        for query in ("v=3", "v=x", "confirm=patch"):
+            with open_ws(f"{web.ws_url}?{query}") as ws:
+                error = until(ws, lambda m: m["type"] == "error")
+                assert error["code"] == "bad_query" and query.split("=")[0] in error["message"]
+        for query, protocol, confirm in (("v=1", 1, "full"), ("v=2", 2, "small"), ("confirm=full", 2, "full"),
+                                         ("v=1&confirm=small", 1, "small")):
+            with open_ws(f"{web.ws_url}?{query}") as ws:
+                hello = until(ws, lambda m: m["type"] == "hello")
+                assert (hello["protocol"], hello["confirm"]) == (protocol, confirm), query
 
 
 def test_patch_updates_only_follow_what_this_connection_was_sent(file_env):

@@ -147,10 +147,12 @@ class WsWatcher:
 
     def _check(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
-        if kind not in ("snapshot", "update"):
+        if kind not in ("snapshot", "update", "confirm"):
             return
         index, seq, prev = message["account_index"], message["seq"], message.get("prev_seq")
-        problems = check_body(message["account"], self.ttl_s) + self.memory.check(message["account"])
+        # A confirm (/ws protocol 2) carries no account, only its freshness: it is checked as a link of the chain.
+        problems = [] if kind == "confirm" else \
+            check_body(message["account"], self.ttl_s) + self.memory.check(message["account"])
         if kind == "snapshot":
             if message.get("resync"):
                 self.resyncs += 1
@@ -197,7 +199,7 @@ class WsWatcher:
         update that it never saw (neither as an update nor as a snapshot)."""
         with self.cond:
             updates = [m["seq"] for _, m in self.messages if m.get("type") == "update" and m["seq"] > since_seq]
-            seen = {m["seq"] for _, m in self.messages if m.get("type") in ("update", "snapshot")}
+            seen = {m["seq"] for _, m in self.messages if m.get("type") in ("update", "snapshot", "confirm")}
         if not updates:
             return []
         return [s for s in range(min(updates), max(updates) + 1) if s not in seen]

@@ -101,3 +101,49 @@ def test_heal_rewrites_what_the_store_lost(redis_url, tmp_path) -> None:
     sink.heal(reason)
     assert sink.write_once(confirmations=False)
     assert store.lost([11, 12, 13], sink.seq) is None and store.head() == 6 and errors == []
+
+
+def test_the_content_version_moves_with_data_only_and_survives_a_new_writer(redis_url, tmp_path) -> None:
+    """Confirmations and rewrites keep `version`; a data change sets it to its seq; a new sink (a restart or a
+    takeover: states read back from the store) resumes it."""
+    errors: list = []
+    sink, states, store = _sink(redis_url, tmp_path, errors)
+    states[0].apply_positions([{"market_id": 0, "position": "1.0"}], now=1_000)
+    assert sink.write_once(confirmations=True)
+    first = store.account(11)
+    assert first["version"] == first["seq"]
+    states[0].confirm(("positions",), now=2_000)
+    assert sink.write_once(confirmations=True)
+    confirmed = store.account(11)
+    assert confirmed["seq"] > first["seq"] and confirmed["as_of"] == 2_000
+    assert confirmed["version"] == first["version"]
+    states[0].apply_positions([{"market_id": 0, "position": "1.0"}], now=3_000)  # same rows, REST->WS: no data move
+    assert sink.write_once(confirmations=True) and store.account(11)["version"] == first["version"]
+    # A new writer starts from what the store holds; its first write is a rewrite of everything: same versions.
+    resumed = [AccountState(i, public_only=True, previous=store.account(i)) for i in (11, 12, 13)]
+    again = Sink(store, resumed, confirm_every=60.0, on_error=lambda where, text: errors.append(where))
+    assert again.write_once(confirmations=True)
+    rewritten = store.account(11)
+    assert rewritten["seq"] > confirmed["seq"] and rewritten["version"] == first["version"]
+    resumed[0].apply_positions([{"market_id": 0, "position": "2.0"}], now=4_000)
+    assert again.write_once(confirmations=False)
+    changed = store.account(11)
+    assert changed["version"] == changed["seq"] > rewritten["seq"]
+    resumed[0].fail("positions", "upstream said no", "rest")  # an error flag is data: readers must learn it
+    assert again.write_once(confirmations=False) and store.account(11)["version"] == store.account(11)["seq"]
+    assert errors == []
+
+
+def test_a_relabelled_account_gets_a_new_version_when_resumed(redis_url, tmp_path) -> None:
+    errors: list = []
+    sink, states, store = _sink(redis_url, tmp_path, errors)
+    states[0].apply_positions([{"market_id": 0, "position": "1.0"}], now=1_000)
+    assert sink.write_once(confirmations=True)
+    version = store.account(11)["version"]
+    same = AccountState(11, public_only=True, previous=store.account(11))
+    renamed = AccountState(12, public_only=True, previous=store.account(12), name="hedge", group=2)
+    again = Sink(store, [same, renamed], confirm_every=60.0, on_error=lambda where, text: errors.append(where))
+    assert again.write_once(confirmations=True)
+    assert store.account(11)["version"] == version
+    assert store.account(12)["version"] == store.account(12)["seq"] and store.account(12)["name"] == "hedge"
+    assert errors == []

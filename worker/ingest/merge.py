@@ -11,6 +11,7 @@ from core.snapshot import (
     SectionData,
     Snapshot,
     Source,
+    data_digest,
     empty_section,
     new_snapshot,
 )
@@ -36,6 +37,10 @@ class AccountState:
             and previous.get("account_index") == account_index
         self.snapshot: Snapshot = copy.deepcopy(previous) if previous is not None and usable \
             else new_snapshot(account_index, public_only, name, group)
+        # The data of the stored version, before this configuration touches it (a relabel is a change of data):
+        # the sink keeps that version for as long as the data stays this (worker/sink.py).
+        self.stored_digest = data_digest(self.snapshot) \
+            if usable and isinstance(self.snapshot.get("version"), int) else None
         self.snapshot["public_only"] = public_only
         # The label is the configuration's: a renamed account is rewritten at once (below, `changed`).
         relabelled = (self.snapshot.get("name"), self.snapshot.get("group")) != (name, group)

@@ -138,7 +138,30 @@ function applyPatch(doc, ops) {
   return out;
 }
 
+// A confirm (protocol 2): the data is unchanged, only its freshness moved (docs/websocket.md, "Confirmations").
+const CONFIRM_FIELDS = ["seq", "prev_seq", "version", "written_at", "as_of", "age_ms", "stale"];
+function applyConfirm(held, msg) {
+  const out = structuredClone(held);
+  for (const key of CONFIRM_FIELDS) out[key] = msg[key];
+  for (const [name, [asOf, source, stale]] of Object.entries(msg.sections || {})) {
+    Object.assign(out.sections[name], { as_of: asOf, source, stale });
+  }
+  for (const section of Object.values(out.sections || {})) {
+    if (section.as_of !== null && out.age_ms !== null) section.age_ms = Math.max(0, out.as_of + out.age_ms - section.as_of);
+  }
+  return out;
+}
+
 function handle(msg) {
+  if (msg.type === "confirm") {
+    const held = state.accounts.get(msg.account_index);
+    if (!held || held.seq !== msg.prev_seq) {  // never expected: start over from fresh snapshots
+      state.lastSeq = null;
+      state.socket.close();
+      return;
+    }
+    msg.account = applyConfirm(held, msg);
+  }
   if (msg.type === "update" && msg.patch) {
     const held = state.accounts.get(msg.account_index);
     if (!held || held.seq !== msg.prev_seq) {  // never expected: start over from fresh snapshots
@@ -148,7 +171,7 @@ function handle(msg) {
     }
     msg.account = applyPatch(held, msg.patch);
   }
-  if (msg.type === "snapshot" || msg.type === "update") {
+  if (msg.type === "snapshot" || msg.type === "update" || msg.type === "confirm") {
     state.accounts.set(msg.account_index, msg.account);
     state.received.set(msg.account_index, Date.now());
     state.lastSeq = Math.max(state.lastSeq || 0, msg.seq);
