@@ -301,16 +301,16 @@ def test_history_chart_and_fills(browser, tmp_path):
         # Fills: the table is the API's fills of every account, newest first, exact decimals, 2 per page.
         page.evaluate("hist.pageSize = 2")
         page.click("#hfills-reload")
-        page.wait_for_function("document.querySelectorAll('#hfills tr.hfill').length === 2", timeout=10_000)
+        page.wait_for_function("() => document.querySelectorAll('#hfills tr.hfill').length === 2", timeout=10_000)
         expected = api_fills(web.url, [main, hedge])
         assert len(expected) >= 3
         page.click("#hfills-more")
-        page.wait_for_function("document.querySelectorAll('#hfills tr.hfill').length === 4 || "
+        page.wait_for_function("() => document.querySelectorAll('#hfills tr.hfill').length === 4 || "
                                "document.querySelector('#hfills-more').hidden", timeout=10_000)
         while not page.locator("#hfills-more").is_hidden():
             count = len(table_fills(page))
             page.click("#hfills-more")
-            page.wait_for_function(f"document.querySelectorAll('#hfills tr.hfill').length > {count} || "
+            page.wait_for_function(f"() => document.querySelectorAll('#hfills tr.hfill').length > {count} || "
                                    "document.querySelector('#hfills-more').hidden", timeout=10_000)
         shown_fills = table_fills(page)
         expected = api_fills(web.url, [main, hedge])[:len(shown_fills)]
@@ -329,7 +329,7 @@ def test_history_chart_and_fills(browser, tmp_path):
         assert any("/api/portfolio/equity?" in u and "bucket_s=173" in u for u in equity_requests)
         before = len(equity_requests)
         page.click("#eq-range button[data-range='1h']")
-        page.wait_for_function("hist.range === '1h' && hist.bucketMs === 8000", timeout=5_000)
+        page.wait_for_function("() => hist.range === '1h' && hist.bucketMs === 8000", timeout=5_000)
         assert any("bucket_s=8" in u for u in equity_requests[before:])
         worker.wait_for(lambda: chart_matches_api(page, web.url), timeout=20, message="1 h chart = API buckets")
         page.select_option("#eq-account", str(main))
@@ -343,7 +343,7 @@ def test_history_chart_and_fills(browser, tmp_path):
 
         # Phone: the chart fits the width, tables scroll with their hint.
         page.set_viewport_size(PHONE)
-        page.wait_for_function("document.querySelector('#eq-chart canvas').getBoundingClientRect().right"
+        page.wait_for_function("() => document.querySelector('#eq-chart canvas').getBoundingClientRect().right"
                                " <= window.innerWidth", timeout=5_000)
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
         hidden = page.evaluate("""[...document.querySelectorAll('.scroll')]
@@ -366,7 +366,7 @@ def test_history_unavailable_shows_a_message(browser, tmp_path):
         page.locator("#eq-message").wait_for(state="visible", timeout=10_000)
         assert "History is unavailable: history is disabled" in page.locator("#eq-message").inner_text()
         page.click("#eq-range button[data-range='7d']")
-        page.wait_for_function("hist.range === '7d'")
+        page.wait_for_function("() => hist.range === '7d'")
         page.locator("#eq-message").wait_for(state="visible", timeout=10_000)
         assert page.locator("#eq-chart canvas").count() == 0 and page.locator("#eq-chart").is_hidden()
         assert errors == []
