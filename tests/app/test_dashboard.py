@@ -293,10 +293,22 @@ def test_history_chart_and_fills(browser, tmp_path):
         page = browser.new_page(viewport=DESKTOP)
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # The page's Content-Security-Policy still lets uPlot run and style itself: no violation reported.
+        page.on("console", lambda m: m.type == "error" and "Content Security Policy" in m.text
+                and errors.append(m.text))
         equity_requests: list[str] = []
         page.on("request", lambda r: "/equity?" in r.url and equity_requests.append(r.url))
         page.goto(web.url + "/")
         page.locator(f"#eq-account option[value='{main}']").wait_for(state="attached", timeout=15_000)
+
+        # The first page follows new fills by itself (re-read every 10 s).
+        page.wait_for_function("() => document.querySelectorAll('#hfills tr.hfill').length >= 3", timeout=15_000)
+        known = {f["trade_id"] for f in api_fills(web.url, [main, hedge])}
+        assert sim.control.trade(main, 0, "0.1", is_ask=True)
+        fresh = wait_for(lambda: [f for f in api_fills(web.url, [main]) if f["trade_id"] not in known], timeout=15,
+                         message="the new fill in the API")
+        page.wait_for_function("(id) => document.querySelector(`#hfills tr.hfill[data-trade='${id}']`)",
+                               arg=str(fresh[0]["trade_id"]), timeout=25_000)
 
         # Fills: the table is the API's fills of every account, newest first, exact decimals, 2 per page.
         page.evaluate("hist.pageSize = 2")

@@ -9,7 +9,8 @@ const CHART_REFRESH_MS = 10_000;   // how often the newest bucket is re-read
 
 const hist = { account: "total", range: "24h", from: 0, to: 0, bucketMs: 0, points: [], plot: null,
                generation: 0, accounts: [], fills: [], fillSources: [], fillsGeneration: 0,
-               pageSize: 50 };  // fills shown per "Load older fills"
+               pageSize: 50,  // fills shown per "Load older fills"
+               paged: false, fillsQueue: Promise.resolve() };
 
 class HistoryError extends Error {}
 
@@ -111,6 +112,8 @@ function drawChart() {
   hist.plot = new uPlot({
     ...chartSize(),
     legend: { show: false },
+    // The x axis is the chosen range, not just the buckets that have samples (one sample would span years).
+    scales: { x: { time: true, range: () => [hist.from / 1000, hist.to / 1000] } },
     series: [{}, { label: "Equity (last)", stroke: "#58a6ff", width: 2, value: (u, v) => (v === null ? DASH : v.toFixed(2)) },
       { label: "min", ...band }, { label: "max", ...band }],
     bands: [{ series: [3, 2], fill: "rgba(88, 166, 255, .15)" }],  // the min..max of each bucket
@@ -130,9 +133,12 @@ function syncAccounts() {
     ...accounts.map(([index, name]) => el("option", { value: String(index), text: `${name} (#${index})` })));
   select.value = hist.account;
   if (select.value !== hist.account) { hist.account = "total"; select.value = "total"; }
-  if (first) loadFills();
+  if (first) queueFills(loadFills);
   else renderHistoryFills();
 }
+
+// Fill operations run one after another (one queue), so a reload never interleaves with paging.
+function queueFills(operation) { hist.fillsQueue = hist.fillsQueue.then(operation, operation); }
 
 // Fills of every account, newest first: one cursor per account, merged; "Load older fills" takes the next pageSize.
 async function loadFills() {
@@ -207,8 +213,10 @@ $("eq-account").addEventListener("change", (event) => { hist.account = event.tar
 for (const button of document.querySelectorAll("#eq-range button")) {
   button.addEventListener("click", () => pickRange(button.dataset.range));
 }
-$("hfills-more").addEventListener("click", () => moreFills());
-$("hfills-reload").addEventListener("click", () => loadFills());
+$("hfills-more").addEventListener("click", () => { hist.paged = true; queueFills(() => moreFills()); });
+$("hfills-reload").addEventListener("click", () => { hist.paged = false; queueFills(loadFills); });
+// The first page follows new fills by itself; once older pages are open it stays put until "Newest".
+setInterval(() => { if (!hist.paged && !document.hidden && hist.accounts.length) queueFills(loadFills); }, CHART_REFRESH_MS);
 window.addEventListener("resize", () => { if (hist.plot) hist.plot.setSize(chartSize()); });
 setInterval(syncAccounts, 1000);
 setInterval(refreshEquity, CHART_REFRESH_MS);
