@@ -61,6 +61,14 @@ def screenshot(page, name: str, tmp_path: Path) -> None:
     page.screenshot(path=str(target if refresh else tmp_path / name), full_page=True, animations="disabled")
 
 
+def show_history(page) -> None:
+    """For the screenshots: the last hour's chart and the fills the history holds by now."""
+    page.click("#eq-range button[data-range='1h']")
+    page.locator("#eq-chart canvas").wait_for(timeout=15_000)
+    page.click("#hfills-reload")
+    page.wait_for_function("() => document.querySelectorAll('#hfills tr.hfill').length > 0", timeout=15_000)
+
+
 def shown(page) -> dict:
     """What the page shows: the totals' and each card's exact values (data-value), and the portfolio's seqs."""
     return page.evaluate("""(ids) => {
@@ -166,6 +174,7 @@ def test_dashboard_for_the_trader(browser, tmp_path):
         assert "-0.00" not in text and "NaN" not in text and "undefined" not in text
         numbers = page.evaluate("[...document.querySelectorAll('td.num')].map(e => getComputedStyle(e).textAlign)")
         assert numbers and set(numbers) == {"right"}
+        show_history(page)
         screenshot(page, "dashboard-desktop.png", tmp_path)
 
         # On a phone: money first, operator detail folded below it, nothing wider than the screen unannounced.
@@ -183,6 +192,7 @@ def test_dashboard_for_the_trader(browser, tmp_path):
             .filter(b => { const h = b.nextElementSibling; return !h || getComputedStyle(h).display === 'none'; })
             .length""")
         assert hidden == 0, "a table wider than the screen without its hint"
+        show_history(page)
         screenshot(page, "dashboard-phone.png", tmp_path)
 
         # Stop the worker: every figure turns stale and the status line red; nothing upstream shows green.
