@@ -163,6 +163,8 @@ def _same_answer(fast: Any, flask: Any, spent_between: int) -> None:
             assert int(fast.headers[name]) == max(0, int(value) - spent_between)
         elif name == "Retry-After":  # whole seconds until the same reset, read a moment apart
             assert abs(int(fast.headers[name]) - int(value)) <= 1
+        elif name == "X-Data-Age-Ms":  # the same as_of, aged by the clock between the two reads
+            assert 0 <= abs(int(fast.headers[name]) - int(value)) <= 1000, name
         elif name != "Content-Length" or fast.status_code != 200:  # a 200's body carries age_ms
             assert fast.headers[name] == value, name
 
