@@ -13,6 +13,9 @@ from core.snapshot import Snapshot, new_snapshot
 from core.store import Change, Store
 from tests.waiting import wait_for
 
+# Waits that let the watcher greenlet run between checks.
+YIELDING: dict[str, Any] = {"interval": 0.01, "idle": gevent.sleep}
+
 
 class Recorder:
     def __init__(self) -> None:
@@ -52,15 +55,15 @@ def test_a_new_writer_epoch_is_a_resync(tmp_path) -> None:
     watcher.ensure_started()
     try:
         first.put_account(new_snapshot(1, False), 3)
-        wait_for(lambda: gevent.sleep(0.01) or ("update", (3, 1)) in recorder.events, 5, "the epoch-1 update")
+        wait_for(lambda: ("update", (3, 1)) in recorder.events, 5, "the epoch-1 update", **YIELDING)
         assert first.fence is not None
         first.fence.release()  # a clean handover
         second = _writer(tmp_path, "second")
         assert second.fence is not None and second.fence.epoch == 2
         second.put_account(new_snapshot(2, False), 4)
-        wait_for(lambda: gevent.sleep(0.01) or any(e[0] == "resync" for e in recorder.events), 5, "a resync")
+        wait_for(lambda: any(e[0] == "resync" for e in recorder.events), 5, "a resync", **YIELDING)
         second.put_account(new_snapshot(1, False), 5)
-        wait_for(lambda: gevent.sleep(0.01) or ("update", (5, 2)) in recorder.events, 5, "the epoch-2 update")
+        wait_for(lambda: ("update", (5, 2)) in recorder.events, 5, "the epoch-2 update", **YIELDING)
     finally:
         watcher.stop()
     assert ("update", (4, 2)) not in recorder.events  # the new writer's first change came as a resync

@@ -12,6 +12,7 @@ from core.env import SettingsError
 from core.settings import from_env
 from core.store import Store
 from core.tuning import worker_from_env
+from tests.waiting import wait_for
 from worker.runtime import Runtime
 from worker.tenure import wait_as_standby
 
@@ -52,7 +53,8 @@ def test_a_standby_told_to_stop_returns_false(tmp_path) -> None:
     other = rt.store.lease("other", 1.0)
     assert other.acquire()
     waiting = gevent.spawn(wait_as_standby, rt, rt.store.lease("me", 1.0))
-    gevent.sleep(0.1)
+    # Told to stop once it is really waiting (its standby record is out), not before it started.
+    wait_for(rt.store.standby, 5, "the standby's record", interval=0.01, idle=gevent.sleep)
     rt.stop.set()
     assert waiting.get(timeout=5) is False and rt.store.fence is None
 
@@ -78,8 +80,7 @@ def test_taking_over_a_wiped_store_never_reuses_a_seq_or_an_epoch(tmp_path) -> N
     writer.put_accounts([(new_snapshot(1, False), 100)])
     writer.put_status({"epoch": 5, "store": {"seq": 100}})
     waiting = gevent.spawn(wait_as_standby, rt, rt.store.lease("me", 1.0))
-    wait_for_seen = gevent.spawn(lambda: [gevent.sleep(0.02) for _ in range(100) if rt.seq_seen < 100])
-    wait_for_seen.join(timeout=5)
+    wait_for(lambda: rt.seq_seen >= 100, 5, "the standby seeing seq 100", interval=0.02, idle=gevent.sleep)
     assert rt.seq_seen == 100 and rt.epoch_seen == 5 and not waiting.ready()
     shutil.rmtree(tmp_path / "store")  # the store is wiped (and the holder's lock file with it)
     assert waiting.get(timeout=5) is True
