@@ -13,17 +13,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from core.accounts import ACCOUNT_FIELDS, ACCOUNT_VAR, PROXY_VAR
 from core.env import SettingsError
 
 # Prefixes that only our settings use (case-insensitive: `lighter_` and `Lighter_` both are ours).
 NAMESPACES = ("LIGHTER_", "WORKER_", "WEB_", "UPSTREAM_", "HISTORY_", "ALERTS_", "METRICS_")
 
 # Per-account and per-proxy variables: read by pattern, so a recording cannot list them.
-ACCOUNT_FIELDS = ("Account_Index", "API_KEY_Index", "PRIVATE", "PUBLIC")
-PATTERNS = (
-    re.compile(r"Lighter_[0-9]+_[A-Za-z0-9]+_(" + "|".join(ACCOUNT_FIELDS) + ")", re.ASCII),
-    re.compile(r"Lighter_[0-9]+_PROXY_[0-9]+_URL", re.ASCII),
-)
+PATTERNS = (ACCOUNT_VAR, PROXY_VAR)
 
 # Ours or our platform's, but read by something other than core.settings: gunicorn reads WEB_CONCURRENCY itself,
 # settings.load reads DOTENV_FILE, Render reads PYTHON_VERSION.

@@ -8,10 +8,11 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import urlsplit
 
+from core.accounts import Account, Proxy, accounts_from_env, proxies_from_env
 from core.alerts.config import AlertSettings, alerts_from_env
-from core.env import RecordingEnv, Secret, SettingsError, flag, int_value, number, optional_int
+from core.env import RecordingEnv, Secret, SettingsError, flag, number, optional_int
 from core.envnames import check as check_names
 from core.history.config import HistorySettings, history_from_env
 from core.tuning import WebTuning, WorkerTuning, web_from_env, worker_from_env
@@ -24,52 +25,13 @@ TIER_WEIGHT_PER_MINUTE = {"standard": None, "premium": 24_000, "plus": 120_000, 
 STANDARD_REQUESTS_PER_MINUTE = 60
 ENDPOINT_WEIGHT = 300
 
-_ACCOUNT_VAR = re.compile(r"^Lighter_(\d+)_([A-Za-z0-9]+)_(Account_Index|API_KEY_Index|PRIVATE|PUBLIC)$")
-_PROXY_VAR = re.compile(r"^Lighter_(\d+)_PROXY_(\d+)_URL$")
-_HEX_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{80}$")
 _RATE_LIMIT = re.compile(r"^\s*[0-9]+\s*(/|per)\s*[0-9]*\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE | re.ASCII)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # gunicorn reads WEB_CONCURRENCY itself (as its worker count, which Heroku sets from the dyno size); we check it first
 # so a bad value is one line naming it instead of gunicorn's traceback. Each worker is a whole gevent process.
 MAX_WEB_CONCURRENCY = 64
-MAX_ACCOUNT_INDEX = 2**63 - 1
 MAX_RATE_AMOUNT = 1_000_000_000  # RATE_LIMIT's requests per window: past it, a typo rather than a limit
 MAX_RATE_MULTIPLE = 1000         # RATE_LIMIT's window in units ("1/1000minute"); 0 or past it is refused
-
-
-@dataclass(frozen=True)
-class Proxy:
-    """One egress through an HTTP proxy. `url` holds credentials; `redacted` is safe to show."""
-
-    url: Secret
-    host: str
-    port: int
-    username: str | None = None
-    password: Secret | None = field(default=None, repr=False)
-
-    @property
-    def redacted(self) -> str:
-        user = f"{self.username}:***@" if self.username else ""
-        return f"http://{user}{self.host}:{self.port}"
-
-    def __repr__(self) -> str:
-        return f"Proxy({self.redacted})"
-
-
-@dataclass(frozen=True)
-class Account:
-    """One tracked Lighter account. `group` selects which proxies carry its traffic."""
-
-    group: int
-    name: str
-    account_index: int
-    api_key_index: int | None = None
-    private_key: Secret | None = field(default=None, repr=False)
-    public_key: str | None = None
-
-    @property
-    def public_only(self) -> bool:
-        return self.private_key is None
 
 
 @dataclass(frozen=True)
@@ -194,8 +156,8 @@ def _settings(env: Mapping[str, str], given: Mapping[str, str]) -> Settings:
     if log_format not in ("text", "json"):
         raise SettingsError(f"LOG_FORMAT must be 'text' or 'json' (got {log_format!r})")
     return Settings(
-        accounts=_accounts(given),
-        proxies=_proxies(given),
+        accounts=accounts_from_env(given),
+        proxies=proxies_from_env(given),
         lighter_base_url=base_url,
         lighter_ws_url=_url(env, "LIGHTER_WS_URL", ws_default, ("ws", "wss")),
         poll_interval=number(env, "POLL_INTERVAL", 0.5, minimum=0.05),
@@ -222,72 +184,6 @@ def _settings(env: Mapping[str, str], given: Mapping[str, str]) -> Settings:
         redis_tls_verify=flag("REDIS_TLS_VERIFY", env.get("REDIS_TLS_VERIFY", "1").strip() or "1"),
         alerts=alerts_from_env(env),
     )
-
-
-def _accounts(env: Mapping[str, str]) -> tuple[Account, ...]:
-    fields: dict[tuple[int, str], dict[str, str]] = {}
-    for name, value in env.items():
-        match = _ACCOUNT_VAR.match(name)
-        if match and match.group(2).upper() != "PROXY":
-            fields.setdefault((int(match.group(1)), match.group(2)), {})[match.group(3)] = value.strip()
-    accounts: list[Account] = []
-    # Configuration order: by group, then as the variables appear (a stable sort keeps the environment's order;
-    # `.env` files load top to bottom), never alphabetically by name.
-    for (group, ident), values in sorted(fields.items(), key=lambda item: item[0][0]):
-        prefix = f"Lighter_{group}_{ident}_"
-        if not values.get("Account_Index"):
-            raise SettingsError(f"{prefix}Account_Index is required when other {prefix}* variables are set")
-        index = int_value(prefix + "Account_Index", values["Account_Index"], 0, MAX_ACCOUNT_INDEX)
-        private = values.get("PRIVATE") or None
-        if private is not None and not _HEX_KEY.match(private):
-            raise SettingsError(f"{prefix}PRIVATE must be 80 hex characters (40 bytes), optionally 0x-prefixed")
-        api_key = values.get("API_KEY_Index")
-        api_key_index = int_value(prefix + "API_KEY_Index", api_key, 0, 254) if api_key else None
-        if private is not None and api_key_index is None:
-            raise SettingsError(f"{prefix}API_KEY_Index is required when {prefix}PRIVATE is set")
-        accounts.append(Account(group, ident, index, api_key_index, Secret(private) if private else None,
-                                values.get("PUBLIC") or None))
-    seen: dict[int, str] = {}
-    for account in accounts:
-        if account.account_index in seen:
-            raise SettingsError(f"Lighter_{account.group}_{account.name}_Account_Index repeats account "
-                                f"{account.account_index} already set by {seen[account.account_index]}")
-        seen[account.account_index] = f"Lighter_{account.group}_{account.name}_Account_Index"
-    return tuple(accounts)
-
-
-def _proxies(env: Mapping[str, str]) -> dict[int, tuple[Proxy, ...]]:
-    found: dict[int, list[tuple[int, Proxy]]] = {}
-    for name, value in env.items():
-        match = _PROXY_VAR.match(name)
-        if match and value.strip():
-            found.setdefault(int(match.group(1)), []).append((int(match.group(2)), parse_proxy(name, value.strip())))
-    return {group: tuple(p for _, p in sorted(items, key=lambda item: item[0])) for group, items in found.items()}
-
-
-def parse_proxy(variable: str, text: str) -> Proxy:
-    """Accept `http://user:pass@host:port`, `host:port:user:pass` and `host:port`."""
-    if "://" not in text:
-        parts = text.split(":")
-        if len(parts) not in (2, 4):
-            raise SettingsError(f"{variable} must be http://user:pass@host:port or host:port:user:pass")
-        host, port = parts[0], parts[1]
-        user, password = (parts[2], parts[3]) if len(parts) == 4 else (None, None)
-    else:
-        try:
-            split = urlsplit(text)
-            host, port = split.hostname or "", str(split.port or "")
-        except ValueError:
-            raise SettingsError(f"{variable} is not a valid proxy URL") from None
-        if split.scheme not in ("http", "https"):
-            raise SettingsError(f"{variable} must use http:// (got scheme {split.scheme!r})")
-        user = unquote(split.username) if split.username else None
-        password = unquote(split.password) if split.password else None
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise SettingsError(f"{variable} needs a host and a port between 1 and 65535")
-    auth = f"{quote(user, safe='')}:{quote(password or '', safe='')}@" if user else ""
-    return Proxy(Secret(f"http://{auth}{host}:{port}"), host, int(port), user,
-                 Secret(password) if password else None)
 
 
 def _default_ws_url(base_url: str) -> str:

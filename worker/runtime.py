@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, NotRequired, TypedDict
 import gevent.event
 import orjson
 
+from core.accounts import Account
 from core.logs import redact
-from core.settings import Account, Settings
+from core.settings import Settings
 from core.snapshot import Snapshot, now_ms
 from core.store import FEED_SIZE, Store
 from core.tuning import WorkerTuning

@@ -16,7 +16,7 @@ from app.rest.conditional import Answer, Resource, account_resource, answer, lis
 from app.rest.reader import NotPopulated, NotTracked
 from app.services import services
 from app.status import worker_view
-from core.settings import MAX_ACCOUNT_INDEX
+from core.accounts import MAX_ACCOUNT_INDEX
 from core.snapshot import Snapshot, now_ms
 
 log = logging.getLogger(__name__)

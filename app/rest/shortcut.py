@@ -23,7 +23,7 @@ from app.errors import error_response
 from app.rest.api import ACCOUNT_ENDPOINT, ACCOUNTS_ENDPOINT
 from app.rest.conditional import Answer, account_resource, answer, list_resource
 from app.rest.limits import log_refused
-from core.settings import MAX_ACCOUNT_INDEX
+from core.accounts import MAX_ACCOUNT_INDEX
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

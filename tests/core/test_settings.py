@@ -1,7 +1,8 @@
 """Settings: parsing, defaults, and errors that name the variable without leaking secrets."""
 import pytest
 
-from core.settings import SettingsError, from_env, parse_proxy
+from core.accounts import parse_proxy
+from core.settings import SettingsError, from_env
 
 KEY = "ab" * 40
 PASSWORD = "s3cr3t-pass"

@@ -27,8 +27,9 @@ def settings_variables() -> set[str]:
 
 def variable_patterns() -> list[re.Pattern]:
     """The per-account and per-proxy variable families (Lighter_{N}_{ID}_*, Lighter_{N}_PROXY_{M}_URL)."""
-    return [p for p in vars(settings_module).values()
-            if isinstance(p, re.Pattern) and p.pattern.startswith("^Lighter_")]
+    from core.envnames import PATTERNS
+
+    return list(PATTERNS)
 
 
 def launcher_only() -> set[str]:

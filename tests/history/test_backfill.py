@@ -10,8 +10,8 @@ import gevent.event
 import pytest
 import requests
 
+from core.accounts import Account
 from core.env import Secret
-from core.settings import Account
 from tests.fixtures.simulator import RunningSimulator
 from tests.simulator.helpers import sdk_token
 from worker.history.backfill import Backfill, BackfillError, parse_trades

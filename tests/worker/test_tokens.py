@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from core.settings import Account, Secret
+from core.accounts import Account
+from core.env import Secret
 from worker.upstream.tokens import TokenError, Tokens, chain_id_for
 
 KEY = "0x" + "5a" * 40

@@ -13,8 +13,8 @@ import gevent.event
 import orjson
 import requests
 
+from core.accounts import Account
 from core.history.events import fill_row
-from core.settings import Account
 from core.snapshot import Row
 from worker.protocol import SIMULATOR_HEADER, TRADES_BUDGET_SLOTS, TRADES_PAGE_LIMIT, TRADES_PATH
 from worker.runtime import Runtime

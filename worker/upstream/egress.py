@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 import requests
 
+from core.accounts import Account, Proxy
 from core.backoff import Retry
-from core.settings import Account, Proxy, Settings
+from core.settings import Settings
 from core.tuning import WorkerTuning
 from worker.states import Mode, WsState
 from worker.upstream.budget import SHARE_REST_ONLY, SHARE_WS, Plan, UpstreamBudget, plan

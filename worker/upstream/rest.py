@@ -10,8 +10,8 @@ import gevent.event
 import gevent.pool
 import requests
 
+from core.accounts import Account
 from core.logs import fields
-from core.settings import Account
 from core.snapshot import now_ms
 from worker.ingest.parse import ParseError, parse_account, parse_orders
 from worker.protocol import ACCOUNT_PATH, ACTIVE_ORDERS_PATH, SIMULATOR_HEADER

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from core.settings import Account
+from core.accounts import Account
 
 log = logging.getLogger(__name__)
 
