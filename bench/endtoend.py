@@ -96,11 +96,12 @@ def _trades(stack: Stack, probe: Any, cfg: EndToEndConfig) -> list[dict[str, Any
 
 def _phase(stack: Stack, target: str, url: str, clients: int, cfg: EndToEndConfig, log: Callable) -> dict[str, Any]:
     relay = target == "relay"
+    # The probe connects first, as bench/freshness.py's does: after a burst of connects from this one address, a
+    # newcomer may be paced (docs/security.md), and a probe that never synced would miss every trade.
+    probe: Any = RelayProbe(url, stack.accounts[0]) if relay else Probe(url, stack.accounts[0])
     pool = ClientPool(url, clients, 2, ordinal=relay, wait_sync=not relay)
-    probe: Any = None
     try:
         ready = pool.wait_ready()
-        probe = RelayProbe(url, stack.accounts[0]) if relay else Probe(url, stack.accounts[0])
         begin = time.time() + 1.0  # quiet (market paused): every client starts counting at the same frame
         if relay:
             probe.arm(begin)
@@ -116,8 +117,7 @@ def _phase(stack: Stack, target: str, url: str, clients: int, cfg: EndToEndConfi
         thread.join()
         measured = holder["r"][0]
     finally:
-        if probe is not None:
-            probe.close()
+        probe.close()
         pool.close()
     receipts = measured.get("receipts", {})
     latencies = [r - t["t0_ms"] for t in trades if t["key"] is not None for r in receipts.get(t["key"], [])]

@@ -17,7 +17,9 @@ from tests.fixtures.worker import run_worker, worker_env_for
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    store_env = {"CACHE_DIR": str(tmp_path_factory.mktemp("integration") / "store")}
+    directory = tmp_path_factory.mktemp("integration")
+    # One store and one history database for worker and web, as deployed (never the repository's .cache).
+    store_env = {"CACHE_DIR": str(directory / "store"), "DATABASE_URL": f"sqlite:///{directory / 'history.sqlite3'}"}
     with contextlib.ExitStack() as stack:
         sim = stack.enter_context(run_simulator(tick_ms=100))
         env = worker_env_for(sim, store_env, accounts=2, public_only=(1,), UPSTREAM_TIER="unlimited",
