@@ -209,7 +209,9 @@ class Redis:
 
 def store_env(kind: str, tmp: str) -> tuple[dict[str, str], Any]:
     """Environment selecting a fresh store of `kind` ("file" or "redis"); returns (env, handle to stop)."""
+    # Each run's history database is its own (never the repository's .cache/history.sqlite3).
+    env = {"CACHE_DIR": os.path.join(tmp, "store"), "DATABASE_URL": f"sqlite:///{os.path.join(tmp, 'history.sqlite3')}"}
     if kind == "redis":
         redis = Redis()
-        return {"REDIS_URL": redis.url, "CACHE_DIR": os.path.join(tmp, "store")}, redis
-    return {"CACHE_DIR": os.path.join(tmp, "store")}, None
+        return {**env, "REDIS_URL": redis.url}, redis
+    return env, None

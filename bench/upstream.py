@@ -102,7 +102,10 @@ def live_schedule(stack: Stack, deadline_s: float = 30) -> Schedule:
     while True:
         status = stack.session.get(f"{stack.web_url}/api/status", timeout=5).json()
         egresses = status.get("egresses") or []
-        if status.get("mode") == "ws" and egresses and all(e["ws"]["state"] == "connected" for e in egresses):
+        # The history backfill's first pass (start-up only, then every HISTORY_BACKFILL_S) is not the steady plan.
+        backfilled = (status.get("history") or {}).get("backfilled_at_ms") or not status.get("history")
+        if (status.get("mode") == "ws" and egresses and all(e["ws"]["state"] == "connected" for e in egresses)
+                and backfilled):
             return schedule_of(status)
         if time.monotonic() > end:
             raise RuntimeError(f"the worker's WebSocket was not live within {deadline_s}s (mode {status.get('mode')})")

@@ -82,9 +82,12 @@ def test_live_fills_events_and_samples(simulator: RunningSimulator, tmp_path: Pa
         kinds = lambda: {e["kind"] for e in db.events_page("order_events", account, 0, 2**62, 1000, None)}  # noqa: E731
         worker.wait_for(lambda: {"placed"} < kinds() and kinds() & {"filled", "cancelled", "partly_filled"}, 30,
                         message="order lifecycle events")
-        rows = worker.wait_for(lambda: ((store.status() or {}).get("history") or {}).get("rows"), 10,
-                               message="row counts in the status")
-        assert rows["equity_samples"] >= 1 and store.status()["history"]["size_bytes"] > 0
+        # The counts are refreshed every HISTORY_STATS_S: wait for a refresh that saw the samples already stored.
+        counted = lambda h: (h.get("rows") or {}).get("equity_samples", 0) >= 1 \
+            and (h.get("rows") or {}).get("fills", 0) >= 2 and h  # noqa: E731 (the market may add fills since)
+        history = worker.wait_for(lambda: counted((store.status() or {}).get("history") or {}), 10,
+                                  message="the stored fills and samples counted in the status")
+        assert history["size_bytes"] > 0 and history["backfilled_at_ms"] is not None
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import gevent.event
 import orjson
 
 from core.history.db import DB_ERRORS, HistoryDB
-from core.snapshot import Snapshot
+from core.snapshot import Snapshot, now_ms
 from worker.history.backfill import Backfill, BackfillError
 from worker.history.recorder import HistoryRecorder
 from worker.runtime import Runtime
@@ -70,6 +70,8 @@ def backfill_loop(rt: Runtime, recorder: HistoryRecorder, stop: gevent.event.Eve
                 except DB_ERRORS as exc:
                     log.warning("history backfill waits for the database: %s", type(exc).__name__)
                     break
+            else:
+                recorder.backfilled_at_ms = now_ms()
             wait = settings.backfill_s
         else:
             wait = 0.5  # not migrated yet (database down at start) or paused

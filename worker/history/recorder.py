@@ -53,6 +53,7 @@ class HistoryRecorder:
         self.last_error: str | None = None
         self.db_stats: dict[str, Any] | None = None
         self.resumed = gevent.event.Event()      # set on resume(): the backfill runs again at once
+        self.backfilled_at_ms: int | None = None  # when a backfill pass last finished (every keyed account tried)
         self._next_try = 0.0
         self._next_sample = 0.0
         self._next_retention = 0.0
@@ -236,4 +237,5 @@ class HistoryRecorder:
         return {"database": self.db.dialect, "writing": self.active, "healthy": self.healthy,
                 "backlog_rows": len(self.outbox), "backlog_bytes": self.outbox.bytes,
                 "dropped_rows": self.outbox.dropped, "written_rows": self.written, "failures": self.failures,
-                "last_error": self.last_error, "size_bytes": stats.get("size_bytes"), "rows": stats.get("rows")}
+                "last_error": self.last_error, "size_bytes": stats.get("size_bytes"), "rows": stats.get("rows"),
+                "backfilled_at_ms": self.backfilled_at_ms}
