@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import psutil
 from websockets.sync.client import connect
 
 from bench import stats
@@ -94,8 +95,36 @@ def _trades(stack: Stack, probe: Any, cfg: EndToEndConfig) -> list[dict[str, Any
     return out
 
 
-def _phase(stack: Stack, target: str, url: str, clients: int, cfg: EndToEndConfig, log: Callable) -> dict[str, Any]:
+class ServerCPU:
+    """CPU seconds (user + system) a set of server processes and their children spent between start() and stop()."""
+
+    def __init__(self, servers: dict[str, Server]) -> None:
+        self.servers = servers
+        self.begin: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        out = {}
+        for name, server in self.servers.items():
+            try:
+                root = psutil.Process(server.proc.pid)
+                out[name] = sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
+            except psutil.Error:
+                out[name] = 0.0
+        return out
+
+    def start(self) -> None:
+        self.begin = self._now()
+
+    def stop(self, per: int) -> dict[str, float]:
+        """Milliseconds of CPU per `per` (trades), per server."""
+        end = self._now()
+        return {name: round((end[name] - self.begin[name]) * 1000 / max(1, per), 2) for name in self.servers}
+
+
+def _phase(stack: Stack, target: str, url: str, clients: int, cfg: EndToEndConfig, log: Callable,
+           servers: dict[str, Server]) -> dict[str, Any]:
     relay = target == "relay"
+    cpu = ServerCPU(servers)
     # The probe connects first, as bench/freshness.py's does: after a burst of connects from this one address, a
     # newcomer may be paced (docs/security.md), and a probe that never synced would miss every trade.
     probe: Any = RelayProbe(url, stack.accounts[0]) if relay else Probe(url, stack.accounts[0])
@@ -111,8 +140,10 @@ def _phase(stack: Stack, target: str, url: str, clients: int, cfg: EndToEndConfi
                                                                               receipts=True)))
         thread.start()
         time.sleep(max(0.0, begin - time.time()) + 0.2)
+        cpu.start()
         trades = _trades(stack, probe, cfg)
         time.sleep(1.0)  # the last trade's frames reach every client
+        server_cpu = cpu.stop(len(trades))
         pool.stop_measure()
         thread.join()
         measured = holder["r"][0]
@@ -129,10 +160,10 @@ def _phase(stack: Stack, target: str, url: str, clients: int, cfg: EndToEndConfi
            "p50_ms": stats.exact_percentile(latencies, 50), "p99_ms": stats.exact_percentile(latencies, 99),
            "max_ms": max(latencies) if latencies else None,
            "bytes_per_client_per_trade": stats.exact_percentile(per_client, 50),
-           "client_cpu_percent": measured.get("client_cpu_percent")}
+           "client_cpu_percent": measured.get("client_cpu_percent"), "server_cpu_ms_per_trade": server_cpu}
     log(f"endtoend {target} × {clients}: p50/p99 {_ms(out['p50_ms'])}/{_ms(out['p99_ms'])} ms, "
         f"{out['samples']}/{out['expected_samples']} receipts, "
-        f"{out['bytes_per_client_per_trade'] or 0:,.0f} B per client per trade")
+        f"{out['bytes_per_client_per_trade'] or 0:,.0f} B per client per trade, server CPU ms per trade {server_cpu}")
     return out
 
 
@@ -148,7 +179,10 @@ def run(cfg: EndToEndConfig, log: Callable = print) -> dict[str, Any]:
                               ",".join(map(str, stack.accounts))], ready=r"relay listening on (ws://\S+)") as relay:
             relay_url = relay.match.group(1)
             ours_url = f"{stack.ws_url}?updates={cfg.updates}"
-            phases = [_phase(stack, target, url, n, cfg, log) for n in cfg.sizes
+            # Each phase's server CPU: the relay alone for the relay; web and worker for ours (the store and the
+            # simulator are left out of both).
+            servers = {"relay": {"relay": relay}, "ours": {"web": stack.web, "worker": stack.worker}}
+            phases = [_phase(stack, target, url, n, cfg, log, servers[target]) for n in cfg.sizes
                       for target, url in (("relay", relay_url), ("ours", ours_url))]
     ratios: dict[str, dict[str, float | None]] = {}
     for n in cfg.sizes:

@@ -39,9 +39,12 @@ def _since(raw: str | None) -> int | None:
     return int(raw)
 
 
-def _updates(raw: str | None) -> str:
-    if raw in (None, "", "full", "patch"):
-        return raw or "full"
+def _updates(raw: str | None, protocol: int) -> str:
+    """Version 2 sends patches unless asked for full updates (as Lighter sends deltas); version 1 full ones."""
+    if raw in (None, ""):
+        return "patch" if protocol == messages.PROTOCOL else "full"
+    if raw in ("full", "patch"):
+        return raw
     raise ValueError("updates must be 'full' or 'patch'")
 
 
@@ -97,8 +100,8 @@ def websocket() -> Response:
     try:
         since = _since(request.args.get("since"))
         client.accounts = _query_accounts(request.args.get("accounts"))
-        updates = _updates(request.args.get("updates"))
         protocol = _protocol(request.args.get("v"))
+        updates = _updates(request.args.get("updates"), protocol)
         confirm = _confirm(request.args.get("confirm"), protocol)
         wants_portfolio = _flag(request.args.get("portfolio"), "portfolio")
     except ValueError as exc:

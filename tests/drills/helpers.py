@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import requests
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -118,6 +119,7 @@ class WsWatcher:
         self.cond = threading.Condition()
         self.messages: list[tuple[int, dict[str, Any]]] = []  # (receipt ms, message)
         self.last: dict[int, int] = {}
+        self.held: dict[int, dict[str, Any]] = {}  # the account as this client holds it (patches apply to it)
         self.violations: list[str] = []
         self.resyncs = 0
         self.updates = 0
@@ -150,9 +152,19 @@ class WsWatcher:
         if kind not in ("snapshot", "update", "confirm"):
             return
         index, seq, prev = message["account_index"], message["seq"], message.get("prev_seq")
+        problems: list[str] = []
+        if "patch" in message:
+            # Protocol 2's default: a JSON Patch against the account this client holds (at prev_seq, checked
+            # below). The applied result stands in the message as its account, as a full update would carry it.
+            held = self.held.get(index)
+            if held is None:
+                problems.append(f"account {index}: patch at seq {seq} with no account held")
+            else:
+                message["account"] = jsonpatch.apply_patch(held, message["patch"])
         # A confirm (/ws protocol 2) carries no account, only its freshness: it is checked as a link of the chain.
-        problems = [] if kind == "confirm" else \
-            check_body(message["account"], self.ttl_s) + self.memory.check(message["account"])
+        if "account" in message:
+            self.held[index] = message["account"]
+            problems += check_body(message["account"], self.ttl_s) + self.memory.check(message["account"])
         if kind == "snapshot":
             if message.get("resync"):
                 self.resyncs += 1
