@@ -42,7 +42,7 @@ def test_websocket_sizes_in_the_docs_are_measured_ones(tmp_path, simulator):
                               ["trades"]["data"] or []) >= 50, 60, "50 recent trades", 0.5,
                  ignore=(KeyError, requests.RequestException))  # 503 until the worker's first write
         simulator.control.pause()
-        with connect(web.ws_url, open_timeout=10, max_size=None) as full, \
+        with connect(web.ws_url + "?updates=full", open_timeout=10, max_size=None) as full, \
                 connect(web.ws_url + "?updates=patch&confirm=full", open_timeout=10, max_size=None) as patched:
             # (confirm=full: confirmations as patches, the figure the docs state; protocol 2's `confirm` frames are
             # held to their bound by tests/app/test_quiet.py)
