@@ -1,6 +1,7 @@
 """`worker_down` alerts, evaluated in the web (docs/alerts.md#worker-down): a dead worker cannot report itself.
 
-Each web process runs one watcher (started with its first request, like app/ready.py's Monitor): every
+Each web process runs one watcher (from the app's creation under gunicorn's gevent worker; else from its first
+request): every
 ALERTS_TICK_S it reads the worker's heartbeat from the store and feeds the evaluator's `worker_down` rules
 (core/alerts/evaluate.py, the same logic and cooldown as every other condition). What fires goes to the outbox in
 the history database, and one sender per destination delivers it with the worker's schedule and signing
@@ -123,7 +124,8 @@ class WorkerDownWatch:
         outbox = self._outbox()
         rows = [row for alert in self.queued for row in rows_for(alert, None, self.settings.public_url)]
         outbox.add(rows)  # the same id from another process (or from before a restart) adds nothing
-        log.warning("worker_down: no worker heartbeat for %.0f s; alert %s queued", self.silent_s or 0,
+        # Every watching process logs this; the outbox holds one row per id and destination whoever wrote first.
+        log.warning("worker_down: no worker heartbeat for %.0f s: alert %s", self.silent_s or 0,
                     ", ".join(sorted({a.id for a in self.queued})))
         self.queued.clear()
         for event in self._wake.values():

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
+from gevent import monkey
 
 from app import auth
 from app.alerts_status import AlertsSection
@@ -119,10 +120,14 @@ def init_app(app: Flask, settings: Settings, limiter: Any) -> None:
     watch = WorkerDownWatch(built.store, settings.alerts, lambda: outbox_of(app, settings))
     if watch.enabled:
         app.extensions[_WATCH_KEY] = watch
+        if monkey.is_module_patched("socket"):
+            # gunicorn's gevent worker patches, then builds the app (after the fork): watch from now on, requests
+            # or not. An unpatched process (an app built in a test) starts it with its first request instead.
+            watch.ensure_started()
 
         @app.before_request
         def _watch() -> None:
-            watch.ensure_started()  # after gunicorn's fork, like app/ready.py's Monitor
+            watch.ensure_started()
 
 
 # -- OpenAPI (merged into /api/openapi.json by app/rest/openapi.py) ---------------------------------------------

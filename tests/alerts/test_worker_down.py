@@ -1,0 +1,122 @@
+"""worker_down, watched by the web (app/alerts_watch.py): the real worker, two gunicorn web processes on one Redis,
+one SQLite history database, and a real receiver that verifies the Standard Webhooks signature.
+
+Kill the worker: both web processes notice and fire, the receiver gets exactly one signed message. A web restarted
+during the same episode fires the same id again and nothing more arrives. The worker back, then killed again: a new
+episode, a second message with another id. cooldown_s = 0, so nothing but the episode id keeps the count at one.
+"""
+from __future__ import annotations
+
+import re
+import signal
+from pathlib import Path
+
+import pytest
+import requests
+
+from core.alerts.outbox import AlertOutbox
+from core.history.db import HistoryDB
+from tests.alerts.receiver import SECRET, Receiver, receiving
+from tests.alerts.test_drills import migrated
+from tests.fixtures.simulator import RunningSimulator
+from tests.fixtures.web import WebServer, run_web
+from tests.fixtures.worker import RunningWorker, run_worker, worker_env_for
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.drill
+TOKEN = "worker-down-token-123456"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+FIRED = re.compile(r"worker_down: no worker heartbeat for \d+ s: alert (alert_[0-9a-f]+)")
+
+
+def rules(receiver: Receiver) -> str:
+    return f"""
+[destinations.ops]
+webhook = "{receiver.url('/hook?token=HOOKSECRET')}"
+secret = "{SECRET}"
+
+[[rules]]
+name = "down"
+when = "worker_down"
+seconds = 2
+cooldown_s = 0
+"""
+
+
+def start_worker(env: dict[str, str], outbox: AlertOutbox):  # noqa: ANN201 - a context manager's value
+    worker = run_worker(env)
+    running: RunningWorker = worker.__enter__()
+    store = running.store()
+    running.wait_for(lambda: store.status() is not None, 20, message="the worker's heartbeat")
+    running.wait_for(lambda: migrated(outbox), 20, message="the outbox created by the worker")
+    return worker, running
+
+
+def kill(worker: object, running: RunningWorker) -> None:
+    running.proc.send_signal(signal.SIGKILL)
+    running.proc.wait(timeout=5)
+    worker.__exit__(None, None, None)  # type: ignore[attr-defined]
+
+
+def fired(web: WebServer) -> list[str]:
+    return FIRED.findall(web.log())
+
+
+def down_rows(outbox: AlertOutbox) -> list[dict]:
+    return [r for r in outbox.log(100) if r["rule"] == "down"]
+
+
+def test_one_message_per_episode_with_two_web_processes(simulator: RunningSimulator, redis_url: str,
+                                                         tmp_path: Path) -> None:
+    simulator.control.pause()
+    with receiving() as receiver:
+        env = worker_env_for(simulator, {"REDIS_URL": redis_url}, accounts=1, UPSTREAM_TIER="unlimited",
+                             DATABASE_URL=f"sqlite:///{tmp_path / 'history.sqlite3'}", ALERTS=rules(receiver),
+                             ALERTS_TICK_S="0.2", API_TOKEN=TOKEN)
+        outbox = AlertOutbox(HistoryDB(env["DATABASE_URL"]))
+        worker, running = start_worker(env, outbox)
+        first_pid = running.proc.pid
+        with run_web(env, workers=2) as web:
+            kill(worker, running)
+            # Both processes notice and fire the same id; the receiver gets it once, signed.
+            wait_for(lambda: len(fired(web)) >= 2, 20, "both web processes to fire worker_down")
+            wait_for(lambda: [r["status"] for r in down_rows(outbox)] == ["delivered"], 20, "the delivery")
+            first_ids = set(fired(web))
+            assert len(first_ids) == 1, web.log()[-3000:]
+            [message] = receiver.requests
+            assert message.verified and message.answered == 200
+            body = message.json()
+            assert (body["event"], body["rule"], body["account"]) == ("worker_down", "down", None)
+            assert message.headers["webhook-id"] == body["id"] == next(iter(first_ids))
+            assert body["values"]["pid"] == first_pid and body["values"]["silent_s"] > 2
+            [row] = down_rows(outbox)
+            assert (row["attempts"], row["last_code"], row["account_index"]) == (1, 200, -1)
+            # Visible like the other rules: state, last fired, the delivery log.
+            view = requests.get(web.url + "/api/alerts", headers=AUTH, timeout=10).json()
+            [rule] = view["rules"]
+            assert (rule["state"], rule["last_fired"]) == ("delivered", row["created_ms"])
+            assert rule["worker_silent_s"] > 2
+            assert [d["event_id"] for d in view["deliveries"]] == [body["id"]]
+            status = requests.get(web.url + "/api/status", headers=AUTH, timeout=10).json()["alerts"]
+            assert status["last_delivered"]["rule"] == "down" and status["backlog"] == 0
+            assert "HOOKSECRET" not in web.log()
+
+        # A web restarted during the same episode fires the same id: the outbox adds nothing, nothing is sent.
+        with run_web(env, workers=1) as web:
+            wait_for(lambda: fired(web), 20, "the restarted web to fire worker_down")
+            assert set(fired(web)) == first_ids
+            assert len(down_rows(outbox)) == 1 and len(receiver.requests) == 1
+
+            # The worker back, then gone again: a new episode, one more message with another id.
+            worker, running = start_worker(env, outbox)
+            store = running.store()
+            wait_for(lambda: requests.get(web.url + "/api/alerts", headers=AUTH, timeout=10)
+                     .json()["rules"][0]["worker_silent_s"] is None, 20, "the web to see the heartbeat back",
+                     ignore=(requests.RequestException,))
+            assert store.head() > 0
+            kill(worker, running)
+            wait_for(lambda: len(receiver.requests) >= 2 and len(down_rows(outbox)) == 2
+                     and all(r["status"] == "delivered" for r in down_rows(outbox)), 20, "the second episode")
+            ids = [r.headers["webhook-id"] for r in receiver.requests]
+            assert len(set(ids)) == 2 and ids[0] in first_ids and all(r.verified for r in receiver.requests)
+            assert set(fired(web)) == set(ids)
