@@ -23,6 +23,7 @@ sub-millisecond; outbox I/O goes through HistoryDB.offload.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -125,8 +126,8 @@ class WorkerDownWatch:
         rows = [row for alert in self.queued for row in rows_for(alert, None, self.settings.public_url)]
         outbox.add(rows)  # the same id from another process (or from before a restart) adds nothing
         # Every watching process logs this; the outbox holds one row per id and destination whoever wrote first.
-        log.warning("worker_down: no worker heartbeat for %.0f s: alert %s", self.silent_s or 0,
-                    ", ".join(sorted({a.id for a in self.queued})))
+        log.warning("worker_down: no worker heartbeat for %.0f s: alert %s (web pid %d)", self.silent_s or 0,
+                    ", ".join(sorted({a.id for a in self.queued})), os.getpid())
         self.queued.clear()
         for event in self._wake.values():
             event.set()

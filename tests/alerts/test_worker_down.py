@@ -26,7 +26,7 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.drill
 TOKEN = "worker-down-token-123456"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-FIRED = re.compile(r"worker_down: no worker heartbeat for \d+ s: alert (alert_[0-9a-f]+)")
+FIRED = re.compile(r"worker_down: no worker heartbeat for \d+ s: alert (alert_[0-9a-f]+) \(web pid (\d+)\)")
 
 
 def rules(receiver: Receiver) -> str:
@@ -59,7 +59,12 @@ def kill(worker: object, running: RunningWorker) -> None:
 
 
 def fired(web: WebServer) -> list[str]:
-    return FIRED.findall(web.log())
+    """The alert ids the web's processes fired, one per process and episode."""
+    return [alert for alert, _pid in FIRED.findall(web.log())]
+
+
+def firing_processes(web: WebServer) -> set[str]:
+    return {pid for _alert, pid in FIRED.findall(web.log())}
 
 
 def down_rows(outbox: AlertOutbox) -> list[dict]:
@@ -79,10 +84,10 @@ def test_one_message_per_episode_with_two_web_processes(simulator: RunningSimula
         with run_web(env, workers=2) as web:
             kill(worker, running)
             # Both processes notice and fire the same id; the receiver gets it once, signed.
-            wait_for(lambda: len(fired(web)) >= 2, 20, "both web processes to fire worker_down")
+            wait_for(lambda: len(firing_processes(web)) == 2, 20, "both web processes to fire worker_down")
             wait_for(lambda: [r["status"] for r in down_rows(outbox)] == ["delivered"], 20, "the delivery")
             first_ids = set(fired(web))
-            assert len(first_ids) == 1, web.log()[-3000:]
+            assert len(first_ids) == 1 and len(fired(web)) == 2, web.log()[-3000:]
             [message] = receiver.requests
             assert message.verified and message.answered == 200
             body = message.json()
