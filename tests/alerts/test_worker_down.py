@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -125,3 +127,39 @@ def test_one_message_per_episode_with_two_web_processes(simulator: RunningSimula
             ids = [r.headers["webhook-id"] for r in receiver.requests]
             assert len(set(ids)) == 2 and ids[0] in first_ids and all(r.verified for r in receiver.requests)
             assert set(fired(web)) == set(ids)
+
+
+def test_a_web_delivering_still_serves_and_a_worker_never_seen_is_down(tmp_path: Path) -> None:
+    """No worker ever wrote a heartbeat: down since the web noticed. While its sender waits on a stalled receiver,
+    the web (one gunicorn gevent process: a blocked hub would answer nothing) keeps answering at once."""
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    db = HistoryDB(url)
+    db.migrate()  # the worker's job; no worker here
+    outbox = AlertOutbox(db)
+    with receiving() as receiver:
+        receiver.stall = threading.Event()
+        env = {"CACHE_DIR": str(tmp_path / "store"), "DATABASE_URL": url, "DOTENV_FILE": "",
+               "Lighter_1_a_Account_Index": "7", "ALERTS": rules(receiver).replace("seconds = 2", "seconds = 1"),
+               "ALERTS_TICK_S": "0.2"}
+        with run_web(env) as web:
+            session = requests.Session()
+            slowest = 0.0
+
+            def probe() -> bool:
+                """/health answered (timed); True once the delivery reached the receiver."""
+                nonlocal slowest
+                started = time.monotonic()
+                assert session.get(web.url + "/health", timeout=5).status_code == 200
+                slowest = max(slowest, time.monotonic() - started)
+                return receiver.arrivals == 1
+
+            # Probed from the start: through the firing, the outbox write, the claim, the send...
+            wait_for(probe, 20, "the web's worker_down delivery to reach the receiver")
+            for _ in range(20):
+                probe()  # ...and while the delivery waits on the stalled receiver
+            assert slowest < 0.5 and receiver.requests == []
+            receiver.stall.set()
+            wait_for(lambda: [r["status"] for r in down_rows(outbox)] == ["delivered"], 20, "the delivery")
+            [message] = receiver.requests
+            assert message.verified and message.json()["values"]["pid"] is None
+    db.close()
