@@ -57,6 +57,7 @@ class WorkerDownWatch:
         self.silent_s: float | None = None     # as of the last check (None: the worker beats, or not known yet)
         self._missing_since: int | None = None  # no status record at all: since when this process has seen that
         self._restored = False
+        self._outbox_failing = False
         self._stop = gevent.event.Event()
         self._wake = {name: gevent.event.Event() for name in self.destinations}
         self._greenlets: list[gevent.Greenlet] = []
@@ -105,8 +106,12 @@ class WorkerDownWatch:
                 log.debug("worker_down watch: store unreadable: %s", type(exc).__name__)
             try:
                 self._write()
+                self._outbox_failing = False
             except DB_ERRORS as exc:
-                log.warning("worker_down watch: outbox unavailable: %s", type(exc).__name__)
+                if not self._outbox_failing:  # once per outage: it is retried every tick
+                    log.warning("worker_down watch: the alerts outbox is unavailable (%s); retrying",
+                                type(exc).__name__)
+                self._outbox_failing = True
                 self._stop.wait(DB_RETRY_S)
             self._stop.wait(self.settings.tick_s)
 

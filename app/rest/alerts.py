@@ -147,7 +147,9 @@ SCHEMAS: dict[str, Any] = {
                               "destinations": {"type": "array", "items": _OBJ,
                                                "description": "name, kind, URL scheme (never the URL)"},
                               "rules": {"type": "array", "items": _OBJ,
-                                        "description": "each rule as configured, with last_fired (ms or null)"},
+                                        "description": "each rule as configured, with last_fired (ms or null), "
+                                                       "state (quiet, or its newest alert's status: pending, "
+                                                       "delivered, failed) and, for worker_down, worker_silent_s"},
                               "pending": _INT_N,
                               "deliveries": {"type": "array",
                                              "items": {"$ref": "#/components/schemas/AlertDelivery"}},
