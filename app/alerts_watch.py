@@ -55,7 +55,8 @@ class WorkerDownWatch:
         self.destinations = sorted({name for rule in rules for name in rule.to})
         self.queued: list[Alert] = []
         self.silent_s: float | None = None     # as of the last check (None: the worker beats, or not known yet)
-        self._missing_since: int | None = None  # no status record at all: since when this process has seen that
+        self._last_beat: int | None = None      # the newest heartbeat_at this process read
+        self._missing_since: int | None = None  # no status record ever read: since when this process has seen that
         self._restored = False
         self._outbox_failing = False
         self._stop = gevent.event.Event()
@@ -83,15 +84,18 @@ class WorkerDownWatch:
         status = self.store.status()
         episode = self.store.head()
         view = worker_view(status, now)
+        if status is not None:
+            self._last_beat, self._missing_since = int(status.get("heartbeat_at") or 0), None
         if view["up"]:
-            self.silent_s, self._missing_since = None, None
-        elif status is not None:
-            self.silent_s, self._missing_since = max(0, now - int(status.get("heartbeat_at") or 0)) / 1000, None
+            self.silent_s = None
+        elif self._last_beat is not None:
+            # The record (a stale one, or gone since: it expires 120 s after the last heartbeat) says when.
+            self.silent_s = max(0, now - self._last_beat) / 1000
         else:
-            # The record expired (or no worker ever wrote one): silent at least since this process noticed.
+            # No worker seen by this process at all: silent at least since it noticed.
             self._missing_since = self._missing_since or now
             self.silent_s = (now - self._missing_since) / 1000
-        values: dict[str, Any] = {"last_heartbeat_at": view["heartbeat_at"], "pid": view["pid"]}
+        values: dict[str, Any] = {"last_heartbeat_at": self._last_beat, "pid": view["pid"]}
         return self.evaluator.worker_down(self.silent_s, now, episode, values)
 
     def run(self) -> None:
