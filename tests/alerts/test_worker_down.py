@@ -84,6 +84,7 @@ def test_one_message_per_episode_with_two_web_processes(simulator: RunningSimula
         worker, running = start_worker(env, outbox)
         first_pid = running.proc.pid
         with run_web(env, workers=2) as web:
+            killed_at = time.monotonic()
             kill(worker, running)
             # Both processes notice and fire the same id; the receiver gets it once, signed.
             wait_for(lambda: len(firing_processes(web)) == 2, 20, "both web processes to fire worker_down")
@@ -92,6 +93,8 @@ def test_one_message_per_episode_with_two_web_processes(simulator: RunningSimula
             assert len(first_ids) == 1 and len(fired(web)) == 2, web.log()[-3000:]
             [message] = receiver.requests
             assert message.verified and message.answered == 200
+            # Timely: `seconds` (2) after the last heartbeat (at most ~1 s before the kill), plus a tick and the send.
+            assert message.at - killed_at < 2 + 2.0
             body = message.json()
             assert (body["event"], body["rule"], body["account"]) == ("worker_down", "down", None)
             assert message.headers["webhook-id"] == body["id"] == next(iter(first_ids))
