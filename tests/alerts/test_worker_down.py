@@ -166,3 +166,37 @@ def test_a_web_delivering_still_serves_and_a_worker_never_seen_is_down(tmp_path:
             [message] = receiver.requests
             assert message.verified and message.json()["values"]["pid"] is None
     db.close()
+
+
+def test_a_standby_taking_over_in_time_is_no_worker_down(simulator: RunningSimulator, redis_url: str,
+                                                         tmp_path: Path) -> None:
+    """kill -9 of the active worker with a hot standby: the standby takes the lease (within 5 s: docs/deploy.md)
+    and beats before worker_down's `seconds` (8) pass. One message arrives, the standby's `standby_took_over`;
+    no web process fires worker_down, and the standby (not a watcher) adds nothing of its own."""
+    simulator.control.pause()
+    with receiving() as receiver:
+        alerts = rules(receiver).replace("seconds = 2", "seconds = 8") + \
+            '\n[[rules]]\nname = "took"\nwhen = "standby_took_over"\n'
+        env = worker_env_for(simulator, {"REDIS_URL": redis_url}, accounts=1, UPSTREAM_TIER="unlimited",
+                             DATABASE_URL=f"sqlite:///{tmp_path / 'history.sqlite3'}", ALERTS=alerts,
+                             ALERTS_TICK_S="0.2", API_TOKEN=TOKEN)
+        outbox = AlertOutbox(HistoryDB(env["DATABASE_URL"]))
+        worker, running = start_worker(env, outbox)
+        store = running.store()
+        with run_web(env, workers=2) as web, run_worker(env) as standby:
+            standby.wait_for(lambda: (store.standby() or {}).get("pid") == standby.proc.pid, 20,
+                             message="the second worker waiting as standby")
+            killed_at = time.monotonic()
+            kill(worker, running)
+            standby.wait_for(lambda: (store.status() or {}).get("pid") == standby.proc.pid, 8,
+                             message="the standby beating as the writer within worker_down's seconds")
+            assert time.monotonic() - killed_at < 8
+            wait_for(lambda: [r.json()["event"] for r in receiver.requests] == ["standby_took_over"], 20,
+                     "the standby's standby_took_over message")
+            # Both web processes have seen the heartbeat back (each reads it every 0.2 s; the takeover ended
+            # within the rule's 8 s, so no check could have found 8 s of silence before or after).
+            wait_for(lambda: all(requests.get(web.url + "/api/alerts", headers=AUTH, timeout=10)
+                                 .json()["rules"][0]["worker_silent_s"] is None for _ in range(6)), 20,
+                     "the web processes to see the new writer's heartbeat")
+            assert fired(web) == [] and down_rows(outbox) == []
+            assert [r["rule"] for r in outbox.log(10)] == ["took"] and receiver.requests[0].verified
