@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from core.snapshot import AccountBody, Snapshot, data_version, now_ms, with_freshness
@@ -57,8 +58,10 @@ def standby_view(record: StatusRecord | None, active_pid: Any, now: int) -> dict
 
 
 def status_view(store: Store, ttl_s: float, clients: int, status: StatusRecord | None = None,
-                snapshots: list[Snapshot] | None = None) -> dict[str, Any]:
-    """The /api/status body (also pushed to /ws clients as `status`)."""
+                snapshots: list[Snapshot] | None = None,
+                alerts: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The /api/status body (also pushed to /ws clients as `status`). `alerts`: the alerts section
+    (app/alerts_status.py), left out when not given."""
     now = now_ms()
     store.probe()  # a deleted directory reads as "nothing there": say unreachable, not empty
     status = store.status() if status is None else status
@@ -79,7 +82,8 @@ def status_view(store: Store, ttl_s: float, clients: int, status: StatusRecord |
             "upstream": status.get("upstream"), "mode": status.get("mode"), "intervals": status.get("intervals"),
             "egresses": status.get("egresses", []), "accounts": accounts, "errors": status.get("errors", [])[-20:],
             "clients": {"websocket": clients}, "cache_ttl_s": ttl_s,
-            "history": status.get("history")}  # the worker's history writer: backlog, drops, rows, size
+            "history": status.get("history"),  # the worker's history writer: backlog, drops, rows, size
+            **({"alerts": alerts()} if alerts is not None else {})}
 
 
 def unreachable_view(clients: int) -> dict[str, Any]:
@@ -101,6 +105,7 @@ class StatusCache:
         self._status: StatusRecord | None = None
         self._read_at = float("-inf")
         self._poll: float | None = None
+        self.alerts: Callable[[], dict[str, Any]] | None = None  # the alerts section, set by app/rest/alerts.py
 
     def raw(self) -> StatusRecord | None:
         if time.monotonic() - self._read_at > self.max_age_s:
@@ -112,7 +117,7 @@ class StatusCache:
     def view(self, clients: int, fresh: bool = False) -> dict[str, Any]:
         if fresh:
             self._read_at = float("-inf")
-        return status_view(self.store, self.ttl_s, clients, status=self.raw())
+        return status_view(self.store, self.ttl_s, clients, status=self.raw(), alerts=self.alerts)
 
     def poll_interval(self) -> float:
         """The useful poll interval: the worker's effective REST poll interval (nothing changes faster).

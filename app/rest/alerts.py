@@ -11,10 +11,13 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
+from gevent import monkey
 
 from app import auth
+from app.alerts_status import AlertsSection
+from app.alerts_watch import WorkerDownWatch
 from app.errors import error_response
-from app.services import services
+from app.services import of, services
 from core.alerts.deliver import payload, send, warm_up
 from core.alerts.evaluate import SERVICE, Alert, alert_id
 from core.alerts.outbox import AlertOutbox
@@ -25,15 +28,23 @@ from core.snapshot import now_ms
 log = logging.getLogger(__name__)
 alerts = Blueprint("alerts", __name__, url_prefix="/api")
 _DB_KEY = "lighter_broadcaster_alerts_db"
+_WATCH_KEY = "lighter_broadcaster_worker_down_watch"
+QUIET = "quiet"  # a rule's state before it ever fired (else: its newest alert's status: pending, delivered, failed)
 DELIVERY_LOG_ROWS = 50  # the newest outbox rows GET /api/alerts shows
 
 
-def _outbox() -> AlertOutbox:
-    db: HistoryDB | None = current_app.extensions.get(_DB_KEY)
+def outbox_of(app: Flask, settings: Settings) -> AlertOutbox:
+    """The process's outbox reader, opened on first use (after gunicorn's fork), shared by the routes, the status
+    section and the worker_down watcher."""
+    db: HistoryDB | None = app.extensions.get(_DB_KEY)
     if db is None:
-        db = HistoryDB(services().settings.history.database_url.reveal())
-        current_app.extensions[_DB_KEY] = db
+        db = HistoryDB(settings.history.database_url.reveal())
+        app.extensions[_DB_KEY] = db
     return AlertOutbox(db)
+
+
+def _outbox() -> AlertOutbox:
+    return outbox_of(current_app, services().settings)
 
 
 @alerts.before_request
@@ -52,15 +63,23 @@ def view() -> Response:
         "rules": [r.public() for r in settings.rules.rules],
         "pending": None, "deliveries": [], "outbox": "unavailable",
     }
+    watch: WorkerDownWatch | None = current_app.extensions.get(_WATCH_KEY)
+    for rule in body["rules"]:
+        rule.update(last_fired=None, state=None)
+        if rule["when"] == "worker_down" and watch is not None:
+            # What this process's watcher saw at its last check (every ALERTS_TICK_S).
+            rule["worker_silent_s"] = watch.silent_s
     if settings.enabled:
         try:
             outbox = _outbox()
-            last = outbox.last_fired()
+            states = outbox.rule_states()
             body["deliveries"] = outbox.log(DELIVERY_LOG_ROWS)
             body["pending"] = outbox.pending_count()
             body["outbox"] = "ok"
             for rule in body["rules"]:
-                rule["last_fired"] = last.get(rule["name"])
+                newest = states.get(rule["name"], {})
+                rule["last_fired"] = newest.get("last_fired")
+                rule["state"] = newest.get("status", QUIET)
         except DB_ERRORS as exc:
             # Not migrated yet (the worker creates the table) or the database is away: the rules still show.
             log.warning("alerts outbox read failed: %s", type(exc).__name__)
@@ -95,6 +114,20 @@ def init_app(app: Flask, settings: Settings, limiter: Any) -> None:
     if any(d.kind == "apprise" for d in settings.alerts.rules.destinations.values()):
         warm_up()  # at app creation, not inside the first POST /api/alerts/test (CPU-bound plugin loading)
     app.register_blueprint(alerts)
+    built = of(app)
+    built.status.alerts = AlertsSection(settings.alerts, lambda: outbox_of(app, settings),
+                                        max(1.0, settings.web.status_every_s))
+    watch = WorkerDownWatch(built.store, settings.alerts, lambda: outbox_of(app, settings))
+    if watch.enabled:
+        app.extensions[_WATCH_KEY] = watch
+        if monkey.is_module_patched("socket"):
+            # gunicorn's gevent worker patches, then builds the app (after the fork): watch from now on, requests
+            # or not. An unpatched process (an app built in a test) starts it with its first request instead.
+            watch.ensure_started()
+
+        @app.before_request
+        def _watch() -> None:
+            watch.ensure_started()
 
 
 # -- OpenAPI (merged into /api/openapi.json by app/rest/openapi.py) ---------------------------------------------
@@ -114,7 +147,9 @@ SCHEMAS: dict[str, Any] = {
                               "destinations": {"type": "array", "items": _OBJ,
                                                "description": "name, kind, URL scheme (never the URL)"},
                               "rules": {"type": "array", "items": _OBJ,
-                                        "description": "each rule as configured, with last_fired (ms or null)"},
+                                        "description": "each rule as configured, with last_fired (ms or null), "
+                                                       "state (quiet, or its newest alert's status: pending, "
+                                                       "delivered, failed) and, for worker_down, worker_silent_s"},
                               "pending": _INT_N,
                               "deliveries": {"type": "array",
                                              "items": {"$ref": "#/components/schemas/AlertDelivery"}},

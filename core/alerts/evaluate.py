@@ -101,6 +101,27 @@ class Evaluator:
                 out += self._condition(rule, SERVICE, None, holds, not holds, now, values)
         return out
 
+    def worker_down(self, silent_s: float | None, now: int, episode: object,
+                    values: dict[str, Any]) -> list[Alert]:
+        """`worker_down` rules, evaluated outside the worker (app/alerts_watch.py). `silent_s`: seconds since the
+        worker's last heartbeat (None while it beats). Each rule fires once `silent_s` passes its `seconds`. The id
+        comes from `episode` (what every watcher reads alike while the worker is gone), not from `now`: several
+        web processes, or one restarted during the episode, fire the same id, which the outbox keeps once."""
+        out: list[Alert] = []
+        for rule in self.rules:
+            if rule.when == "worker_down":
+                holds = silent_s is not None and silent_s > (rule.threshold or 0)
+                out += self._condition(rule, SERVICE, None, holds, silent_s is None, now,
+                                       {**values, "silent_s": None if silent_s is None else round(silent_s, 3)},
+                                       ident=alert_id(rule.name, SERVICE, "episode", episode))
+        return out
+
+    def restore(self, rule: str, account: int, market: int | None, last_fired: int) -> None:
+        """A condition's last firing as recorded (the outbox), so a restarted evaluator keeps the cooldown."""
+        state = self.conditions.setdefault((rule, account, market), _Condition())
+        state.last_fired = max(state.last_fired or 0, last_fired)
+        self.last_fired[rule] = max(self.last_fired.get(rule, 0), last_fired)
+
     def next_due(self) -> int | None:
         """When the earliest open group closes (ms), so the caller can wake for it."""
         return min((g.due for g in self.groups.values()), default=None)
@@ -202,7 +223,7 @@ class Evaluator:
         return float((peak - equity) / peak * _HUNDRED), str(peak), str(equity)
 
     def _condition(self, rule: Rule, account: int, market: int | None, holds: bool, cleared: bool, now: int,
-                   values: dict[str, Any]) -> list[Alert]:
+                   values: dict[str, Any], ident: str | None = None) -> list[Alert]:
         state = self.conditions.setdefault((rule.name, account, market), _Condition())
         if state.firing:
             if cleared:
@@ -219,7 +240,7 @@ class Evaluator:
         if state.suppressed:
             values["suppressed_since_last"] = state.suppressed
             state.suppressed = 0
-        return [self._alert(rule, account, market, now, values, alert_id(rule.name, account, market, now))]
+        return [self._alert(rule, account, market, now, values, ident or alert_id(rule.name, account, market, now))]
 
     def _alert(self, rule: Rule, account: int, market: int | None, now: int, values: dict[str, Any],
                ident: str) -> Alert:

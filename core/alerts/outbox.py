@@ -6,7 +6,7 @@ unique (event_id, destination) key makes a re-fired alert (same id) a no-op. I/O
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -36,12 +36,29 @@ class AlertOutbox:
         if rows:
             self.db.offload(run)
 
-    def head(self, destination: str) -> dict[str, Any] | None:
-        """The oldest pending row of a destination: delivery is in order, one at a time per destination."""
+    def head(self, destination: str, rules: Collection[str] | None = None) -> dict[str, Any] | None:
+        """The oldest pending row of a destination (of these rules only, when given): delivery is in order, one at
+        a time per destination."""
         c = alert_outbox.c
-        rows = self._rows(select(alert_outbox).where(c.status == PENDING, c.destination == destination)
-                             .order_by(c.id).limit(1))
+        query = select(alert_outbox).where(c.status == PENDING, c.destination == destination)
+        if rules is not None:
+            query = query.where(c.rule.in_(list(rules)))
+        rows = self._rows(query.order_by(c.id).limit(1))
         return rows[0] if rows else None
+
+    def claim(self, row_id: int, seen_next_at_ms: int, until_ms: int) -> bool:
+        """Take the next attempt of a pending row until `until_ms`: a compare-and-set on `next_at_ms`, so of
+        several senders that read the same row (the worker's, each web process's) exactly one wins. A sender that
+        dies mid-attempt leaves the row to be retried once the claim runs out."""
+        c = alert_outbox.c
+
+        def run() -> bool:
+            with self.db.engine.begin() as conn:
+                result = conn.execute(update(alert_outbox).where(c.id == row_id, c.status == PENDING,
+                                                                 c.next_at_ms == seen_next_at_ms)
+                                      .values(next_at_ms=until_ms))
+                return result.rowcount == 1
+        return self.db.offload(run)
 
     def mark(self, row_id: int, **values: Any) -> None:
         def run() -> None:
@@ -70,6 +87,28 @@ class AlertOutbox:
         c = alert_outbox.c
         rows = self._rows(select(c.rule, func.max(c.created_ms).label("at")).group_by(c.rule))
         return {row["rule"]: int(row["at"]) for row in rows}
+
+    def rule_states(self) -> dict[str, dict[str, Any]]:
+        """Per rule, its newest alert: when it fired and where its delivery stands (the newest row's status)."""
+        c = alert_outbox.c
+        newest = select(func.max(c.id).label("id")).group_by(c.rule).subquery()
+        rows = self._rows(select(c.rule, c.created_ms, c.status).join(newest, c.id == newest.c.id))
+        return {row["rule"]: {"last_fired": int(row["created_ms"]), "status": row["status"]} for row in rows}
+
+    def summary(self) -> dict[str, Any]:
+        """For /api/status: the backlog, failures, the last delivery and the last failed attempt."""
+        c = alert_outbox.c
+        counts = self._rows(select(
+            func.count().filter(c.status == PENDING).label("backlog"),
+            func.count().filter(c.status == PENDING, c.attempts > 0).label("retrying"),
+            func.count().filter(c.status == FAILED).label("failed")))[0]
+        delivered = self._rows(select(c.destination, c.rule, c.delivered_ms, c.attempts, c.last_code)
+                               .where(c.status == DELIVERED).order_by(c.delivered_ms.desc()).limit(1))
+        failing = self._rows(select(c.destination, c.rule, c.status, c.attempts, c.last_code, c.last_error)
+                             .where(c.status != DELIVERED, c.attempts > 0).order_by(c.id.desc()).limit(1))
+        return {**{k: int(v or 0) for k, v in counts.items()},
+                "last_delivered": delivered[0] if delivered else None,
+                "last_failure": failing[0] if failing else None}
 
     def _rows(self, query: Any) -> list[dict[str, Any]]:
         def run() -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     answer: Callable[[], int] = lambda: 200
     stall: threading.Event | None = None  # when given, each request waits for it (up to 30 s) before answering
+    arrivals: int = 0  # requests read so far, counted before any stall (`requests` lists them once answered)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str = "/hook") -> str:
@@ -63,6 +64,8 @@ def receiving(secret: str = SECRET) -> Iterator[Receiver]:
                     verified = True
                 except WebhookVerificationError:
                     verified = False
+            with receiver.lock:
+                receiver.arrivals += 1
             if receiver.stall is not None:
                 receiver.stall.wait(30)
             status = receiver.answer()

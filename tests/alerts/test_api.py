@@ -41,7 +41,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WebServer
     db.migrate()
     AlertOutbox(db).add([{"event_id": "alert_1", "destination": "ops", "rule": "margin", "account_index": ACCOUNT,
                           "created_ms": 1_000, "body": "{}", "status": "delivered", "attempts": 3,
-                          "next_at_ms": 1_000, "last_code": 200, "delivered_ms": 5_000}])
+                          "next_at_ms": 1_000, "last_code": 200, "last_error": None, "delivered_ms": 5_000},
+                         # Retrying (no worker runs here to send it: the web sends worker_down rows only).
+                         {"event_id": "alert_2", "destination": "chat", "rule": "margin", "account_index": ACCOUNT,
+                          "created_ms": 2_000, "body": "{}", "status": "pending", "attempts": 2,
+                          "next_at_ms": 2**53, "last_code": None, "last_error": "ConnectionError",
+                          "delivered_ms": None}])
     db.close()
     with receiving() as receiver:
         env = {"DATABASE_URL": url, "CACHE_DIR": str(tmp / "store"), "API_TOKEN": TOKEN, "DOTENV_FILE": "",
@@ -56,15 +61,33 @@ def test_alerts_view(served: tuple[WebServer, Receiver]) -> None:
     response = requests.get(web.url + "/api/alerts", headers=AUTH, timeout=10)
     assert response.status_code == 200, web.log()[-3000:]
     body = response.json()
+    # The rule's state is where its newest alert stands.
     assert body["rules"] == [{"name": "margin", "when": "margin_usage_above", "to": ["ops", "chat"],
-                              "cooldown_s": 300.0, "threshold": 80.0, "clear": 72.0, "last_fired": 1000}]
+                              "cooldown_s": 300.0, "threshold": 80.0, "clear": 72.0, "last_fired": 2000,
+                              "state": "pending"}]
     assert {d["name"]: d["scheme"] for d in body["destinations"]} == {"ops": "http", "chat": "json"}
-    [row] = body["deliveries"]
-    assert (row["status"], row["attempts"], row["last_code"], row["destination"]) == ("delivered", 3, 200, "ops")
-    assert body["pending"] == 0
+    retrying, delivered = body["deliveries"]
+    assert (delivered["status"], delivered["attempts"], delivered["last_code"], delivered["destination"]) == \
+        ("delivered", 3, 200, "ops")
+    assert (retrying["status"], retrying["attempts"], retrying["last_error"]) == ("pending", 2, "ConnectionError")
+    assert body["pending"] == 1
     for secret in ("HOOKSECRET", "CHATSECRET", SECRET, "127.0.0.1"):
         assert secret not in response.text
     assert requests.get(web.url + "/api/alerts", timeout=10).status_code == 401
+
+
+def test_status_has_an_alerts_section(served: tuple[WebServer, Receiver]) -> None:
+    web, _ = served
+    response = requests.get(web.url + "/api/status", headers=AUTH, timeout=10)
+    assert response.status_code == 200, web.log()[-3000:]
+    section = response.json()["alerts"]
+    assert section == {"rules": 1, "destinations": 2, "outbox": "ok", "backlog": 1, "retrying": 1, "failed": 0,
+                       "last_delivered": {"destination": "ops", "rule": "margin", "delivered_ms": 5000,
+                                          "attempts": 3, "last_code": 200},
+                       "last_failure": {"destination": "chat", "rule": "margin", "status": "pending",
+                                        "attempts": 2, "last_code": None, "last_error": "ConnectionError"}}
+    for secret in ("HOOKSECRET", "CHATSECRET", SECRET, "127.0.0.1", "hook?", "json://"):
+        assert secret not in response.text
 
 
 def test_test_message_to_each_destination(served: tuple[WebServer, Receiver]) -> None:
@@ -98,4 +121,7 @@ def test_the_test_route_needs_a_token_configured(tmp_path: Path) -> None:
             assert response.status_code == 403 and response.json()["status"] == 403
             view = requests.get(web.url + "/api/alerts", timeout=10).json()
             assert view["outbox"] == "unavailable" and view["rules"][0]["name"] == "margin"  # not migrated yet
+            status = requests.get(web.url + "/api/status", timeout=10).json()["alerts"]
+            assert status == {"rules": 1, "destinations": 2, "outbox": "unavailable", "backlog": None,
+                              "retrying": None, "failed": None, "last_delivered": None, "last_failure": None}
         assert receiver.requests == []

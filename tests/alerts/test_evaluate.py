@@ -144,3 +144,33 @@ def test_a_big_burst_lists_at_most_group_sample_fills_and_counts_all() -> None:
     ev.offer([snap(trades=[trade(i, T0 + i) for i in range(GROUP_SAMPLE * 3)])], T0)
     [alert] = ev.tick(T0 + 1000)
     assert alert.values["count"] == GROUP_SAMPLE * 3 and len(alert.values["events"]) == GROUP_SAMPLE
+
+
+WORKER_DOWN = '[[rules]]\nname = "down"\nwhen = "worker_down"\nseconds = 30\ncooldown_s = 60\n'
+
+
+def test_worker_down_fires_once_per_episode_with_an_id_from_the_episode() -> None:
+    ev = evaluator(WORKER_DOWN)
+    assert ev.worker_down(None, T0, episode=41, values={}) == []
+    assert ev.worker_down(29.9, T0, episode=41, values={}) == []  # silent, not yet for `seconds`
+    [alert] = ev.worker_down(30.5, T0 + 1000, episode=41, values={"pid": 7})
+    assert (alert.when, alert.account, alert.values) == ("worker_down", -1,
+                                                        {"pid": 7, "silent_s": 30.5, "threshold": 30.0})
+    assert ev.worker_down(90.0, T0 + 60_000, episode=41, values={}) == []  # still the same episode
+    # Another process (or this one restarted) sees the episode later: the same id, which the outbox keeps once.
+    other = evaluator(WORKER_DOWN)
+    [again] = other.worker_down(75.0, T0 + 45_000, episode=41, values={})
+    assert again.id == alert.id
+    # The heartbeat back clears it; the next episode (the worker moved the store's head) has another id.
+    assert ev.worker_down(None, T0 + 100_000, episode=41, values={}) == []
+    [second] = ev.worker_down(31.0, T0 + 200_000, episode=57, values={})
+    assert second.id != alert.id
+
+
+def test_worker_down_cooldown_survives_a_restart_through_restore() -> None:
+    restarted = evaluator(WORKER_DOWN)
+    restarted.restore("down", -1, None, last_fired=T0)  # what the outbox says fired last
+    assert restarted.worker_down(31.0, T0 + 30_000, episode=2, values={}) == []  # within cooldown_s
+    assert restarted.worker_down(None, T0 + 40_000, episode=2, values={}) == []
+    [alert] = restarted.worker_down(31.0, T0 + 90_000, episode=3, values={})
+    assert alert.values["suppressed_since_last"] == 1

@@ -18,9 +18,10 @@ import gevent.event
 import orjson
 
 from core.alerts.config import AlertSettings
-from core.alerts.deliver import payload, retry_delay, send, warm_up
+from core.alerts.deliver import warm_up
 from core.alerts.evaluate import Alert, Evaluator
-from core.alerts.outbox import DELIVERED, FAILED, PENDING, AlertOutbox
+from core.alerts.outbox import DELIVERED, PENDING, AlertOutbox
+from core.alerts.sending import attempt, rows_for
 from core.history.db import DB_ERRORS, HistoryDB
 from core.snapshot import Snapshot, now_ms
 from worker.runtime import Runtime
@@ -102,7 +103,9 @@ class AlertWorker:
             self._queue(self.evaluator.tick(now_ms()))
             self._queue(self._service(now_ms()))
             prune = migrated and self.rt.clock() - pruned_at >= PRUNE_EVERY_S
-            if not self.queued and not prune:
+            # Migrated at once, not at the first alert: a web process's worker_down watcher writes to the outbox
+            # too, and the worker it watches may die before anything fired.
+            if migrated and not self.queued and not prune:
                 continue
             try:
                 if not migrated:
@@ -134,11 +137,7 @@ class AlertWorker:
         rows: list[dict[str, Any]] = []
         for alert in self.queued:
             account = self.rt.accounts.get(alert.account)
-            body = orjson.dumps(payload(alert, account.name if account else None, self.settings.public_url))
-            for destination in alert.to:
-                rows.append({"event_id": alert.id, "destination": destination, "rule": alert.rule,
-                             "account_index": alert.account, "created_ms": alert.at, "body": body.decode(),
-                             "status": PENDING, "attempts": 0, "next_at_ms": alert.at})
+            rows += rows_for(alert, account.name if account else None, self.settings.public_url)
         self.outbox.add(rows)
         self.queued.clear()
         for event in self._send_wake.values():
@@ -163,27 +162,20 @@ class AlertWorker:
             if row["next_at_ms"] > now:
                 wake.wait(timeout=(row["next_at_ms"] - now) / 1000)
                 continue
-            outcome = send(target, row["event_id"], row["body"], self.settings.timeout_s)
-            attempts = row["attempts"] + 1
-            done = now_ms()
-            values: dict[str, Any] = {"attempts": attempts, "last_code": outcome.code, "last_error": outcome.error}
-            if outcome.ok:
-                values.update(status=DELIVERED, delivered_ms=done)
-                self.delivered += 1
-            elif done - row["created_ms"] >= self.settings.give_up_s * 1000:
-                values.update(status=FAILED)
-                log.warning("alerts: gave up on %s to %s after %d attempts", row["event_id"], destination, attempts)
-            else:
-                delay = retry_delay(attempts, self.settings.retry_base_s, self.settings.retry_cap_s)
-                values.update(next_at_ms=done + int(delay * 1000))
-                self.rt.record_error(f"alerts:{destination}", outcome.error or "failed")
             try:
-                self.outbox.mark(row["id"], **values)
+                done = attempt(self.outbox, target, row, self.settings)
             except DB_ERRORS as exc:
-                # Delivered but not marked: it is sent again after the database returns, with the same
-                # webhook-id (receivers deduplicate on it: docs/alerts.md).
-                log.warning("alerts: could not mark %s: %s", row["event_id"], type(exc).__name__)
+                # Not claimed, or delivered but not marked: then it is sent again after the database returns,
+                # with the same webhook-id (receivers deduplicate on it: docs/alerts.md).
+                log.warning("alerts: outbox write for %s failed: %s", row["event_id"], type(exc).__name__)
                 stop.wait(DB_RETRY_S)
+                continue
+            if done is None:
+                continue  # another sender (a web process's worker_down watcher) took this attempt
+            if done.status == DELIVERED:
+                self.delivered += 1
+            elif done.status == PENDING:
+                self.rt.record_error(f"alerts:{destination}", done.outcome.error or "failed")
 
 
 def attach(rt: Runtime, db: HistoryDB | None = None) -> list[tuple[str, Callable[..., Any], Any]]:

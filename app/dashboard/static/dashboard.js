@@ -458,27 +458,3 @@ $("operator").open = window.matchMedia("(min-width: 701px)").matches;
 window.addEventListener("resize", markOverflow);
 setInterval(renderAll, 1000);
 connect();
-
-// Alerts (docs/alerts.md): GET /api/alerts every 10 s; the panel stays hidden when no rules are configured.
-async function refreshAlerts() {
-  const tok = token();
-  let body;
-  try {
-    const response = await fetch("/api/alerts", { headers: tok ? { Authorization: `Bearer ${tok}` } : {} });
-    if (!response.ok) return;
-    body = await response.json();
-  } catch (_) { return; }
-  $("alerts-section").hidden = !body.enabled;
-  if (!body.enabled) return;
-  const rules = body.rules.map((r) => r.name).join(", ");
-  $("alerts-summary").textContent = `${body.rules.length} rule(s): ${rules}; ${body.pending ?? DASH} pending` +
-    (body.outbox === "ok" ? "" : " (outbox not ready)");
-  const rows = body.deliveries.slice(0, 20).map((d) => el("tr", {},
-    el("td", { text: new Date(d.created_ms).toLocaleTimeString() }), el("td", { text: d.rule }),
-    el("td", { text: d.account_index < 0 ? "service" : `#${d.account_index}` }), el("td", { text: d.destination }),
-    el("td", {}, badge(d.status, d.status === "delivered" ? "ok" : d.status === "failed" ? "bad" : "warn")),
-    el("td", { class: "num", text: String(d.attempts) }), el("td", { class: "num", text: d.last_code ?? DASH })));
-  $("alerts").querySelector("tbody").replaceChildren(...rows);
-}
-refreshAlerts();
-setInterval(refreshAlerts, 10000);
