@@ -215,8 +215,36 @@ class WsWatcher:
         self._thread.join(timeout=5)
 
 
-# -- a REST poller that checks every body --------------------------------------------------------------------------
-class RestPoller:
+# -- pollers: a thread that asks the web again and again while a drill runs ---------------------------------------
+class Poller:
+    """Calls `poll()` in a thread, `every_s` apart, until `close()`; the session ignores proxy settings from
+    the environment (the web is on 127.0.0.1)."""
+
+    def __init__(self, every_s: float, name: str = "poller", headers: Mapping[str, str] | None = None) -> None:
+        self.every_s = every_s
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.headers.update(headers or {})
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.poll()
+            self._stop.wait(self.every_s)
+
+    def poll(self) -> None:
+        """One round of requests through `self.session`; records what it finds, raises nothing."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.session.close()
+
+
+class RestPoller(Poller):
     """Polls /api/accounts/<index> for each account (with ETags, as a good poller does) in a thread."""
 
     def __init__(self, base_url: str, accounts: list[int], ttl_s: float = TTL_S, every_s: float = 0.1,
@@ -224,11 +252,7 @@ class RestPoller:
         self.base_url = base_url
         self.accounts = accounts
         self.ttl_s = ttl_s
-        self.every_s = every_s
         self.allowed = allowed
-        self.session = requests.Session()
-        self.session.trust_env = False
-        self.session.headers.update(headers or {})
         self.lock = threading.Lock()
         self.latest: dict[int, dict[str, Any]] = {}
         self.statuses: dict[int, int] = {}
@@ -237,15 +261,11 @@ class RestPoller:
         self.requests = 0
         self.memory = DataMemory()
         self._etags: dict[int, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rest-poller", daemon=True)
-        self._thread.start()
+        super().__init__(every_s, "rest-poller", headers)  # last: starts the thread
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for index in self.accounts:
-                self._poll(index)
-            self._stop.wait(self.every_s)
+    def poll(self) -> None:
+        for index in self.accounts:
+            self._poll(index)
 
     def _poll(self, index: int) -> None:
         headers = {"If-None-Match": self._etags[index]} if index in self._etags else {}
@@ -274,11 +294,6 @@ class RestPoller:
     def body(self, index: int) -> dict[str, Any] | None:
         with self.lock:
             return self.latest.get(index)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self.session.close()
 
 
 # -- the stack ---------------------------------------------------------------------------------------------------
