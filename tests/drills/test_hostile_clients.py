@@ -24,7 +24,8 @@ import requests
 
 from tests.app.conftest import Feeder, open_ws
 from tests.drills import rawws
-from tests.drills.helpers import Poller, RestPoller, Stack, WsWatcher, live_stack, now_ms
+from tests.drills.clients import Poller, RestPoller, WsWatcher, now_ms
+from tests.drills.helpers import Stack, live_stack
 from tests.fixtures.web import run_web
 from tests.waiting import wait_for
 

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.drills.helpers import Poller, RestPoller, WsWatcher, live_stack, now_ms
+from tests.drills.clients import Poller, RestPoller, WsWatcher, now_ms
+from tests.drills.helpers import live_stack
 
 pytestmark = pytest.mark.drill
 NOTICED_WITHIN_S = 1.0
