@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.drills.helpers import Stack, WsWatcher, live_stack, now_ms
+from tests.drills.clients import WsWatcher, now_ms
+from tests.drills.helpers import Stack, live_stack
 from tests.drills.takeover import figures, no_seq_names_two_bodies, start_standby, take_over
 from tests.fixtures.redis import RedisServer
 

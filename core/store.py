@@ -11,23 +11,20 @@ The snapshot schema is core.snapshot's.
 Writes are fenced by the writer lease (core.lease) once the worker holds one: on Redis each write is one Lua
 script that checks the lease token and then writes (and publishes); on files the lock file is checked first.
 
-Change feed: the worker is the single writer of a global `seq`. Each write stores the snapshot under its account
-key and under a ring slot `change:{seq % FEED_SIZE}`, then bumps `head` and (Redis) publishes the snapshot. A
-reader follows head and reads each slot once (or takes it from the message when caught up); a client resuming
-from `since` older than the ring gets a resync. `prev_seq` is the seq of the previous change to the same
-account, so a subscriber to a subset of accounts can still check it missed nothing.
+The change feed (the ring of changes under `change:{seq % FEED_SIZE}`, `head`, the pub/sub channel) is written
+and read here; what a change is and the loop that follows them are core/changes.py's.
 """
 from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import orjson
 
+from core import changes
+from core.changes import FEED_SIZE, Change, Stopper  # part of the store's interface: its users import them here
 from core.codec import BytesSerializer, CorruptValue, decode
 from core.lease import FileLease, Lease, LeaseLost, RedisLease
 from core.notify import open_notifier
@@ -36,32 +33,12 @@ from core.snapshot import Snapshot, now_ms
 
 log = logging.getLogger(__name__)
 
-FEED_SIZE = 4096            # changes kept for resume (about 3 minutes at 20 changes/s)
 STANDBY_TTL = 5             # seconds; a standby's record vanishes this long after it stopped renewing it
 STATUS_TTL = 120            # seconds; the status record vanishes if the worker is gone this long
 HEARTBEAT_DOWN_AFTER = 3.0  # seconds without a heartbeat before the web reports the worker down
-# File store: with inotify telling the follower when head moves, it still reads head this often (a missed event
-# costs at most this long; WEB_FILE_POLL_S is the poll period only where inotify cannot be used).
-FILE_FALLBACK_POLL_S = 1.0
 NEVER = 0                   # cachelib: timeout 0 means never expire (snapshots are never deleted)
 STORE_KEY_PREFIX = "lb:"     # every key we write in a shared Redis starts with it
 StatusRecord = dict[str, Any]  # the worker's status record (schema in docs/worker.md), passed through as written
-
-
-class Stopper(Protocol):
-    """What `follow` needs of a stop flag (gevent's or threading's Event)."""
-
-    def is_set(self) -> bool: ...
-
-    def wait(self, timeout: float | None = None) -> bool: ...
-
-
-@dataclass(frozen=True)
-class Change:
-    """One entry of the change feed: the account snapshot as written at `seq`."""
-
-    seq: int
-    snapshot: Snapshot
 
 
 def make_backend(settings: Settings) -> tuple[Any, Any]:
@@ -309,45 +286,7 @@ class Store:
             # Watching starts before head is first read: a write in between is a pending event, not a miss.
             notifier = open_notifier(self._cache_dir, self._head_path())
         try:
-            last_yield = time.monotonic()
-            while not stop.is_set():
-                head = self.head()
-                if head != since:
-                    caught_up = self.changes_since(since, head)
-                    since = head
-                    last_yield = time.monotonic()
-                    yield caught_up
-                    continue
-                while not stop.is_set():  # caught up
-                    if time.monotonic() - last_yield >= timeout:
-                        last_yield = time.monotonic()
-                        yield []
-                    if notifier is not None:
-                        left = timeout - (time.monotonic() - last_yield)
-                        notifier.wait(max(0.0, min(left, FILE_FALLBACK_POLL_S)))
-                        break
-                    if pubsub is None:
-                        stop.wait(self._poll_interval)
-                        break
-                    message = pubsub.get_message(timeout=min(timeout, 0.5))
-                    if message is None:
-                        break  # quiet for a while: check head, in case a message went missing
-                    batch: list[Change] = []
-                    gap = False
-                    while message is not None:  # what is already here goes out as one batch
-                        change = _pushed(message)
-                        if change is None or change.seq > since + 1:
-                            gap = True  # not readable, or after a gap: read what we missed
-                            break
-                        if change.seq == since + 1:  # (<= since: already read while catching up)
-                            since = change.seq
-                            batch.append(change)
-                        message = pubsub.get_message(timeout=0)
-                    if batch:
-                        last_yield = time.monotonic()
-                        yield batch
-                    if gap:
-                        break
+            yield from changes.follow(self, since, stop, timeout, pubsub, notifier, self._poll_interval)
         finally:
             if pubsub is not None:
                 pubsub.close()
@@ -358,17 +297,6 @@ class Store:
         """The file of the file store holding `head` (cachelib names files by a hash of the key), if it says."""
         name_of = getattr(self._cache, "_get_filename", None)
         return name_of("head") if callable(name_of) else None
-
-
-def _pushed(message: dict[str, Any]) -> Change | None:
-    """The change a pub/sub message carries, or None (an older writer's bare seq, or anything unexpected)."""
-    try:
-        snapshot = orjson.loads(message["data"])
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return None
-    if not isinstance(snapshot, dict) or not isinstance(snapshot.get("seq"), int):
-        return None
-    return Change(snapshot["seq"], cast(Snapshot, snapshot))
 
 
 class StoreError(RuntimeError):

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+import core.changes
 import core.store
 from core.notify import open_notifier
 from core.settings import from_env
@@ -17,7 +18,7 @@ NEVER_POLLS = 60.0  # a poll period no test outlives: only a push can deliver in
 
 @pytest.fixture
 def file_store(tmp_path, monkeypatch) -> Store:
-    monkeypatch.setattr(core.store, "FILE_FALLBACK_POLL_S", NEVER_POLLS)
+    monkeypatch.setattr(core.changes, "FILE_FALLBACK_POLL_S", NEVER_POLLS)
     settings = from_env({"CACHE_DIR": str(tmp_path / "store"), "WEB_FILE_POLL_S": "5"})
     return Store.from_settings(settings)
 

@@ -3,7 +3,6 @@ simulator's accounts served live) and real mode (accounts from `.env`), each sto
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import shutil
 import signal
@@ -228,16 +227,10 @@ def test_a_crashed_worker_or_web_is_restarted_and_says_so(checkout: Path, tmp_pa
         assert_stopped_cleanly(run, [run.port])
 
 
-def _launcher_module():
-    spec = importlib.util.spec_from_file_location("run_local_under_test", ROOT / "scripts" / "run_local.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_restart_delays_grow_to_the_cap_and_never_beyond(capsys):
-    run_local = _launcher_module()
-    child = run_local.Child("crasher", f"{sys.executable} -c 'raise SystemExit(3)'", dict(os.environ),
+    from scripts.supervise import Child
+
+    child = Child("crasher", f"{sys.executable} -c 'raise SystemExit(3)'", dict(os.environ),
                             restart_max_s=2.0, healthy_after_s=60.0)
     child.start()
     delays, now = [], 0.0

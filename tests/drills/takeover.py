@@ -11,7 +11,8 @@ import statistics
 import time
 from typing import Any
 
-from tests.drills.helpers import Stack, WsWatcher, now_ms
+from tests.drills.clients import WsWatcher, now_ms
+from tests.drills.helpers import Stack
 from tests.fixtures.worker import RunningWorker, run_worker
 
 

@@ -24,7 +24,8 @@ import requests
 
 from tests.app.conftest import Feeder, open_ws
 from tests.drills import rawws
-from tests.drills.helpers import RestPoller, Stack, WsWatcher, live_stack, now_ms
+from tests.drills.clients import Poller, RestPoller, WsWatcher, now_ms
+from tests.drills.helpers import Stack, live_stack
 from tests.fixtures.web import run_web
 from tests.waiting import wait_for
 
@@ -44,35 +45,25 @@ def metric(stack: Stack, name: str) -> float:
 SLOW_DROPS = 'lb_ws_clients_dropped_total{reason="slow",route="/ws"}'
 
 
-class HealthProbe:
+class HealthProbe(Poller):
     """Times GET /health every 100 ms in a thread."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.latencies: list[float] = []
         self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        super().__init__(every_s=0.1, name="health-probe")
 
-    def _run(self) -> None:
-        session = requests.Session()
-        session.trust_env = False
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                ok = session.get(self.url + "/health", timeout=5).status_code == 200
-            except requests.RequestException as exc:
-                ok = False
-                self.failures.append(repr(exc))
-            self.latencies.append(time.monotonic() - started)
-            if not ok:
-                self.failures.append("not 200")
-            self._stop.wait(0.1)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+    def poll(self) -> None:
+        started = time.monotonic()
+        try:
+            ok = self.session.get(self.url + "/health", timeout=5).status_code == 200
+        except requests.RequestException as exc:
+            ok = False
+            self.failures.append(repr(exc))
+        self.latencies.append(time.monotonic() - started)
+        if not ok:
+            self.failures.append("not 200")
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +109,7 @@ def test_100_clients_that_never_read(hostile):
                          interval=0.25)
         assert metric(stack, "lb_ws_frames_dropped_total") > 0
     finally:
-        probe.stop()
+        probe.close()
     # From the clients' side: whatever was in flight, then the server ended the TCP connection.
     for sock in sockets:
         ended, _ = rawws.drain_to_eof(sock, 10)
@@ -425,7 +416,7 @@ def test_a_burst_of_2000_handshakes_degrades_gracefully(tmp_path):
             clients = asyncio.run(_burst(web.port, 2000, f"/ws?token={TOKEN}"))
             took = time.monotonic() - started
         finally:
-            probe.stop()
+            probe.close()
             peak = sampler.stop()
     counts: dict = {}
     for attempts in clients:
@@ -481,7 +472,7 @@ def test_2000_partial_header_connections_leave_health_fast_and_are_all_closed(tm
                     selector.unregister(sock)
                     sock.close()
         finally:
-            probe.stop()
+            probe.close()
             for key in list(selector.get_map().values()):
                 key.fileobj.close()
         assert stack_alive(web)

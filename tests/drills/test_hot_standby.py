@@ -12,7 +12,8 @@ import signal
 
 import pytest
 
-from tests.drills.helpers import RestPoller, WsWatcher, live_stack
+from tests.drills.clients import RestPoller, WsWatcher
+from tests.drills.helpers import live_stack
 from tests.drills.takeover import figures, no_seq_names_two_bodies, start_standby, take_over
 
 pytestmark = pytest.mark.drill
@@ -103,7 +104,8 @@ def test_two_workers_started_together_never_interleave(tmp_path, store_env, caps
     """The issue's measurement: two workers with the same settings started at the same moment on an empty store,
     a /ws client watching for 20 s. Before the lease it saw hundreds of seqs naming two bodies, broken chains and
     seqs going backwards; now exactly one worker writes, from the start."""
-    from tests.drills.helpers import FAST_WORKER, TTL_S, pause
+    from tests.drills.clients import TTL_S
+    from tests.drills.helpers import FAST_WORKER, pause
     from tests.fixtures.simulator import run_simulator
     from tests.fixtures.web import run_web
     from tests.fixtures.worker import run_worker, worker_env_for

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from tests.drills.helpers import RestPoller, WsWatcher, live_stack, now_ms
+from tests.drills.clients import RestPoller, WsWatcher, now_ms
+from tests.drills.helpers import live_stack
 from tests.fixtures.redis import RedisServer
 
 pytestmark = pytest.mark.drill

@@ -19,7 +19,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.drills.helpers import WsWatcher, live_stack, now_ms
+from tests.drills.clients import WsWatcher, now_ms
+from tests.drills.helpers import live_stack
 from tests.fixtures.tinyproxy import PROXY_PASSWORD, PROXY_USER, TinyProxy
 
 pytestmark = pytest.mark.drill

@@ -14,7 +14,6 @@ from __future__ import annotations
 import pickle
 import shutil
 import struct
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.drills.helpers import RestPoller, WsWatcher, live_stack, now_ms
+from tests.drills.clients import Poller, RestPoller, WsWatcher, now_ms
+from tests.drills.helpers import live_stack
 
 pytestmark = pytest.mark.drill
 NOTICED_WITHIN_S = 1.0
@@ -30,38 +30,28 @@ FRESH_WITHIN_S = 2.0
 SLACK_S = 0.3  # our own polling on a shared 2-core machine
 
 
-class ListPoller:
+class ListPoller(Poller):
     """Hammers /api/accounts: every answer must be a non-empty list, a 304, or a 503 with Retry-After."""
 
     def __init__(self, base_url: str) -> None:
         self.url = base_url + "/api/accounts"
         self.statuses: dict[int, int] = {}
         self.violations: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        super().__init__(every_s=0.02, name="list-poller")
 
-    def _run(self) -> None:
-        session = requests.Session()
-        session.trust_env = False
-        while not self._stop.is_set():
-            try:
-                response = session.get(self.url, timeout=5)
-            except requests.RequestException as exc:
-                self.violations.append(f"{type(exc).__name__}: {exc}")
-                continue
-            self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
-            if response.status_code == 200 and response.json() == []:
-                self.violations.append("200 with an empty list")
-            elif response.status_code == 503 and not response.headers.get("Retry-After"):
-                self.violations.append("503 without Retry-After")
-            elif response.status_code not in (200, 304, 503):
-                self.violations.append(f"HTTP {response.status_code}")
-            self._stop.wait(0.02)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+    def poll(self) -> None:
+        try:
+            response = self.session.get(self.url, timeout=5)
+        except requests.RequestException as exc:
+            self.violations.append(f"{type(exc).__name__}: {exc}")
+            return
+        self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
+        if response.status_code == 200 and response.json() == []:
+            self.violations.append("200 with an empty list")
+        elif response.status_code == 503 and not response.headers.get("Retry-After"):
+            self.violations.append("503 without Retry-After")
+        elif response.status_code not in (200, 304, 503):
+            self.violations.append(f"HTTP {response.status_code}")
 
 
 def _heal_and_time(stack: Any, wipe: Any, check_store: Any) -> tuple[float, float, WsWatcher, list[Any]]:

@@ -2,7 +2,7 @@
 
 One stack (simulator -> worker -> web) serves the whole module; each case adds its faults, holds them until the
 fault is visibly at work (and at least MIN_HOLD_S), clears them, then waits for fresh data everywhere. The live
-clients check every body and message throughout (tests/drills/helpers.py).
+clients check every body and message throughout (tests/drills/clients.py).
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.drills.helpers import TTL_S, RestPoller, Stack, WsWatcher, live_stack, now_ms
+from tests.drills.clients import TTL_S, RestPoller, WsWatcher, now_ms
+from tests.drills.helpers import Stack, live_stack
 
 pytestmark = pytest.mark.drill
 MIN_HOLD_S = 2.0        # live clients ride every fault for at least this long

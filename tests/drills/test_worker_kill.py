@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from tests.drills.helpers import TTL_S, RestPoller, WsWatcher, live_stack, now_ms
+from tests.drills.clients import TTL_S, RestPoller, WsWatcher, now_ms
+from tests.drills.helpers import live_stack
 
 pytestmark = pytest.mark.drill
 DOWN_WITHIN_S = 3.0
