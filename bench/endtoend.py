@@ -35,7 +35,7 @@ class EndToEndConfig:
     sizes: tuple[int, ...] = (100, 500, 1000)
     trades_per_s: float = 3.0
     seconds: float = 10.0
-    updates: str = "full"       # our /ws update form (the default a client gets)
+    updates: str = "patch"      # our /ws update form: protocol 2's default (what a new client gets)
     store: str = "redis"
 
 

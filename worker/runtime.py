@@ -75,6 +75,7 @@ class Runtime:
         self.accounts: dict[int, Account] = {a.account_index: a for a in settings.accounts}
         self.egresses: list[Egress] = build_egresses(settings, tuning, clock)
         self.stats = {a.account_index: AccountStats(e.id) for e in self.egresses for a in e.accounts}
+        self.seen_snapshots: dict[int, Snapshot] = {}  # the store's accounts as a standby last saw them
         self.states = {i: AccountState(i, a.public_only, self._previous(i), a.name, a.group)
                        for i, a in self.accounts.items()}
         self.recent_errors: deque[RecentError] = deque(maxlen=RECENT_ERRORS_KEPT)
@@ -114,10 +115,12 @@ class Runtime:
     def _previous(self, index: int) -> Snapshot | None:
         """The last snapshot a previous run wrote: serve it (aging into staleness) until upstream answers."""
         try:
-            return self.store.account(index)
+            stored = self.store.account(index)
         except Exception as exc:  # noqa: BLE001 - any backend failure just means "start empty"
             log.warning("could not read the previous snapshot of account %s: %s", index, exc)
-            return None
+            stored = None
+        # The store wiped while this worker waited as a standby: what it saw there before is the last good data.
+        return stored if stored is not None else self.seen_snapshots.get(index)
 
     def record_error(self, where: str, message: str) -> None:
         text = redact(str(message), self.settings.secrets())[:300]

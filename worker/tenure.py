@@ -49,6 +49,16 @@ def observe(rt: Runtime) -> None:
     epoch, seq = status.get("epoch"), (status.get("store") or {}).get("seq")
     rt.epoch_seen = max(rt.epoch_seen, epoch if isinstance(epoch, int) else 0)
     rt.seq_seen = max(rt.seq_seen, seq if isinstance(seq, int) else 0, head)
+    if rt.role == "standby":
+        # The last good data of each account, kept while waiting: a standby that wins the lease after the store
+        # was wiped (FLUSHALL, Redis back empty) starts from it instead of publishing empty accounts.
+        for index in rt.accounts:
+            try:
+                snapshot = rt.store.account(index)
+            except LEASE_ERRORS:
+                return
+            if snapshot is not None:
+                rt.seen_snapshots[index] = snapshot
 
 
 def wait_as_standby(rt: Runtime, lease: Lease) -> bool:
