@@ -23,7 +23,7 @@ from bench import procs, stats
 from bench.clients import ClientPool
 
 ACCOUNTS = list(range(1000, 1010))
-WS_PATH = "/ws"
+WS_PATH = "/ws?updates=full"  # whole bodies, as the reference sends them (patches are protocol 2's default)
 SUBSCRIBE = ""  # our /ws sends every tracked account by default
 
 
