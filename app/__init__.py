@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     compat.init_app(app)  # Lighter-compatible routes (/api/v1/*, GET / as JSON, /stream): app/compat
     # Polls the mirror can answer never reach Flask.
     app.wsgi_app = Shortcut(app.wsgi_app, built)  # type: ignore[method-assign]  # Flask documents wrapping it
-    guard.init_app(app, limiter.storage, web)  # refused tokens cost budget on every route (app/guard.py)
+    checks = guard.init_app(app, limiter.storage, web)  # refused tokens cost budget on every route (app/guard.py)
+    app.wsgi_app = ws.Entry(app.wsgi_app, built, checks)  # type: ignore[method-assign]  # /ws upgrades skip Flask
     limits.trust_proxies(app, settings)  # outermost, so the shortcut's budget sees the client's address too
     return app

@@ -17,6 +17,7 @@ from typing import Any
 import gevent
 import orjson
 from flask import Flask, Response, request
+from gevent import monkey
 
 from app.status import worker_view
 from core.logs import fields
@@ -113,6 +114,11 @@ def readiness(store: Store) -> tuple[int, dict[str, Any]]:
 
 def init_app(app: Flask, settings: Settings, store: Store) -> Monitor:
     monitor = Monitor(store, settings.web.status_every_s)
+    if monkey.is_module_patched("socket"):
+        # gunicorn's gevent worker patches, then builds the app (after the fork): watch from now on, whatever the
+        # requests (/ws upgrades and the REST shortcut never reach Flask's hooks). An unpatched process (an app
+        # built in a test) starts it with its first request instead.
+        monitor.ensure_started()
 
     @app.get("/ready")
     def ready() -> Response:

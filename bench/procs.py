@@ -15,6 +15,8 @@ import time
 from collections import deque
 from pathlib import Path
 from typing import Any
+from urllib.error import HTTPError
+from urllib.request import urlopen
 
 import psutil
 
@@ -154,6 +156,21 @@ def gunicorn(app: str, env: dict[str, str], worker_connections: int = 12000, wor
            "--worker-connections", str(worker_connections), "--backlog", "4096"]
     server = Server(app, cmd + [app], env={**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers)}, port=port,
                     deadline_s=60)
+    # gunicorn's master listens before its worker has imported the app: until the worker answers, a connection
+    # waits in the backlog, and a bench timing its first clients would time the app's import instead.
+    end = time.monotonic() + 60
+    while True:
+        try:
+            with urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
+                break
+        except HTTPError:
+            break  # any answer is the worker's (the bare app has no /health)
+        except OSError:
+            pass
+        if time.monotonic() > end or not server.alive():
+            server.stop()
+            raise RuntimeError(f"{app} did not answer /health within 60 s:\n{server.output()[-2000:]}")
+        time.sleep(0.05)
     return server, port
 
 

@@ -15,10 +15,12 @@ class Recorder:
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
+        self.parts: list[tuple[bytes, ...]] = []  # each write's buffers as handed over (shared, never copied)
         self.closed_with: tuple[int, str] | None = None
 
     def write(self, data: bytes, *more: bytes) -> int:
         self.frames.append(b"".join((data, *more)))  # one write, as the socket receives it
+        self.parts.append((data, *more))
         return 0
 
     def drop_backlog(self) -> int:

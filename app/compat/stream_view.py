@@ -166,7 +166,7 @@ def stream() -> Response:
     authorized, refused = _handshake_token(token)
     # gevent-websocket has answered 101 before the view runs: a refusal is an error frame and a close. Nothing
     # before `register` takes a slot (app/ws/route.py's `admit`: failure budget, token, admission pacing).
-    refusal = admit(conn.remote, not refused, pending=not authorized)
+    refusal = admit(conn.remote, not refused, guard(), pending=not authorized)
     if refusal is not None:
         code, error, _, retry = refusal
         svc.metrics.dropped(STREAM_ROUTE, error)

@@ -169,13 +169,19 @@ class Client:
         if frames:
             self.send(frames[0], len(frames), *frames[1:])
 
-    def release(self, initial: list[Outgoing]) -> None:
-        """Send the initial sync (snapshots or replay), then whatever arrived live meanwhile, deduplicated. The
-        sync is written before the client could read any of it, so its size is allowed on top of the bound."""
-        self.sync_bytes = sum(len(item.frame) for item in initial)
+    def release(self, initial: list[Outgoing], lead: bytes = b"", tail: bytes = b"") -> None:
+        """Send the initial sync (snapshots or replay) between `lead` and `tail` in one write, then whatever
+        arrived live meanwhile, deduplicated. The sync is written before the client could read any of it, so its
+        size is allowed on top of the bound."""
+        frames = [lead] if lead else []
         for item in initial:
             self.last_sent[item.account] = item.seq  # a resync may move an account backwards (store reset)
-            self.send(item.frame)
+            frames.append(item.frame)
+        if tail:
+            frames.append(tail)
+        self.sync_bytes = sum(len(frame) for frame in frames)
+        if frames:
+            self.send(frames[0], len(frames), *frames[1:])
         pending, self.pending, self.holding = self.pending, [], False
         for item in pending:
             if self.wants(item.account):

@@ -4,24 +4,29 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 import orjson
 from flask import Blueprint, Flask, Response, abort, request
 
 from app import auth
-from app.guard import guard
+from app.guard import Guard, guard
 from app.metrics import WS_ROUTE
-from app.services import services
+from app.services import Services, services
 from app.ws import messages, transport
 from app.ws.clients import Client
 from app.ws.codes import CloseCode
 from app.ws.hub import Hub
 from core.store import Store
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
 log = logging.getLogger(__name__)
 bp = Blueprint("ws", __name__)
+PATH = "/ws"
 MAX_MESSAGE = 4096        # client frames are small commands; anything bigger is closed with 1009
 MAX_BAD_COMMANDS = 20     # error frames before we give up on a client that keeps sending garbage
 REFUSED_GRACE_S = 1.0     # a refused client answers our close at once; one that does not is cut after this
@@ -79,33 +84,60 @@ def _query_accounts(raw: str | None) -> set[int] | None:
     return {int(p) for p in parts}
 
 
-@bp.route("/ws", websocket=True)
+@bp.route(PATH, websocket=True)
 def websocket() -> Response:
-    conn = transport.accept(request.environ, MAX_MESSAGE)
-    if conn is None:  # werkzeug routes only upgrade requests here; this is a belt-and-braces 400
+    """Flask's way in (an app without the `Entry` layer, as tests build): the same `serve`."""
+    if not serve(request.environ, services(), guard()):  # werkzeug routes only upgrade requests here
         abort(400, "WebSocket upgrade required")
-    svc = services()
+    return Response(status=204)
+
+
+class Entry:
+    """WSGI layer answering /ws upgrades before Flask: a connection needs nothing of Flask's request machinery
+    (routing, hooks, the limiter's context), which cost as much CPU as the rest of a handshake together. Every
+    other request, /stream included, goes to `app` untouched."""
+
+    def __init__(self, app: WSGIApplication, svc: Services, checks: Guard) -> None:
+        self.app, self.svc, self.checks = app, svc, checks
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == PATH and environ.get("wsgi.websocket") is not None:
+            serve(environ, self.svc, self.checks)
+            return []  # gevent-websocket ignores the answer: the 101 went out before any WSGI code ran
+        return self.app(environ, start_response)
+
+
+def serve(environ: WSGIEnvironment, svc: Services, checks: Guard) -> bool:
+    """Serve one upgraded /ws connection (False: `environ` is not an upgrade). Returns once the client is synced:
+    from then on the connection lives without this greenlet."""
+    conn = transport.accept(environ, MAX_MESSAGE)
+    if conn is None:
+        return False
     hub, web = svc.hub, svc.settings.web
     client = Client(conn, web.ws_queue_frames, svc.metrics, web.ws_close_grace_s, backlog_bytes=web.ws_backlog_bytes)
-    # gevent-websocket has already answered 101 when the view runs: refusals are error frames and close codes.
+    args = _args(environ.get("QUERY_STRING", ""))
+    # gevent-websocket has already answered 101 when we run: refusals are error frames and close codes.
     # Everything before `register` costs no slot: an unauthenticated or paced-out client holds nothing here.
-    refusal = admit(conn.remote, auth.authorized(svc.settings, request, allow_query=True))
+    token = auth.bearer(environ.get("HTTP_AUTHORIZATION", "")) or args.get("token") or None
+    refusal = admit(conn.remote, auth.token_matches(svc.settings, token), checks)
     if refusal is not None:
         svc.metrics.dropped(WS_ROUTE, refusal[1])  # unauthorized, too_many_failures, busy
-        return _refuse(client, *refusal)
+        _refuse(client, *refusal)
+        return True
     if hub.full():
         svc.metrics.dropped(WS_ROUTE, "full")
-        return _refuse(client, CloseCode.TRY_AGAIN_LATER, "server_full",
-                       "too many open WebSockets here; try again later", 1)
+        _refuse(client, CloseCode.TRY_AGAIN_LATER, "server_full", "too many open WebSockets here; try again later", 1)
+        return True
     try:
-        since = _since(request.args.get("since"))
-        client.accounts = _query_accounts(request.args.get("accounts"))
-        protocol = _protocol(request.args.get("v"))
-        updates = _updates(request.args.get("updates"), protocol)
-        confirm = _confirm(request.args.get("confirm"), protocol)
-        wants_portfolio = _flag(request.args.get("portfolio"), "portfolio")
+        since = _since(args.get("since"))
+        client.accounts = _query_accounts(args.get("accounts"))
+        protocol = _protocol(args.get("v"))
+        updates = _updates(args.get("updates"), protocol)
+        confirm = _confirm(args.get("confirm"), protocol)
+        wants_portfolio = _flag(args.get("portfolio"), "portfolio")
     except ValueError as exc:
-        return _refuse(client, CloseCode.POLICY, "bad_query", str(exc))
+        _refuse(client, CloseCode.POLICY, "bad_query", str(exc))
+        return True
     hub.register(client)
     svc.watcher.ensure_started()  # before the sync reads the store: changes after it come from the feed
     try:
@@ -115,27 +147,35 @@ def websocket() -> Response:
         if updates == "patch":
             hub.send_patches(client)
         client.confirm_full = confirm == "full"
-        client.send(transport.frame_text(messages.hello(tracked, hub.heartbeat_s, MAX_MESSAGE, subscribed, updates,
-                                                        protocol, confirm)))
-        hub.sync(client, tracked, since, mirror)
-        client.send(hub.status_frame())
+        hello = transport.frame_text(messages.hello(tracked, hub.heartbeat_s, MAX_MESSAGE, subscribed, updates,
+                                                    protocol, confirm))
+        # hello, the snapshots and the status in one gathered write
+        hub.sync(client, tracked, since, mirror, lead=hello, tail=hub.status_frame())
         if wants_portfolio and hub.portfolio is not None:
             hub.portfolio.add(client)
     except Exception:  # the store went away mid-sync: the client reconnects (with `since`) like after any drop
         log.warning("ws %s: initial sync failed", conn.remote, exc_info=True)
         client.refuse(CloseCode.INTERNAL_ERROR, "store unavailable", flush=False)
-        return Response(status=204)
+        return True
     # From here the connection lives on without this greenlet: messages are handled as they come.
     client.start(_Commands(hub, svc.store, client))
-    return Response(status=204)
+    return True
 
 
-def admit(address: str, authorized: bool, pending: bool = False) -> tuple[CloseCode, str, str, int | None] | None:
+def _args(query: str) -> dict[str, str]:
+    """The query's parameters, the first value of each (as Flask's `request.args.get`)."""
+    args: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True, max_num_fields=64):
+        args.setdefault(key, value)
+    return args
+
+
+def admit(address: str, authorized: bool, checks: Guard,
+          pending: bool = False) -> tuple[CloseCode, str, str, int | None] | None:
     """Why a new WebSocket from `address` is refused before it is registered (close code, error code, text, retry
     hint in seconds), or None: a spent failure budget, a missing or wrong token (which spends it), or a handshake
     over the admission rate. Shared by /ws and /stream (app/compat/stream_view.py). `pending`: no token shown yet
     (a /stream that authenticates in its subscribes): paced per address only, until it does."""
-    checks = guard()
     wait = checks.failures.blocked(address)
     if wait is not None:
         return CloseCode.POLICY, "too_many_failures", f"too many refused tokens; retry in {wait} s", wait
@@ -149,13 +189,12 @@ def admit(address: str, authorized: bool, pending: bool = False) -> tuple[CloseC
     return None
 
 
-def _refuse(client: Client, code: CloseCode, error: str, text: str, retry_after_s: int | None = None) -> Response:
+def _refuse(client: Client, code: CloseCode, error: str, text: str, retry_after_s: int | None = None) -> None:
     """An error frame (with the retry hint, if any) and the close, with a short grace: a refused client was never
     registered, and its descriptor is released as soon as it answers the close, or after REFUSED_GRACE_S."""
     client.send(transport.frame_text(messages.error(error, text, retry_after_s)))
     client.close_grace_s = min(client.close_grace_s, REFUSED_GRACE_S)
     client.refuse(code, f"{error}; retry_after={retry_after_s}" if retry_after_s is not None else error)
-    return Response(status=204)
 
 
 class _Commands:

@@ -72,13 +72,22 @@ def test_patches_that_piled_up_chain_within_one_write_and_during_the_initial_syn
     live.release([item(1, 5, b"<snapshot 1@5>"), item(2, 6, b"<snapshot 2@6>")])
     live.offer_many([item(1, 7, b"<full 1@7>", b"<p1 5->7>", 5), item(2, 8, b"<full 2@8>", b"<p2 6->8>", 6),
                      item(1, 9, b"<full 1@9>", b"<p1 7->9>", 7)])
-    assert live.conn.frames[2:] == [b"<p1 5->7><p2 6->8><p1 7->9>"]
+    assert live.conn.frames == [b"<snapshot 1@5><snapshot 2@6>", b"<p1 5->7><p2 6->8><p1 7->9>"]
 
     syncing = new_client()
     syncing.patches = True
     syncing.offer_many([item(1, 5, b"<full 1@5>", b"<p1 3->5>", 3), item(1, 7, b"<full 1@7>", b"<p1 5->7>", 5)])
     syncing.release([item(1, 5, b"<snapshot 1@5>")])  # the snapshot read already covers seq 5
     assert syncing.conn.frames == [b"<snapshot 1@5>", b"<p1 5->7>"]
+
+
+def test_the_initial_sync_is_one_write_between_its_lead_and_tail() -> None:
+    client = new_client()
+    client.offer(item(1, 6, b"<1@6>"))  # live meanwhile: after the sync, in a write of its own
+    client.release([item(1, 5, b"<snapshot 1@5>"), item(2, 5, b"<snapshot 2@5>")], b"<hello>", b"<status>")
+    assert client.conn.frames == [b"<hello><snapshot 1@5><snapshot 2@5><status>", b"<1@6>"]
+    assert client.metrics.frames_sent == 4 + 1
+    assert client.sync_bytes == len(b"<hello><snapshot 1@5><snapshot 2@5><status>")
 
 
 def test_frames_for_everyone_ride_in_front_of_the_next_change_in_the_same_write() -> None:

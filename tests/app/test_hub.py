@@ -198,8 +198,9 @@ def test_the_initial_sync_comes_from_the_mirror_and_shares_one_encoded_frame(wor
         hub.register(client)
         hub.sync(client, None, None, mirror)
         clients.append(client)
-    first, second = list(clients[0].conn.frames), list(clients[1].conn.frames)
-    assert len(first) == 2 and all(a is b for a, b in zip(first, second, strict=True))  # the same bytes objects
+    first, second = clients[0].conn.parts, clients[1].conn.parts
+    assert len(first) == 1 and len(first[0]) == 2  # both snapshots in one write
+    assert all(a is b for a, b in zip(first[0], second[0], strict=True))  # the same bytes objects
     assert [[m["account_index"] for m in messages(c.conn)] for c in clients] == [[1, 2]] * 3
 
 
