@@ -141,10 +141,10 @@ class Server:
 
 
 def reference(rate: float, payload_bytes: int, accounts: int = 10, max_seconds: float = 900,
-              wait_start: bool = False) -> Server:
+              wait_start: bool = False, sync: bool = False) -> Server:
     return Server("reference", [sys.executable, "-m", "bench.reference_server", "--rate", str(rate), "--bytes",
                                 str(payload_bytes), "--accounts", str(accounts), "--max-seconds", str(max_seconds),
-                                *(["--wait-start"] if wait_start else [])],
+                                *(["--wait-start"] if wait_start else []), *(["--sync"] if sync else [])],
                   ready=r"listening on ws://127\.0\.0\.1:(\d+)/")
 
 

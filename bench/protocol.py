@@ -23,6 +23,12 @@ def encode_update(snapshot: dict[str, Any]) -> bytes:
                          "account_index": snapshot["account_index"], "account": with_freshness(snapshot, TTL_S)})
 
 
+def encode_snapshot(snapshot: dict[str, Any]) -> bytes:
+    """One initial-sync message for `snapshot`, the shape of our /ws `snapshot` (app.ws.messages.account_message)."""
+    return orjson.dumps({"type": "snapshot", "seq": snapshot["seq"], "account_index": snapshot["account_index"],
+                         "account": with_freshness(snapshot, TTL_S)})
+
+
 def stamp_of(msg: dict[str, Any]) -> float | None:
     data = (((msg.get("account") or {}).get("sections") or {}).get("summary") or {}).get("data")
     return data.get(STAMP_KEY) if isinstance(data, dict) else None

@@ -14,18 +14,46 @@ import signal
 import time
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 from websockets.asyncio.server import broadcast, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
 from bench.driver import Feed
 from bench.payload import DEFAULT_BYTES
-from bench.protocol import encode_update
+from bench.protocol import encode_snapshot, encode_update
 
 CLIENTS: set = set()
 
 
+class InitialSync:
+    """With --sync, what a new client is sent before anything else, as our /ws does: a hello, one snapshot per
+    account (each encoded once per change, as ours reuses its frames) and a status."""
+
+    def __init__(self, feed: Feed) -> None:
+        self.feed = feed
+        self.encoded: dict[int, tuple[int | None, bytes]] = {}
+
+    def messages(self) -> list[str]:
+        out = [orjson.dumps({"type": "hello", "protocol": 2, "server_time": time.time_ns() // 1_000_000,
+                             "accounts": self.feed.accounts}).decode()]
+        for account, snapshot in self.feed.snapshots.items():
+            cached = self.encoded.get(account)
+            if cached is None or cached[0] != snapshot.get("seq"):
+                cached = self.encoded[account] = (snapshot.get("seq"), encode_snapshot(snapshot))
+            out.append(cached[1].decode())
+        out.append(orjson.dumps({"type": "status", "server_time": time.time_ns() // 1_000_000,
+                                 "clients": {"websocket": len(CLIENTS)}}).decode())
+        return out
+
+
+SYNC: InitialSync | None = None
+
+
 async def handler(ws) -> None:
+    if SYNC is not None:
+        for message in SYNC.messages():
+            await ws.send(message)
     CLIENTS.add(ws)
     try:
         async for _ in ws:  # subscribe frames and anything else are ignored: every client gets everything
@@ -45,7 +73,10 @@ async def pump(feed: Feed, rate_hz: float, stop: asyncio.Event, go: asyncio.Even
 
 
 async def main_async(args: argparse.Namespace) -> None:
+    global SYNC
     feed = Feed(list(range(args.first_account, args.first_account + args.accounts)), args.bytes)
+    if args.sync:
+        SYNC = InitialSync(feed)
     loop = asyncio.get_running_loop()
     stop, go, pumping = asyncio.Event(), asyncio.Event(), asyncio.Event()
     pumping.set()
@@ -98,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bytes", type=int, default=DEFAULT_BYTES)
     p.add_argument("--max-seconds", type=float, default=900)
     p.add_argument("--wait-start", action="store_true", help="push nothing until GET /start")
+    p.add_argument("--sync", action="store_true", help="send each new client a hello, every account's snapshot and "
+                                                       "a status first, as our /ws does")
     args = p.parse_args(argv)
     from bench.wsclient import raise_fd_limit
 

@@ -173,13 +173,18 @@ def _takeover(t: dict[str, Any]) -> str:
 def _edges(e: dict[str, Any]) -> str:
     burst, slow = e.get("connect_burst", {}), e.get("slow_readers", {})
     rows = [[name, num(b.get("clients")), num(b.get("synced")), num(b.get("refusals_retried")),
-             f"{num(b.get('seconds'), 2)} s", f"{num(b.get('per_s'))}/s"]
+             spread(b.get("seconds"), 2, " s"), spread(b.get("per_s"), 0, "/s")]
             for name, b in (("ours (default pacing)", burst.get("ours")), ("ours (pacing lifted)",
-                            burst.get("ours_unpaced")), ("`websockets` reference", burst.get("reference"))) if b]
+                            burst.get("ours_unpaced")), ("`websockets` reference, same initial sync",
+                            burst.get("reference_sync")), ("`websockets` reference, handshake only",
+                            burst.get("reference"))) if b]
     parts = ["## Hostile edges",
              "Connect burst: clients from one address, as fast as the load generator opens them, each waiting for its "
-             "initial sync (ours) or its handshake (the reference, which sends nothing on connect); refusals with a "
-             "retry hint (1013 or 429) are retried after it (`bench/edges.py`).",
+             "initial sync (ours: hello, one snapshot per account, status; the reference sending the same, with "
+             "snapshots of the same size) or only its handshake (the bare reference); refusals with a retry hint "
+             "(1013 or 429) are retried after it. Each server first takes 5 untimed connections (its first one starts "
+             "its store watcher and fills its caches), then 3 bursts are timed, one after the other: median (range) "
+             "(`bench/edges.py`). Synced: the fewest of the bursts; retries: over all of them.",
              table(["Server", "Clients", "Synced", "Retries", "Time", "Rate"], rows)]
     if slow:
         parts.append(f"Slow readers: {num(slow['slow_clients'])} clients that never read while "

@@ -52,9 +52,12 @@ class Hub:
         self._last_status: Any = None
         self._last_status_at = float("-inf")
         self._status_at = float("-inf")          # the last status read: the first tick reads one
-        # The status frame built at the last read, handed to each client that syncs until the next read: a new
-        # client costs no store round trips (4 of them, half the CPU of a connection, before this).
+        # The status frame last built, handed to each client that syncs for up to `status_every_s` (as old as the
+        # status it is read from may be anyway): a burst of new clients costs one status read, not one each (4 store
+        # round trips, half the CPU of a connection before this).
         self._status_frame: bytes | None = None
+        self._status_frame_at = float("-inf")
+        self._status_reading = False
         self._heartbeat_at = time.monotonic()
         # Status and heartbeat frames waiting to go out in front of the next change, in the same write: a pass
         # over every client costs ~10 µs each, and a change arriving during a pass of its own would wait for it.
@@ -137,13 +140,22 @@ class Hub:
     def status_frame(self) -> bytes:
         """The status for a client that just synced. The store may have gone since its snapshots were read: then
         it says so (the watcher pushes the rest), rather than the client being dropped for a status."""
-        if self._status_frame is not None and time.monotonic() - self._status_at < 2 * self.status_every_s:
-            return self._status_frame
+        now = time.monotonic()
+        frame = self._status_frame
+        # While one client's read is in flight (it yields on the store), the others take the previous frame: a
+        # burst of connects must not read the status once per client.
+        if frame is not None and (now - self._status_frame_at < self.status_every_s or self._status_reading):
+            return frame
+        self._status_reading = True
         try:
             view = self.status.view(clients=len(self.clients))
         except Exception:  # noqa: BLE001 - logged by the watcher, which sees the same outage
-            view = unreachable_view(len(self.clients))
-        return transport.frame_text(messages.status(view))
+            self._status_frame = None
+            return transport.frame_text(messages.status(unreachable_view(len(self.clients))))
+        finally:
+            self._status_reading = False
+        self._status_frame, self._status_frame_at = transport.frame_text(messages.status(view)), now
+        return self._status_frame
 
     # -- the feed (app.feed.watcher.Subscriber) ----------------------------------------------------------------
     def on_start(self, seq: int, snapshots: list[Snapshot]) -> None:
@@ -234,9 +246,13 @@ class Hub:
         Its clocks and counters change every second, and every push is one more send per client that a change
         arriving meanwhile waits behind (~10 ms per 1,000 clients). Clients extrapolate ages themselves.
         """
-        self._status_frame = None  # should the read fail, new clients build their own (the store is down)
-        view = self.status.view(clients=len(self.clients), fresh=True)
-        self._status_frame = frame = transport.frame_text(messages.status(view))
+        try:
+            view = self.status.view(clients=len(self.clients), fresh=True)
+        except Exception:
+            self._status_frame = None  # the store is down: new clients build their own (which says so)
+            raise
+        self._status_frame, self._status_frame_at = transport.frame_text(messages.status(view)), time.monotonic()
+        frame = self._status_frame
         state, now = _status_state(view), time.monotonic()
         if state == self._last_status and now - self._last_status_at < self.status_refresh_s:
             return
