@@ -24,9 +24,10 @@ from typing import Any
 import orjson
 from flask import Flask, current_app
 from limits import RateLimitItemPerSecond
-from limits.storage import MemoryStorage, Storage
+from limits.storage import Storage
 from limits.strategies import FixedWindowRateLimiter
 
+from app.rest.limits import SweptMemoryStorage
 from core.tuning import WebTuning
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class Admission:
     """WebSocket handshakes per second, in total and per address, in this process."""
 
     def __init__(self, per_s: int, per_address_per_s: int) -> None:
-        self.limiter = FixedWindowRateLimiter(MemoryStorage())
+        self.limiter = FixedWindowRateLimiter(SweptMemoryStorage())
         self.total = RateLimitItemPerSecond(per_s, 1)
         self.per_address = RateLimitItemPerSecond(per_address_per_s, 1)
 

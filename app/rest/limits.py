@@ -13,7 +13,7 @@ from flask import Blueprint, Flask, Response, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import RateLimitItem, parse
-from limits.storage import RedisStorage
+from limits.storage import MemoryStorage, RedisStorage
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.rest.hits import BatchedGet, BatchedIncr
@@ -22,9 +22,29 @@ from core.settings import Settings
 
 log = logging.getLogger(__name__)
 LIMITS_KEY_PREFIX = "lb-limits"
+SWEEP_EVERY_S = 1.0
 # Fixed window: one counter per client and window. The moving window (one list entry per request, scanned on every
 # check) cost more than the rest of a 200 together; docs/api.md says what clients see at a window's edge.
 STRATEGY = "fixed-window"
+
+
+class SweptMemoryStorage(MemoryStorage):
+    """`limits`' memory storage (`lb-memory://`) without its expiry timer. MemoryStorage starts a 10 ms
+    `threading.Timer` on the first hit after the last one fired: under gevent, a greenlet each time, which was a
+    quarter of a WebSocket handshake's CPU in a connect burst. Counters already expire on read (MemoryStorage.get);
+    the ones never read again are swept here, inline, at most once per SWEEP_EVERY_S."""
+
+    STORAGE_SCHEME = ["lb-memory"]
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: Any) -> None:
+        super().__init__(uri, wrap_exceptions, **options)
+        self._swept = time.monotonic()
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # noqa: N802 - overrides the parent's name-mangled hook
+        now = time.monotonic()
+        if now - self._swept >= SWEEP_EVERY_S:
+            self._swept = now
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]  # the parent's private sweep
 
 
 def init_app(app: Flask, settings: Settings, blueprint: Blueprint, not_modified: Callable[[], bool],
@@ -33,7 +53,7 @@ def init_app(app: Flask, settings: Settings, blueprint: Blueprint, not_modified:
     their 304s on `endpoints` carry the client's X-RateLimit-* (read, not spent)."""
     item = parse(settings.rate_limit)
     # Redis makes the budget one across workers and instances; memory:// counts per process.
-    storage = settings.redis_url.reveal() if settings.redis_url else "memory://"
+    storage = settings.redis_url.reveal() if settings.redis_url else "lb-memory://"
     options: dict[str, str | int] = dict(settings.redis_tls_options())
     limiter = Limiter(get_remote_address, storage_uri=storage, headers_enabled=True,
                       retry_after="delta-seconds", strategy=STRATEGY, swallow_errors=True,

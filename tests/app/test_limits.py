@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import gevent
@@ -11,6 +12,7 @@ import requests
 from flask import Response
 from limits import parse
 from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 
 from app import create_app
 from app.rest import limits
@@ -189,3 +191,26 @@ def test_storage_errors_are_one_line_per_minute_without_a_traceback():
     assert quiet.filter(later) and "50 more" in later.getMessage()
     plain = logging.LogRecord("flask-limiter", logging.WARNING, __file__, 1, "other", None, None)
     assert quiet.filter(plain) and plain.getMessage() == "other"
+
+
+def test_the_memory_storage_expires_without_a_timer_and_sweeps_what_is_never_read_again(monkeypatch) -> None:
+    """lb-memory:// counts as limits' memory storage does, but starts no timer per burst of hits (a greenlet each,
+    under gevent); a counter nobody reads again is swept by a later hit, at most once per SWEEP_EVERY_S."""
+    clock = [1000.0]
+    monkeypatch.setattr(limits.time, "monotonic", lambda: clock[0])
+    storage = storage_from_string("lb-memory://")
+    assert isinstance(storage, limits.SweptMemoryStorage)
+    limiter = FixedWindowRateLimiter(storage)
+    item = parse("2/second")
+    threads = threading.active_count()
+    assert [limiter.hit(item, "gone") for _ in range(3)] == [True, True, False]
+    assert threading.active_count() <= threads  # no expiry timer started by the hits
+    expired = [key for key in storage.storage if "gone" in key]
+    assert expired
+    storage.expirations[expired[0]] = 0.0  # its window is over; nobody asks for "gone" again
+    clock[0] += limits.SWEEP_EVERY_S / 2
+    limiter.hit(item, "other")
+    assert expired[0] in storage.storage  # not yet: one sweep per SWEEP_EVERY_S
+    clock[0] += limits.SWEEP_EVERY_S
+    limiter.hit(item, "other")
+    assert expired[0] not in storage.storage
