@@ -35,13 +35,12 @@ from core.alerts.config import AlertSettings
 from core.alerts.evaluate import SERVICE, Alert, Evaluator
 from core.alerts.outbox import DELIVERED, AlertOutbox
 from core.alerts.rules import AlertRules
-from core.alerts.sending import Attempt, deliver, rows_for
+from core.alerts.sending import DB_RETRY_S, Attempt, deliver, rows_for
 from core.history.db import DB_ERRORS
 from core.snapshot import now_ms
 from core.store import Store
 
 log = logging.getLogger(__name__)
-DB_RETRY_S = 1.0  # the outbox is retried this often while it is away (or before the worker created it)
 
 
 class WorkerDownWatch:

@@ -24,7 +24,7 @@ from core.snapshot import now_ms
 
 log = logging.getLogger(__name__)
 CLAIM_MARGIN_S = 10.0  # a claim outlasts the longest attempt (connect + answer timeouts) by this much
-DB_RETRY_S = 1.0  # after a failed outbox write, the sender waits this long before reading the outbox again
+DB_RETRY_S = 1.0  # the outbox's database is retried this often while it is away (or not created yet)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """What the dashboard tests (tests/app/test_dashboard*.py) share: headless Chromium (Debian's package, driven by
-Playwright; the `browser` fixture in tests/app/conftest.py), the two viewports, and the test accounts' names."""
+Playwright; the `browser` fixture in tests/app/conftest.py), the two viewports, the test accounts' names, and the
+phone layout's rule for wide tables."""
 from __future__ import annotations
 
 import shutil
@@ -36,3 +37,11 @@ def named(env: dict[str, str]) -> dict[str, str]:
         renamed[key] = value
     return renamed
 
+
+def unhinted_wide_tables(page: Any) -> int:
+    """How many scrolling boxes are wider than the screen with no visible hint after them (should be none)."""
+    count: int = page.evaluate("""[...document.querySelectorAll('.scroll')]
+        .filter(b => b.scrollWidth > b.clientWidth + 1)
+        .filter(b => { const h = b.nextElementSibling; return !h || getComputedStyle(h).display === 'none'; })
+        .length""")
+    return count

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from app.ws import patches
-from tests.app.browser import DESKTOP, PHONE, named
+from tests.app.browser import DESKTOP, PHONE, named, unhinted_wide_tables
 from tests.app.helpers import apply_confirm, without_freshness
 from tests.fixtures.simulator import run_simulator
 from tests.fixtures.web import run_web
@@ -161,11 +161,7 @@ def test_dashboard_for_the_trader(browser, tmp_path):
                              ".getBoundingClientRect().top)")
         assert tops == sorted(tops) and tops[0] < PHONE["height"] / 3
         assert page.evaluate("document.querySelector('#operator').open") is False
-        hidden = page.evaluate("""[...document.querySelectorAll('.scroll')]
-            .filter(b => b.scrollWidth > b.clientWidth + 1)
-            .filter(b => { const h = b.nextElementSibling; return !h || getComputedStyle(h).display === 'none'; })
-            .length""")
-        assert hidden == 0, "a table wider than the screen without its hint"
+        assert unhinted_wide_tables(page) == 0, "a table wider than the screen without its hint"
         show_history(page)
         screenshot(page, "dashboard-phone.png", tmp_path)
 

@@ -7,7 +7,7 @@ import contextlib
 import pytest
 import requests
 
-from tests.app.browser import DESKTOP, PHONE, named
+from tests.app.browser import DESKTOP, PHONE, named, unhinted_wide_tables
 from tests.fixtures.simulator import run_simulator
 from tests.fixtures.web import run_web
 from tests.fixtures.worker import run_worker, worker_env_for
@@ -147,11 +147,7 @@ def test_history_chart_and_fills(browser, tmp_path):
         page.wait_for_function("() => document.querySelector('#eq-chart canvas').getBoundingClientRect().right"
                                " <= window.innerWidth", timeout=5_000)
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-        hidden = page.evaluate("""[...document.querySelectorAll('.scroll')]
-            .filter(b => b.scrollWidth > b.clientWidth + 1)
-            .filter(b => { const h = b.nextElementSibling; return !h || getComputedStyle(h).display === 'none'; })
-            .length""")
-        assert hidden == 0, "a table wider than the screen without its hint"
+        assert unhinted_wide_tables(page) == 0, "a table wider than the screen without its hint"
         assert errors == []
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import socket
 import statistics
 import threading
@@ -24,7 +23,7 @@ import pytest
 from tests.drills import rawws
 from tests.drills.clients import RestPoller, WsWatcher, now_ms
 from tests.drills.helpers import Stack, live_stack
-from tests.drills.hostile import SLOW_DROPS, HealthProbe
+from tests.drills.hostile import SLOW_DROPS, HealthProbe, metric_value, p95
 
 pytestmark = pytest.mark.drill
 NEVER_READERS = 100
@@ -32,11 +31,7 @@ SEED = int(os.environ.get("DRILL_SEED", "6"))
 
 
 def metric(stack: Stack, name: str) -> float:
-    """The sample `name` (with its labels), or, for a bare name, the sum over all its label sets (every route)."""
-    text = stack.get("/metrics").text
-    labels = "" if "{" in name else r"(?:\{[^}]*\})?"
-    found = re.findall(rf"^{re.escape(name)}{labels} ([0-9.e+-]+)$", text, re.MULTILINE)
-    return sum(float(value) for value in found)
+    return metric_value(stack.get("/metrics").text, name)
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +84,11 @@ def test_100_clients_that_never_read(hostile):
         sock.close()
         assert ended, "a cut client's connection was left open"
     latencies = sorted(probe.latencies)
-    median, p95 = statistics.median(latencies), latencies[int(len(latencies) * 0.95)]
+    median, slow = statistics.median(latencies), p95(latencies)
     print(f"drill: {NEVER_READERS} never-readers cut within {cut_after:.1f}s; /health median {median * 1000:.1f} ms, "
-          f"p95 {p95 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms over {len(latencies)} probes")
+          f"p95 {slow * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms over {len(latencies)} probes")
     assert not probe.failures, probe.failures[:5]
-    assert median < 0.05 and p95 < 0.25 and latencies[-1] < 2.0, (p95, latencies[-1])
+    assert median < 0.05 and slow < 0.25 and latencies[-1] < 2.0, (slow, latencies[-1])
     assert_bystanders_fine(stack, watcher, poller, started)
 
 
@@ -109,11 +104,6 @@ def _connect(stack: Stack) -> tuple[socket.socket, rawws.Reader]:
 def _expect_error(reader: rawws.Reader, code: str) -> None:
     got = reader.until_text(lambda m: m["type"] == "error", 10)
     assert got is not None and got["code"] == code, got
-
-
-def _expect_close(reader: rawws.Reader, codes: tuple[int | None, ...]) -> None:
-    closed, code = reader.close_code(10)
-    assert closed and code in codes, (closed, code)
 
 
 def test_ws_fuzzing(hostile):

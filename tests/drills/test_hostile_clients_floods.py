@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import threading
 import time
@@ -17,7 +16,7 @@ import requests
 
 from tests.app.conftest import Feeder, open_ws
 from tests.drills import rawws
-from tests.drills.hostile import SLOW_DROPS, HealthProbe
+from tests.drills.hostile import SLOW_DROPS, HealthProbe, metric_value, p95
 from tests.fixtures.web import run_web
 from tests.waiting import wait_for
 
@@ -60,16 +59,9 @@ class RssSampler:
         return self.peak
 
 
-def p95(latencies: list[float]) -> float:
-    ordered = sorted(latencies)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-
-
 def _ws_metric(web, name: str) -> float:  # noqa: ANN001
-    """As `metric`: a bare name is summed over its label sets (every route)."""
     text = requests.get(web.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).text
-    labels = "" if "{" in name else r"(?:\{[^}]*\})?"
-    return sum(float(v) for v in re.findall(rf"^{re.escape(name)}{labels} ([0-9.e+-]+)$", text, re.MULTILINE))
+    return metric_value(text, name)
 
 
 @pytest.mark.slow

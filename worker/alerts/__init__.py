@@ -21,7 +21,7 @@ from core.alerts.config import AlertSettings
 from core.alerts.deliver import warm_up
 from core.alerts.evaluate import Alert, Evaluator
 from core.alerts.outbox import DELIVERED, PENDING, AlertOutbox
-from core.alerts.sending import Attempt, deliver, rows_for
+from core.alerts.sending import DB_RETRY_S, Attempt, deliver, rows_for
 from core.history.db import DB_ERRORS, HistoryDB
 from core.snapshot import Snapshot, now_ms
 from worker.runtime import Runtime
@@ -29,7 +29,6 @@ from worker.states import WsState
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 3600.0  # delivered and failed rows older than HISTORY_RETENTION_DAYS are deleted this often
-DB_RETRY_S = 1.0  # the outbox's database is retried this often while it is away
 MAX_QUEUED = 10_000  # alerts held in memory while the database is away; past this the oldest are dropped (logged)
 
 
