@@ -19,6 +19,7 @@ from core.alerts.deliver import Outcome, payload, retry_delay, send
 from core.alerts.evaluate import Alert
 from core.alerts.outbox import DELIVERED, FAILED, PENDING, AlertOutbox
 from core.alerts.rules import Destination
+from core.changes import Stopper
 from core.history.db import DB_ERRORS
 from core.snapshot import now_ms
 
@@ -69,18 +70,14 @@ def attempt(outbox: AlertOutbox, target: Destination, row: dict[str, Any], setti
     return Attempt(outcome, values.get("status", PENDING))
 
 
-class Flag(Protocol):
-    """What `deliver` needs of its wake and stop flags (gevent's or threading's Event)."""
-
-    def is_set(self) -> bool: ...
+class Wake(Stopper, Protocol):
+    """What `deliver` needs of its wake flag (gevent's or threading's Event): a stop flag's, and clearing it."""
 
     def clear(self) -> None: ...
 
-    def wait(self, timeout: float | None = None) -> bool: ...
 
-
-def deliver(outbox: Callable[[], AlertOutbox], target: Destination, settings: AlertSettings, *, wake: Flag,
-            stop: Flag, idle_s: float, done: Callable[[Attempt], None], rules: Collection[str] | None = None,
+def deliver(outbox: Callable[[], AlertOutbox], target: Destination, settings: AlertSettings, *, wake: Wake,
+            stop: Stopper, idle_s: float, done: Callable[[Attempt], None], rules: Collection[str] | None = None,
             active: Callable[[], bool] = lambda: True, who: str = "alerts") -> None:
     """Deliver `target`'s pending rows (of `rules` only, when given) one at a time, oldest first (in order per
     rule), until `stop` is set. Each due row is claimed, sent and marked by `attempt`; `done` hears the result
