@@ -33,15 +33,14 @@ import gevent.event
 from app.status import worker_view
 from core.alerts.config import AlertSettings
 from core.alerts.evaluate import SERVICE, Alert, Evaluator
-from core.alerts.outbox import AlertOutbox
+from core.alerts.outbox import DELIVERED, AlertOutbox
 from core.alerts.rules import AlertRules
-from core.alerts.sending import attempt, rows_for
+from core.alerts.sending import DB_RETRY_S, Attempt, deliver, rows_for
 from core.history.db import DB_ERRORS
 from core.snapshot import now_ms
 from core.store import Store
 
 log = logging.getLogger(__name__)
-DB_RETRY_S = 1.0  # the outbox is retried this often while it is away (or before the worker created it)
 
 
 class WorkerDownWatch:
@@ -145,28 +144,10 @@ class WorkerDownWatch:
     def sender(self, destination: str) -> None:
         """This rule kind's rows of one destination, oldest first (in order per rule). Other rules' rows are the
         worker's to send: they wait for it, and do not hold a worker_down alert back."""
-        target = self.settings.rules.destinations[destination]
-        wake = self._wake[destination]
-        while not self._stop.is_set():
-            wake.clear()
-            try:
-                outbox = self._outbox()
-                row = outbox.head(destination, self.rule_names)
-            except DB_ERRORS:
-                row = None  # not created by the worker yet, or away: retried below
-            if row is None:
-                wake.wait(timeout=max(DB_RETRY_S, self.settings.tick_s))
-                continue
-            now = now_ms()
-            if row["next_at_ms"] > now:
-                wake.wait(timeout=(row["next_at_ms"] - now) / 1000)
-                continue
-            try:
-                done = attempt(outbox, target, row, self.settings)
-            except DB_ERRORS as exc:
-                log.warning("worker_down watch: outbox write for %s failed: %s", row["event_id"],
-                            type(exc).__name__)
-                self._stop.wait(DB_RETRY_S)
-                continue
-            if done is not None and done.status != "delivered":
-                log.warning("worker_down alert to %s not delivered: %s", destination, done.outcome.error)
+        def done(result: Attempt) -> None:
+            if result.status != DELIVERED:
+                log.warning("worker_down alert to %s not delivered: %s", destination, result.outcome.error)
+
+        deliver(self._outbox, self.settings.rules.destinations[destination], self.settings,
+                wake=self._wake[destination], stop=self._stop, idle_s=max(DB_RETRY_S, self.settings.tick_s),
+                done=done, rules=self.rule_names, who="worker_down watch")

@@ -22,7 +22,7 @@ from app.errors import error_response
 from app.rest.api import parse_index
 from app.rest.history_openapi import MAX_TS
 from app.services import services
-from core.history.db import DB_ERRORS, HistoryDB
+from core.history.db import DB_ERRORS, PAGE_KEYS, HistoryDB
 from core.history.schema import PORTFOLIO
 from core.settings import Settings
 from core.snapshot import now_ms
@@ -132,10 +132,6 @@ def _respond(rows: list[dict[str, Any]], columns: tuple[str, ...], key: str, ext
     return response
 
 
-def _page(rows: list[dict[str, Any]], limit: int, id_column: str) -> str | None:
-    return f"{rows[-1]['ts']}:{rows[-1][id_column]}" if len(rows) == limit else None
-
-
 @history.before_request
 def _require_token() -> Response | None:
     if not auth.authorized(services().settings, request):
@@ -150,38 +146,32 @@ def _unavailable(exc: HistoryUnavailable) -> Response:
 
 @history.get("/accounts/<index>/fills")
 def fills(index: str) -> Response:
-    account = _tracked(index)
-    start, end = _range(None)
-    limit = _int_arg("limit", PAGE_DEFAULT, 1, PAGE_MAX)
-    rows = _query(_db().fills_page, account, start, end, limit, _cursor())
-    return _respond(rows, FILL_COLUMNS, "fills", {"account_index": account}, _page(rows, limit, "trade_id"))
-
-
-def _events(index: str, table: str, columns: tuple[str, ...], key: str) -> Response:
-    account = _tracked(index)
-    start, end = _range(None)
-    limit = _int_arg("limit", PAGE_DEFAULT, 1, PAGE_MAX)
-    rows = _query(_db().events_page, table, account, start, end, limit, _cursor())
-    return _respond(rows, columns, key, {"account_index": account}, _page(rows, limit, "id"))
+    return _page(index, "fills", FILL_COLUMNS, "fills")
 
 
 @history.get("/accounts/<index>/position-events")
 def position_events(index: str) -> Response:
-    return _events(index, "position_events", POSITION_COLUMNS, "events")
+    return _page(index, "position_events", POSITION_COLUMNS, "events")
 
 
 @history.get("/accounts/<index>/order-events")
 def order_events(index: str) -> Response:
-    return _events(index, "order_events", ORDER_COLUMNS, "events")
+    return _page(index, "order_events", ORDER_COLUMNS, "events")
 
 
 @history.get("/accounts/<index>/funding")
 def funding(index: str) -> Response:
+    return _page(index, "funding_payments", FUNDING_COLUMNS, "payments")
+
+
+def _page(index: str, table: str, columns: tuple[str, ...], key: str) -> Response:
+    """One page of a table's rows (HistoryDB.page) and the cursor of the next: (ts, key column) of its last row."""
     account = _tracked(index)
     start, end = _range(None)
     limit = _int_arg("limit", PAGE_DEFAULT, 1, PAGE_MAX)
-    rows = _query(_db().funding_page, account, start, end, limit, _cursor())
-    return _respond(rows, FUNDING_COLUMNS, "payments", {"account_index": account}, _page(rows, limit, "market_id"))
+    rows = _query(_db().page, table, account, start, end, limit, _cursor())
+    next_cursor = f"{rows[-1]['ts']}:{rows[-1][PAGE_KEYS[table]]}" if len(rows) == limit else None
+    return _respond(rows, columns, key, {"account_index": account}, next_cursor)
 
 
 def _equity(account: int, extra: dict[str, Any]) -> Response:

@@ -44,6 +44,28 @@ POLL_HEADERS = {
     "Cache-Control": {"schema": {"type": "string"}},
 }
 
+# /api/status's `alerts` (app/alerts_status.py): counts only, never a destination's URL. With alerts off, only
+# rules, destinations and outbox (null); with the outbox unreadable, every outbox figure is null.
+_LAST_DELIVERED = {"type": "object", "nullable": True, "additionalProperties": False,
+                   "required": ["destination", "rule", "delivered_ms", "attempts", "last_code"],
+                   "properties": {"destination": {"type": "string"}, "rule": {"type": "string"},
+                                  "delivered_ms": {"type": "integer"}, "attempts": {"type": "integer"},
+                                  "last_code": NULLABLE_INT}}
+_LAST_FAILURE = {"type": "object", "nullable": True, "additionalProperties": False,
+                 "description": "the newest row attempted and not delivered (retrying or failed)",
+                 "required": ["destination", "rule", "status", "attempts", "last_code", "last_error"],
+                 "properties": {"destination": {"type": "string"}, "rule": {"type": "string"},
+                                "status": {"type": "string", "enum": ["pending", "failed"]},
+                                "attempts": {"type": "integer"}, "last_code": NULLABLE_INT,
+                                "last_error": NULLABLE_STRING}}
+_STATUS_ALERTS = {"type": "object", "additionalProperties": False, "required": ["rules", "destinations", "outbox"],
+                  "properties": {"rules": {"type": "integer", "minimum": 0},
+                                 "destinations": {"type": "integer", "minimum": 0},
+                                 "outbox": {"type": "string", "nullable": True, "enum": ["ok", "unavailable", None],
+                                            "description": "null: alerts are off"},
+                                 **{k: {**NULLABLE_INT, "minimum": 0} for k in ("backlog", "retrying", "failed")},
+                                 "last_delivered": _LAST_DELIVERED, "last_failure": _LAST_FAILURE}}
+
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error", "status", "message"],
               "properties": {"error": {"type": "string"}, "status": {"type": "integer"},
@@ -87,7 +109,7 @@ SCHEMAS: dict[str, Any] = {
                               "errors": {"type": "array", "items": {"type": "object"}},
                               "clients": {"type": "object",
                                           "properties": {"websocket": {"type": "integer", "minimum": 0}}},
-                              "cache_ttl_s": {"type": "number"}}},
+                              "cache_ttl_s": {"type": "number"}, "alerts": _STATUS_ALERTS}},
     "PortfolioPosition": {
         "type": "object",
         "required": ["market_id", "symbol", "side", "size", "notional", "mark_price", "entry_price",

@@ -1,5 +1,6 @@
 """What every sender shares, whichever process runs it (the worker's senders, the web's worker_down watcher):
-the outbox rows of a fired alert, and one claimed attempt at a row with its result recorded.
+the outbox rows of a fired alert, one claimed attempt at a row with its result recorded, and the loop that
+delivers one destination's rows.
 
 One copy of the schedule: a row is delivered after a 2xx (webhooks) or apprise's success, retried after
 `retry_delay` otherwise, and marked failed once `give_up_s` has passed since it fired.
@@ -7,8 +8,9 @@ One copy of the schedule: a row is delivered after a 2xx (webhooks) or apprise's
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -17,10 +19,13 @@ from core.alerts.deliver import Outcome, payload, retry_delay, send
 from core.alerts.evaluate import Alert
 from core.alerts.outbox import DELIVERED, FAILED, PENDING, AlertOutbox
 from core.alerts.rules import Destination
+from core.changes import Stopper
+from core.history.db import DB_ERRORS
 from core.snapshot import now_ms
 
 log = logging.getLogger(__name__)
 CLAIM_MARGIN_S = 10.0  # a claim outlasts the longest attempt (connect + answer timeouts) by this much
+DB_RETRY_S = 1.0  # the outbox's database is retried this often while it is away (or not created yet)
 
 
 @dataclass(frozen=True)
@@ -63,3 +68,47 @@ def attempt(outbox: AlertOutbox, target: Destination, row: dict[str, Any], setti
         values.update(next_at_ms=done + int(delay * 1000))
     outbox.mark(row["id"], **values)
     return Attempt(outcome, values.get("status", PENDING))
+
+
+class Wake(Stopper, Protocol):
+    """What `deliver` needs of its wake flag (gevent's or threading's Event): a stop flag's, and clearing it."""
+
+    def clear(self) -> None: ...
+
+
+def deliver(outbox: Callable[[], AlertOutbox], target: Destination, settings: AlertSettings, *, wake: Wake,
+            stop: Stopper, idle_s: float, done: Callable[[Attempt], None], rules: Collection[str] | None = None,
+            active: Callable[[], bool] = lambda: True, who: str = "alerts") -> None:
+    """Deliver `target`'s pending rows (of `rules` only, when given) one at a time, oldest first (in order per
+    rule), until `stop` is set. Each due row is claimed, sent and marked by `attempt`; `done` hears the result
+    of each attempt this sender made (not those another sender claimed first).
+
+    `outbox` is called for each read (the web builds it on first use, after gunicorn's fork). With nothing to
+    send, or while `active()` is false or the outbox is away, the loop sleeps `idle_s` or until `wake` is set;
+    a row not yet due, until it is."""
+    while not stop.is_set():
+        wake.clear()
+        row = None
+        if active():
+            try:
+                box = outbox()
+                row = box.head(target.name, rules)
+            except DB_ERRORS:
+                row = None  # not created (or migrated) yet, or away: retried below
+        if row is None:
+            wake.wait(timeout=idle_s)
+            continue
+        now = now_ms()
+        if row["next_at_ms"] > now:
+            wake.wait(timeout=(row["next_at_ms"] - now) / 1000)
+            continue
+        try:
+            result = attempt(box, target, row, settings)
+        except DB_ERRORS as exc:
+            # Not claimed, or delivered but not marked: then it is sent again after the database returns,
+            # with the same webhook-id (receivers deduplicate on it: docs/alerts.md).
+            log.warning("%s: outbox write for %s failed: %s", who, row["event_id"], type(exc).__name__)
+            stop.wait(DB_RETRY_S)
+            continue
+        if result is not None:  # None: another sender (the worker's, or a web process's watcher) took it
+            done(result)

@@ -35,7 +35,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from core.history.schema import TABLES, equity_samples, fills, funding_payments, order_events, position_events
+from core.history.schema import TABLES, equity_samples, fills
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +44,9 @@ SQLITE_BUSY_TIMEOUT_S = 5.0    # a locked SQLite database is waited on this long
 PG_CONNECT_TIMEOUT_S = 5       # a PostgreSQL server that does not answer fails the call after this long
 MINUTE_MS = 60_000
 DB_ERRORS = (SQLAlchemyError, OSError)
+# The tables `page` reads, each with the column that orders rows of the same ts (the second half of a cursor).
+PAGE_KEYS: Mapping[str, str] = {"fills": "trade_id", "position_events": "id", "order_events": "id",
+                                "funding_payments": "market_id"}
 
 
 class HistoryDB:
@@ -141,36 +144,16 @@ class HistoryDB:
         return pg_insert(table).on_conflict_do_nothing()
 
     # -- reads ------------------------------------------------------------------------------------------------
-    def fills_page(self, account: int, start: int, end: int, limit: int,
-                   cursor: tuple[int, int] | None) -> list[dict[str, Any]]:
-        """Fills in [start, end), newest first, after `cursor` (the (ts, trade_id) of the last row served)."""
-        c = fills.c
-        query = select(fills).where(c.account_index == account, c.ts >= start, c.ts < end)
+    def page(self, table_name: str, account: int, start: int, end: int, limit: int,
+             cursor: tuple[int, int] | None) -> list[dict[str, Any]]:
+        """Rows of `table_name` (a PAGE_KEYS table) in [start, end), newest first, after `cursor` (the (ts, key)
+        of the last row served, key being the table's PAGE_KEYS column)."""
+        table = TABLES[table_name]
+        ts, key = table.c.ts, table.c[PAGE_KEYS[table_name]]
+        query = select(table).where(table.c.account_index == account, ts >= start, ts < end)
         if cursor is not None:
-            query = query.where(or_(c.ts < cursor[0], and_(c.ts == cursor[0], c.trade_id < cursor[1])))
-        query = query.order_by(c.ts.desc(), c.trade_id.desc()).limit(limit)
-        return self._rows(query)
-
-    def events_page(self, table_name: str, account: int, start: int, end: int, limit: int,
-                    cursor: tuple[int, int] | None) -> list[dict[str, Any]]:
-        """Position or order events in [start, end), newest first, after `cursor` ((ts, id) of the last row)."""
-        table = {"position_events": position_events, "order_events": order_events}[table_name]
-        c = table.c
-        query = select(table).where(c.account_index == account, c.ts >= start, c.ts < end)
-        if cursor is not None:
-            query = query.where(or_(c.ts < cursor[0], and_(c.ts == cursor[0], c.id < cursor[1])))
-        query = query.order_by(c.ts.desc(), c.id.desc()).limit(limit)
-        return self._rows(query)
-
-    def funding_page(self, account: int, start: int, end: int, limit: int,
-                     cursor: tuple[int, int] | None) -> list[dict[str, Any]]:
-        """Funding payments in [start, end), newest first, after `cursor` ((ts, market_id) of the last row)."""
-        c = funding_payments.c
-        query = select(funding_payments).where(c.account_index == account, c.ts >= start, c.ts < end)
-        if cursor is not None:
-            query = query.where(or_(c.ts < cursor[0], and_(c.ts == cursor[0], c.market_id < cursor[1])))
-        query = query.order_by(c.ts.desc(), c.market_id.desc()).limit(limit)
-        return self._rows(query)
+            query = query.where(or_(ts < cursor[0], and_(ts == cursor[0], key < cursor[1])))
+        return self._rows(query.order_by(ts.desc(), key.desc()).limit(limit))
 
     def equity_buckets(self, account: int, start: int, end: int, bucket_ms: int) -> list[dict[str, Any]]:
         """Samples in [start, end) grouped into buckets of `bucket_ms`: first/min/max/last equity per bucket,

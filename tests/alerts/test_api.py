@@ -1,5 +1,6 @@
 """GET /api/alerts and POST /api/alerts/test on the real web (gunicorn), with a seeded SQLite outbox and a real
-receiver: rules, last fired, the delivery log with codes and attempts; no destination URL or secret ever shown."""
+receiver: rules, last fired, the delivery log with codes and attempts; no destination URL or secret ever shown.
+/api/status's `alerts` section as the OpenAPI document describes it (its `Status` schema), outbox readable or not."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import pytest
 import requests
+import schemathesis
 
+from app.rest.openapi import document
 from core.alerts.outbox import AlertOutbox
 from core.history.db import HistoryDB
 from tests.alerts.receiver import SECRET, Receiver, receiving
@@ -16,6 +19,8 @@ from tests.fixtures.web import WebServer, run_web
 TOKEN = "alerts-api-token-123456"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ACCOUNT = 7
+# Status code, content type and body against the document /api/openapi.json serves (schemathesis's checks).
+STATUS_OPERATION = schemathesis.openapi.from_dict(document())["/api/status"]["GET"]
 
 
 def rules(port: int) -> str:
@@ -88,6 +93,7 @@ def test_status_has_an_alerts_section(served: tuple[WebServer, Receiver]) -> Non
                                         "attempts": 2, "last_code": None, "last_error": "ConnectionError"}}
     for secret in ("HOOKSECRET", "CHATSECRET", SECRET, "127.0.0.1", "hook?", "json://"):
         assert secret not in response.text
+    STATUS_OPERATION.validate_response(response)
 
 
 def test_test_message_to_each_destination(served: tuple[WebServer, Receiver]) -> None:
@@ -121,7 +127,9 @@ def test_the_test_route_needs_a_token_configured(tmp_path: Path) -> None:
             assert response.status_code == 403 and response.json()["status"] == 403
             view = requests.get(web.url + "/api/alerts", timeout=10).json()
             assert view["outbox"] == "unavailable" and view["rules"][0]["name"] == "margin"  # not migrated yet
-            status = requests.get(web.url + "/api/status", timeout=10).json()["alerts"]
-            assert status == {"rules": 1, "destinations": 2, "outbox": "unavailable", "backlog": None,
-                              "retrying": None, "failed": None, "last_delivered": None, "last_failure": None}
+            status = requests.get(web.url + "/api/status", timeout=10)
+            assert status.json()["alerts"] == {"rules": 1, "destinations": 2, "outbox": "unavailable",
+                                               "backlog": None, "retrying": None, "failed": None,
+                                               "last_delivered": None, "last_failure": None}
+            STATUS_OPERATION.validate_response(status)
         assert receiver.requests == []

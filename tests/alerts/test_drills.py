@@ -121,7 +121,9 @@ def test_kill_9_with_alerts_in_the_outbox(simulator: RunningSimulator, tmp_path:
     simulator.control.pause()
     with receiving() as receiver:
         receiver.answer = lambda: 503
-        env = env_for(simulator, tmp_path, receiver)
+        # A kill in mid-attempt leaves the oldest row claimed for 2 x ALERTS_TIMEOUT_S + 10 s: 30 s by default, as
+        # long as the wait after the restart, with only the restart's start-up to spare. 2 s makes it 14 s.
+        env = env_for(simulator, tmp_path, receiver, ALERTS_TIMEOUT_S="2")
         account = int(env["Lighter_1_1_Account_Index"])
         outbox = AlertOutbox(HistoryDB(env["DATABASE_URL"]))
         with run_worker(env) as worker:

@@ -3,31 +3,22 @@ a webhook and an apprise delivery wait ~1 s each for a slow receiver. The contro
 stall, so the probe is known to see one."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
-from pathlib import Path
-
-import orjson
+from typing import Any
 
 from tests.alerts.receiver import receiving
-from tests.paths import ROOT
+from tests.hub_probe import probe as hub_probe
 
-PROBE = Path(__file__).with_name("gevent_probe.py")
 SLOW_S = 1.0
 MAX_GAP_MS = 250  # a 10 ms heartbeat on a busy shared machine; a blocked hub shows the whole wait (≥ 1000 ms)
 
 
-def probe(mode: str) -> dict:
+def probe(mode: str) -> dict[str, Any]:
+    """Both deliveries (tests/alerts/slow_delivery.py) in a process of their own, `mode` as tests/hub_probe.py."""
     with receiving() as receiver:
         receiver.answer = lambda: threading.Event().wait(SLOW_S) or 200  # a slow receiver, then 200
-        done = subprocess.run([sys.executable, str(PROBE), receiver.url("/hook"),
-                               f"json://127.0.0.1:{receiver.port}/chat", mode],
-                              cwd=ROOT, capture_output=True, timeout=60,
-                              env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
-    result: dict = orjson.loads(done.stdout.splitlines()[-1])
-    return result
+        return hub_probe(mode, "tests.alerts.slow_delivery:prepare", receiver.url("/hook"),
+                         f"json://127.0.0.1:{receiver.port}/chat")
 
 
 def test_delivery_does_not_stall_the_hub() -> None:

@@ -13,6 +13,7 @@ from websockets.sync.client import connect
 from core.settings import from_env
 from core.snapshot import new_snapshot, now_ms
 from core.store import Store
+from tests.app.browser import chromium
 from tests.waiting import wait_for
 
 
@@ -96,3 +97,10 @@ def until(ws: Any, predicate: Any, deadline_s: float = 10.0) -> dict[str, Any]:
 
 def open_ws(url: str, **kwargs: Any) -> Any:
     return connect(url, max_size=None, compression=None, open_timeout=10, **kwargs)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Chromium for the dashboard tests (tests/app/browser.py); skipped where it is not installed."""
+    with chromium() as launched:
+        yield launched

@@ -1,7 +1,7 @@
 """Attacks on the hostile edges (issue 13) that got through, each against the real gunicorn on real sockets.
 
 Each test is one attack that broke the edge before its fix (docs/security.md names them); the attacks that held
-are the tests in test_edges.py and tests/drills/test_hostile_clients.py.
+are the tests in test_edges.py and tests/drills/test_hostile_clients*.py.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Hostile edges (issue 13, items 1, 4 and 5; docs/security.md) against the real gunicorn, on real sockets.
 
 Each test is one row of the issue's table, at a size a laptop runs in seconds; the full-size figures are drills
-(tests/drills/test_hostile_clients.py).
+(tests/drills/test_hostile_clients_floods.py).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The connection edge's pure parts (app/server.py): credential masking, key validation, JSON error responses.
-The handler itself runs in real gunicorn in tests/app/test_edges.py and tests/drills/test_hostile_clients.py."""
+The handler itself runs in real gunicorn in tests/app/test_edges.py and tests/drills/test_hostile_clients*.py."""
 from __future__ import annotations
 
 import json

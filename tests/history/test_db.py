@@ -35,7 +35,7 @@ def test_a_fill_is_stored_once_however_often_it_is_written(history_db: HistoryDB
     history_db.write({"fills": rows})
     history_db.write({"fills": rows[5:] + [fill(10, 2000)]})
     assert history_db.stats()["rows"]["fills"] == 11
-    page = history_db.fills_page(7, 0, 10**13, 100, None)
+    page = history_db.page("fills", 7, 0, 10**13, 100, None)
     assert [r["trade_id"] for r in page] == list(range(10, -1, -1))
     assert page[0]["price"] == "100.5" and page[0]["size"] == "0.25"  # decimal text, verbatim
 
@@ -46,13 +46,13 @@ def test_fills_page_through_a_cursor_in_time_order(history_db: HistoryDB) -> Non
     seen: list[int] = []
     cursor = None
     while True:
-        page = history_db.fills_page(7, 0, 10**13, 10, cursor)
+        page = history_db.page("fills", 7, 0, 10**13, 10, cursor)
         seen += [r["trade_id"] for r in page]
         if len(page) < 10:
             break
         cursor = (page[-1]["ts"], page[-1]["trade_id"])
     assert seen == list(range(24, -1, -1))
-    window = history_db.fills_page(7, 1002, 1004, 100, None)
+    window = history_db.page("fills", 7, 1002, 1004, 100, None)
     assert sorted(r["trade_id"] for r in window) == [4, 5, 6, 7]
 
 
@@ -78,7 +78,7 @@ def test_retention_deletes_old_rows_and_downsamples_old_equity_to_one_per_minute
     points = history_db.equity_buckets(7, 0, now, 1000)
     kept = [p["ts"] for p in points]
     assert kept == [60 * MINUTE_MS + 50_000, 61 * MINUTE_MS + 50_000] + [r["ts"] for r in recent]
-    assert [r["trade_id"] for r in history_db.fills_page(7, 0, now, 10, None)] == [2]
+    assert [r["trade_id"] for r in history_db.page("fills", 7, 0, now, 10, None)] == [2]
     # A second run with nothing new to do keeps what is there.
     assert history_db.retain(now, 50 * MINUTE_MS, 7 * MINUTE_MS, until) == until
     assert history_db.stats()["rows"]["equity_samples"] == 2 + len(recent)

@@ -45,7 +45,7 @@ def trades(first: int, last: int) -> list[dict[str, Any]]:
 
 
 def fills_in(db: HistoryDB, account: int = ACCOUNT) -> list[int]:
-    return sorted(r["trade_id"] for r in db.fills_page(account, 0, 2**62, 1000, None))
+    return sorted(r["trade_id"] for r in db.page("fills", account, 0, 2**62, 1000, None))
 
 
 def test_snapshots_become_fills_events_and_samples(history_db: HistoryDB) -> None:
@@ -54,8 +54,8 @@ def test_snapshots_become_fills_events_and_samples(history_db: HistoryDB) -> Non
     recorder.offer([snap(positions=[position(0, "2")], orders=[], trades=trades(1, 3))])
     recorder.step()
     assert fills_in(history_db) == [1, 2, 3]
-    assert [e["kind"] for e in history_db.events_page("position_events", ACCOUNT, 0, 2**62, 10, None)] == ["increase"]
-    assert [e["kind"] for e in history_db.events_page("order_events", ACCOUNT, 0, 2**62, 10, None)] == ["filled"]
+    assert [e["kind"] for e in history_db.page("position_events", ACCOUNT, 0, 2**62, 10, None)] == ["increase"]
+    assert [e["kind"] for e in history_db.page("order_events", ACCOUNT, 0, 2**62, 10, None)] == ["filled"]
     # The periodic sample (first step) and the one on the fill, for the account and the portfolio.
     assert history_db.equity_buckets(ACCOUNT, 0, 2**62, 2**61)[0]["last"] == "1000.000000"
     assert history_db.equity_buckets(PORTFOLIO, 0, 2**62, 2**61)[0]["last"] == "1000.000000"
@@ -229,10 +229,10 @@ def test_seeded_previous_state_turns_offline_changes_into_events(history_db: His
     recorder.seed([stored])
     recorder.offer([stored])  # the resumed snapshot, re-offered at start: nothing happened
     recorder.step()
-    assert history_db.events_page("position_events", ACCOUNT, 0, 2**62, 10, None) == []
+    assert history_db.page("position_events", ACCOUNT, 0, 2**62, 10, None) == []
     recorder.offer([snap(positions=[])])
     recorder.step()
-    assert [e["kind"] for e in history_db.events_page("position_events", ACCOUNT, 0, 2**62, 10, None)] == ["close"]
+    assert [e["kind"] for e in history_db.page("position_events", ACCOUNT, 0, 2**62, 10, None)] == ["close"]
 
 
 def test_no_periodic_sample_from_data_upstream_has_not_confirmed_lately(history_db: HistoryDB) -> None:

@@ -29,7 +29,7 @@ def env_for(sim: RunningSimulator, tmp_path: Path, database_url: str, **override
 def fills(db: HistoryDB, account: int) -> list[dict[str, Any]]:
     """The account's stored fills; none while the worker has not created the schema yet."""
     try:
-        return db.fills_page(account, 0, 2**62, 1000, None)
+        return db.page("fills", account, 0, 2**62, 1000, None)
     except OperationalError:
         return []
 
@@ -74,12 +74,12 @@ def test_live_fills_events_and_samples(simulator: RunningSimulator, tmp_path: Pa
             simulator.control.trade(account, MARKET, "0.01", is_ask=False)
         worker.wait_for(lambda: len(fills(db, account)) == 2, 20, message="2 live fills")
         assert {f["source"] for f in fills(db, account)} == {"ws"}
-        worker.wait_for(lambda: db.events_page("position_events", account, 0, 2**62, 10, None), 10,
+        worker.wait_for(lambda: db.page("position_events", account, 0, 2**62, 10, None), 10,
                         message="position events from the trades")
         worker.wait_for(lambda: len(db.equity_buckets(account, 0, 2**62, 1000)) >= 2, 10, message="samples")
         # The living market places, fills and cancels resting orders: their lifecycle is recorded.
         simulator.control.resume()
-        kinds = lambda: {e["kind"] for e in db.events_page("order_events", account, 0, 2**62, 1000, None)}  # noqa: E731
+        kinds = lambda: {e["kind"] for e in db.page("order_events", account, 0, 2**62, 1000, None)}  # noqa: E731
         worker.wait_for(lambda: {"placed"} < kinds() and kinds() & {"filled", "cancelled", "partly_filled"}, 30,
                         message="order lifecycle events")
         # The counts are refreshed every HISTORY_STATS_S: wait for a refresh that saw the samples already stored.

@@ -21,7 +21,7 @@ from core.alerts.config import AlertSettings
 from core.alerts.deliver import warm_up
 from core.alerts.evaluate import Alert, Evaluator
 from core.alerts.outbox import DELIVERED, PENDING, AlertOutbox
-from core.alerts.sending import attempt, rows_for
+from core.alerts.sending import DB_RETRY_S, Attempt, deliver, rows_for
 from core.history.db import DB_ERRORS, HistoryDB
 from core.snapshot import Snapshot, now_ms
 from worker.runtime import Runtime
@@ -29,7 +29,6 @@ from worker.states import WsState
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 3600.0  # delivered and failed rows older than HISTORY_RETENTION_DAYS are deleted this often
-DB_RETRY_S = 1.0  # the outbox's database is retried this often while it is away
 MAX_QUEUED = 10_000  # alerts held in memory while the database is away; past this the oldest are dropped (logged)
 
 
@@ -144,38 +143,17 @@ class AlertWorker:
             event.set()
 
     def sender(self, destination: str, stop: gevent.event.Event) -> None:
-        """Delivers a destination's rows one at a time, oldest first (in order per rule), retrying with backoff."""
-        target = self.settings.rules.destinations[destination]
-        wake = self._send_wake[destination]
-        while not stop.is_set():
-            wake.clear()
-            row = None
-            if self.active:
-                try:
-                    row = self.outbox.head(destination)
-                except DB_ERRORS:
-                    row = None  # not migrated yet or away: the loop below retries
-            if row is None:
-                wake.wait(timeout=DB_RETRY_S)
-                continue
-            now = now_ms()
-            if row["next_at_ms"] > now:
-                wake.wait(timeout=(row["next_at_ms"] - now) / 1000)
-                continue
-            try:
-                done = attempt(self.outbox, target, row, self.settings)
-            except DB_ERRORS as exc:
-                # Not claimed, or delivered but not marked: then it is sent again after the database returns,
-                # with the same webhook-id (receivers deduplicate on it: docs/alerts.md).
-                log.warning("alerts: outbox write for %s failed: %s", row["event_id"], type(exc).__name__)
-                stop.wait(DB_RETRY_S)
-                continue
-            if done is None:
-                continue  # another sender (a web process's worker_down watcher) took this attempt
-            if done.status == DELIVERED:
+        """Delivers a destination's rows one at a time, oldest first (in order per rule), retrying with backoff;
+        idle while paused (the standby's)."""
+        def done(result: Attempt) -> None:
+            if result.status == DELIVERED:
                 self.delivered += 1
-            elif done.status == PENDING:
-                self.rt.record_error(f"alerts:{destination}", done.outcome.error or "failed")
+            elif result.status == PENDING:
+                self.rt.record_error(f"alerts:{destination}", result.outcome.error or "failed")
+
+        deliver(lambda: self.outbox, self.settings.rules.destinations[destination], self.settings,
+                wake=self._send_wake[destination], stop=stop, idle_s=DB_RETRY_S, done=done,
+                active=lambda: self.active)
 
 
 def attach(rt: Runtime, db: HistoryDB | None = None) -> list[tuple[str, Callable[..., Any], Any]]:
