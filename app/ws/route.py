@@ -102,7 +102,10 @@ class Entry:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == PATH and environ.get("wsgi.websocket") is not None:
-            serve(environ, self.svc, self.checks)
+            try:
+                serve(environ, self.svc, self.checks)
+            except Exception:  # a bug, as Flask would log it: one line with the traceback, never the request's query
+                log.exception("ws: serving a new connection failed")
             return []  # gevent-websocket ignores the answer: the 101 went out before any WSGI code ran
         return self.app(environ, start_response)
 
