@@ -23,6 +23,9 @@ from core.settings import Settings
 log = logging.getLogger(__name__)
 LIMITS_KEY_PREFIX = "lb-limits"
 SWEEP_EVERY_S = 1.0
+# A 304's X-RateLimit-* when this process has counted nothing for the client in the window: read from the storage
+# at most this often (a poller that only ever gets 304s would otherwise cost a storage round trip each).
+PEEK_READ_EVERY_S = 1.0
 # Fixed window: one counter per client and window. The moving window (one list entry per request, scanned on every
 # check) cost more than the rest of a 200 together; docs/api.md says what clients see at a window's edge.
 STRATEGY = "fixed-window"
@@ -184,6 +187,7 @@ class ClientBudget:
         self.limit_header = ("X-RateLimit-Limit", str(self.item.amount))
         self._resets: dict[str, float] = {}  # storage key -> end of its current window (epoch seconds)
         self._counts: dict[str, int] = {}    # storage key -> its count at this process's last spend in that window
+        self._read: dict[str, tuple[int, float, float]] = {}  # storage key -> (count, reset, when) a 304 read
         storage = limiter.storage
         # Exactly Redis (not Sentinel or Cluster, which route per key): concurrent requests share a round trip.
         self._incr: Callable[[str, int], int] = storage.incr
@@ -229,6 +233,10 @@ class ClientBudget:
         now = time.time()
         reset = self._resets.get(key, 0.0)
         known = self._counts.get(key) if reset > now else None
+        if known is None:
+            read = self._read.get(key)  # a poller that only ever gets 304s: read at most every PEEK_READ_EVERY_S
+            if read is not None and now - read[2] < PEEK_READ_EVERY_S and read[1] > now:
+                known, reset = read[0], read[1]
         if known is not None:
             return [self.limit_header, ("X-RateLimit-Remaining", str(max(0, self.item.amount - known))),
                     ("X-RateLimit-Reset", str(int(reset + 1)))]
@@ -240,6 +248,9 @@ class ClientBudget:
         except Exception:  # noqa: BLE001 - a 304 is answered without the headers rather than not at all
             log.debug("rate limit headers unavailable", exc_info=True)
             return []
+        if len(self._read) >= self.max_keys:
+            self._read = {k: r for k, r in self._read.items() if now - r[2] < PEEK_READ_EVERY_S}
+        self._read[key] = (count, reset, now)
         return [self.limit_header, ("X-RateLimit-Remaining", str(max(0, self.item.amount - count))),
                 ("X-RateLimit-Reset", str(int(reset + 1)))]
 

@@ -214,3 +214,27 @@ def test_the_memory_storage_expires_without_a_timer_and_sweeps_what_is_never_rea
     clock[0] += limits.SWEEP_EVERY_S
     limiter.hit(item, "other")
     assert expired[0] not in storage.storage
+
+
+def test_a_poller_that_only_gets_304s_costs_one_storage_read_per_second(monkeypatch) -> None:
+    """With nothing counted for the client in this process, a 304's X-RateLimit-* is read from the storage at most
+    every PEEK_READ_EVERY_S; a request counted meanwhile (here or in another process) shows from the next read."""
+    from types import SimpleNamespace
+
+    clock = [5000.0]
+    monkeypatch.setattr(limits.time, "time", lambda: clock[0])
+    storage = limits.SweptMemoryStorage()
+    budget = limits.ClientBudget(SimpleNamespace(storage=storage), "100/minute", "api.account", 1000)
+    reads: list[str] = []
+    monkeypatch.setattr(budget, "_get", lambda key: reads.append(key) or storage.get(key))
+    key = budget.item.key_for(limits.LIMITS_KEY_PREFIX, "192.0.2.9", "api.account")
+
+    def remaining() -> str:
+        return dict(budget.peek("192.0.2.9", "api.account"))["X-RateLimit-Remaining"]
+
+    assert [remaining() for _ in range(5)] == ["100"] * 5 and len(reads) == 1
+    storage.incr(key, 60)  # another process counts a request
+    clock[0] += limits.PEEK_READ_EVERY_S / 2
+    assert remaining() == "100" and len(reads) == 1  # at most a second old
+    clock[0] += limits.PEEK_READ_EVERY_S
+    assert remaining() == "99" and len(reads) == 2
