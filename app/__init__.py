@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         budget=limits.ClientBudget(limiter, settings.rate_limit, api.ACCOUNT_ENDPOINT, web.rate_limit_keys),
         stream_encoder=Encoder())
     services_module.init_app(app, built)
+    status.snapshots = built.reader.held_accounts  # statuses from the mirror while it is trusted
     from app.ws.portfolio import PortfolioFeed
     hub.portfolio = PortfolioFeed(settings, built.reader.accounts)  # /ws?portfolio=1
     api.init_app(app)

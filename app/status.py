@@ -106,6 +106,10 @@ class StatusCache:
         self._read_at = float("-inf")
         self._poll: float | None = None
         self.alerts: Callable[[], dict[str, Any]] | None = None  # the alerts section, set by app/rest/alerts.py
+        # The accounts from the process's mirror while it may be trusted, else None (then read from the store):
+        # set by create_app (app.rest.reader.Reader.held_accounts). A status for a client that connects costs no
+        # read and decode of every account.
+        self.snapshots: Callable[[], list[Snapshot] | None] | None = None
 
     def raw(self) -> StatusRecord | None:
         if time.monotonic() - self._read_at > self.max_age_s:
@@ -117,7 +121,8 @@ class StatusCache:
     def view(self, clients: int, fresh: bool = False) -> dict[str, Any]:
         if fresh:
             self._read_at = float("-inf")
-        return status_view(self.store, self.ttl_s, clients, status=self.raw(), alerts=self.alerts)
+        held = self.snapshots() if self.snapshots is not None else None
+        return status_view(self.store, self.ttl_s, clients, status=self.raw(), snapshots=held, alerts=self.alerts)
 
     def poll_interval(self) -> float:
         """The useful poll interval: the worker's effective REST poll interval (nothing changes faster).
