@@ -77,6 +77,7 @@ class Client:
         self.backlog_bytes = backlog_bytes
         self.sync_bytes = 0           # its latest initial sync, written at once: owed on top of the bound
         self.metrics = metrics
+        self._tally = metrics.sent_tally(self.route)
         self.accounts = accounts      # None: every tracked account, including ones added later
         self.patches = False          # the client asked for patch updates (docs/websocket.md)
         self.confirm_full = False     # protocol 1 (or ?confirm=full): a confirmation is a full/patch update
@@ -192,8 +193,15 @@ class Client:
         buffers are shared with other clients, never copied per client."""
         if self.closing is not None:
             return
-        self.metrics.sent(self.route, count, len(frame) + sum(len(m) for m in more))
-        if self.conn.write(frame, *more) > self.backlog_bytes + self.sync_bytes:
+        tally = self._tally
+        tally.frames += count
+        if more:
+            tally.bytes += len(frame) + sum(map(len, more))
+            owed = self.conn.write(frame, *more)
+        else:  # one change, most of a pass: no tuple, no generator
+            tally.bytes += len(frame)
+            owed = self.conn.write(frame)
+        if owed > self.backlog_bytes + self.sync_bytes:
             self.overflow()
 
     def overflow(self) -> None:

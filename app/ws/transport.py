@@ -84,6 +84,20 @@ class Connection:
         backlog = self._backlog
         if self.closed:
             return 0
+        if not more and not backlog:  # the fan-out's common case: one buffer, nothing owed before it
+            try:
+                sent = self._sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                self._lost(exc)
+                return 0
+            if sent == len(data):
+                return 0
+            backlog.append(memoryview(data)[sent:] if sent else data)
+            self._owed = len(data) - sent
+            self._writer.start(self._writable)
+            return self._owed
         parts = (data, *more) if more else (data,)
         if backlog:
             backlog.extend(parts)
