@@ -166,9 +166,10 @@ def serve(environ: WSGIEnvironment, svc: Services, checks: Guard) -> bool:
 
 
 def _args(query: str) -> dict[str, str]:
-    """The query's parameters, the first value of each (as Flask's `request.args.get`)."""
+    """The query's parameters, the first value of each (as Flask's `request.args.get`). Never raises: the request
+    line, and so the query, is bounded by pywsgi (8 KB), and bad escapes decode as replacement characters."""
     args: dict[str, str] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True, max_num_fields=64):
+    for key, value in parse_qsl(query, keep_blank_values=True):
         args.setdefault(key, value)
     return args
 
