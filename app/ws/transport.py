@@ -18,6 +18,7 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 from gevent import get_hub
@@ -27,6 +28,7 @@ from websockets.protocol import OPEN, Protocol, Side
 from app.ws.codes import CloseCode
 
 log = logging.getLogger(__name__)
+WRITE_PARTS = 64  # buffers per gathered send when catching up (well under IOV_MAX, 1024 on Linux)
 # websockets logs every frame at DEBUG, client payloads included (a /stream subscribe carries `auth`): never.
 _FRAMES_LOG = logging.getLogger(f"{__name__}.frames")
 _FRAMES_LOG.setLevel(logging.INFO)
@@ -139,13 +141,18 @@ class Connection:
         backlog = self._backlog
         try:
             while backlog:
-                head = backlog[0]
-                sent = self._sock.send(head)
+                # Everything owed in one gathered send (a client that fell behind owes one buffer per change).
+                parts = list(islice(backlog, WRITE_PARTS)) if len(backlog) > 1 else [backlog[0]]
+                sent = self._sock.sendmsg(parts) if len(parts) > 1 else self._sock.send(parts[0])
                 self._owed -= sent
-                if sent < len(head):
-                    backlog[0] = memoryview(head)[sent:]
-                    return
-                backlog.popleft()
+                for part in parts:
+                    size = len(part)
+                    if sent < size:
+                        if sent:  # a part the kernel took in part (a whole one stays as it is: see drop_backlog)
+                            backlog[0] = memoryview(part)[sent:]
+                        return
+                    sent -= size
+                    backlog.popleft()
         except BlockingIOError:
             return
         except OSError as exc:

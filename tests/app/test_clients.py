@@ -8,12 +8,15 @@ from __future__ import annotations
 import _socket
 import socket
 
+import gevent
+
 from app.metrics import Metrics
 from app.ws import transport
 from app.ws.clients import Client, Outgoing, Riders
 from app.ws.codes import CloseCode
 from core.snapshot import new_snapshot
 from tests.doubles import Recorder
+from tests.waiting import wait_for
 
 
 def item(account: int, seq: int, frame: bytes, patch: bytes | None = None, prev_seq: int | None = None) -> Outgoing:
@@ -170,6 +173,51 @@ def test_the_initial_sync_is_allowed_on_top_of_the_bound() -> None:
         assert client.closing is None and conn.backlog > 50_000
         client.offer(item(1, 10, transport.frame_text("z" * 60_000)))  # past sync + bound: cut
         assert client.closing is not None and client.closing[0] == CloseCode.TOO_SLOW
+    finally:
+        conn._finish()
+        peer.close()
+
+
+def test_a_backlog_is_caught_up_in_gathered_sends_whole_and_in_order(monkeypatch) -> None:
+    """Once the peer reads again, what was owed goes out in order, many buffers per send (not one send each), and
+    a buffer the kernel took in part is finished before the next."""
+    conn, peer = _connection()
+    frames = [transport.frame_text(f"{n:05d}" * 1000) for n in range(300)]  # ~5 KB each, 1.5 MB in all
+    sends: list[int] = []
+    real = conn._sock
+
+    class Counting:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def send(self, data: bytes) -> int:
+            sends.append(1)
+            return real.send(data)
+
+        def sendmsg(self, parts: list[bytes]) -> int:
+            sends.append(len(parts))
+            return real.sendmsg(parts)
+
+    monkeypatch.setattr(conn, "_sock", Counting())
+    received = bytearray()
+    try:
+        for frame in frames:
+            conn.write(frame)
+        assert conn.backlog > 0
+        expected = b"".join(frames)
+
+        def drain() -> bool:
+            try:
+                while chunk := peer.recv(1 << 20):
+                    received.extend(chunk)
+            except BlockingIOError:
+                pass
+            return len(received) >= len(expected)
+
+        peer.setblocking(False)
+        wait_for(drain, 10, "the peer to receive everything owed", interval=0.01, idle=gevent.sleep)
+        assert bytes(received) == expected and conn.backlog == 0
+        assert max(sends) > 1 and len(sends) < len(frames)  # gathered: fewer sends than buffers
     finally:
         conn._finish()
         peer.close()
