@@ -23,6 +23,7 @@ import requests
 
 from tests.drills.clients import Poller, RestPoller, WsWatcher, now_ms
 from tests.drills.helpers import live_stack
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.drill
 NOTICED_WITHIN_S = 1.0
@@ -111,13 +112,20 @@ def test_cache_dir_deleted_under_a_running_worker(tmp_path, capsys):
         stack.wait_until(stack.fresh_everywhere, 20, "fresh data first")
         store = stack.worker.store()
         with capsys.disabled():
-            _check(*_heal_and_time(stack, lambda: shutil.rmtree(directory),
+            _check(*_heal_and_time(stack, lambda: _delete(directory),
                                    lambda: directory.is_dir() and store.tracked() == stack.accounts),
                    "CACHE_DIR deleted")
         assert directory.stat().st_mode & 0o777 == 0o700
         health = stack.get("/health").json()
         assert health["store_reachable"] is True and health["worker_up"] is True
         assert "FileNotFoundError" not in stack.worker.log_text()
+
+
+def _delete(directory: Path) -> None:
+    """`rm -rf` under a running writer: a file the worker writes while the tree is walked leaves the directory not
+    empty ("Directory not empty"); walk again until one pass removes it all."""
+    wait_for(lambda: not directory.exists() or shutil.rmtree(directory) is None, 5, f"{directory} to be deleted",
+             interval=0.01, ignore=(OSError,))
 
 
 class _Plant:
