@@ -84,7 +84,7 @@ class Latency:
 class Metrics:
     """The process's metric objects, in a registry of their own (one per app).
 
-    For app/ws and app/compat, one line each: `metrics.sent(route, frames, nbytes)` for every write,
+    For app/ws and app/compat, one line each: `metrics.sent_tally(route)` once per client, bumped on every write,
     `metrics.dropped(route, reason)` when the server closes a client, `metrics.frames_dropped(route, n)` for
     queued frames thrown away with it.
     """
@@ -107,11 +107,6 @@ class Metrics:
         self._latency: dict[tuple[str, str], Latency] = {}  # lb_http_request_duration_seconds, by (route, status)
 
     # -- one-line calls for the WebSocket code --------------------------------------------------------------------
-    def sent(self, route: str, frames: int, nbytes: int) -> None:
-        counts = self._sent[route]
-        counts.frames += frames
-        counts.bytes += nbytes
-
     def sent_tally(self, route: str) -> _Sent:
         """The route's frames/bytes tally itself, for a writer that bumps it once per write (the fan-out's hot path:
         a method call per delivery was a tenth of a pass)."""
