@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -56,6 +58,28 @@ class Feeder:
         self.store.put_status(record)
         if heartbeat_age_ms:  # put_status stamps now; age it for worker-down tests
             self.store._set("status", {**self.store.status(), "heartbeat_at": now_ms() - heartbeat_age_ms})
+
+    @contextmanager
+    def beating(self, every_s: float = 0.2, **overrides: Any) -> Iterator[None]:
+        """Keep the heartbeat fresh, like a live worker, until the block ends. A heartbeat written once goes stale
+        after 3 s, and on a loaded machine a web can take that long to start: a test that needs the worker up
+        holds this for as long as it does."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while True:
+                self.status(**overrides)
+                if stop.wait(every_s):
+                    return
+
+        self.status(**overrides)
+        heart = threading.Thread(target=beat, daemon=True, name="feeder-heartbeat")
+        heart.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            heart.join(5)
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 import requests
@@ -73,7 +73,7 @@ def test_transitions_log_one_line_each_way(caplog):
 def test_the_web_logs_worker_and_store_outages_once(tmp_path):
     server = RedisServer()
     server.start()
-    stop = threading.Event()
+    heart = ExitStack()
     try:
         env = {"CACHE_DIR": str(tmp_path / "store"), "REDIS_URL": server.url, "LOG_FORMAT": "json",
                "WEB_STATUS_EVERY_S": "0.1"}
@@ -81,15 +81,7 @@ def test_the_web_logs_worker_and_store_outages_once(tmp_path):
         feeder.track([5])
         # The heartbeat stays fresh until the test ages it: on a loaded machine the web may take longer to start
         # than the 3 s after which a heartbeat reads as down, and its monitor would first see the worker down.
-
-        def beat() -> None:
-            while True:
-                feeder.status()
-                if stop.wait(0.2):
-                    return
-
-        heart = threading.Thread(target=beat, daemon=True)
-        heart.start()
+        heart.enter_context(feeder.beating())
         with run_web(env) as web:
             requests.get(web.url + "/api/status", timeout=5)  # the first request starts the monitor
 
@@ -100,8 +92,7 @@ def test_the_web_logs_worker_and_store_outages_once(tmp_path):
                         found.append(json.loads(line)["event"])
                 return [e for e in found if e != "rate_limited"]
 
-            stop.set()
-            heart.join(5)
+            heart.close()
             feeder.status(heartbeat_age_ms=10_000)
             wait_for(lambda: events() == ["worker_down"], 10, "the worker_down line")
             feeder.status()
@@ -122,7 +113,7 @@ def test_the_web_logs_worker_and_store_outages_once(tmp_path):
             line = next(json.loads(x) for x in web.log().splitlines() if '"store_down"' in x)
             assert line["level"] == "WARNING" and line["ts"].endswith("+00:00") and "." in line["ts"]
     finally:
-        stop.set()
+        heart.close()
         server.stop()
 
 
