@@ -27,30 +27,34 @@ class Feed:
         self.tick = 0
         self.stamps: list[tuple[int, float]] = []
 
-    def next_change(self) -> dict[str, Any]:
+    def next_change(self, due_ms: float | None = None) -> dict[str, Any]:
+        """The next change, stamped `due_ms` (its slot on the sender's schedule; now if not given)."""
         account = self.accounts[self.tick % len(self.accounts)]
         self.tick += 1
         self.seq += 1
         snap = self.snapshots[account]
         snap["seq"], snap["prev_seq"] = self.seq, self.last_seq[account]
         self.last_seq[account] = self.seq
-        self.stamps.append((self.seq, stamp(snap)))
+        self.stamps.append((self.seq, stamp(snap, due_ms)))
         return snap
 
 
 def run(store: Any, accounts: list[int], rate_hz: float, seconds: float, payload_bytes: int,
         stop: threading.Event) -> list[tuple[int, float]]:
-    """Write `rate_hz` changes per second (round robin over accounts) for `seconds`, on an absolute schedule."""
+    """Write `rate_hz` changes per second (round robin over accounts) for `seconds`, on an absolute schedule.
+
+    Each change is stamped with its slot on that schedule, not with the moment it was written: latency is counted
+    from when a change was due, so a sender that falls behind shows it (bench.reference_server does the same)."""
     feed = Feed(accounts, payload_bytes, first_seq=store.head() + 1)
     store.set_tracked(accounts)
     interval = 1.0 / rate_hz
-    start = time.monotonic()
+    start, wall = time.monotonic(), time.time() * 1000
     k = 0
     while not stop.is_set() and k * interval < seconds:
         delay = start + k * interval - time.monotonic()
         if delay > 0 and stop.wait(delay):
             break
-        snap = feed.next_change()
+        snap = feed.next_change(due_ms=wall + k * interval * 1000)
         store.put_account(snap, snap["seq"])
         k += 1
     return feed.stamps

@@ -231,9 +231,11 @@ def method() -> str:
   server that builds the same snapshots with the same code, encodes the same message shape and calls
   `broadcast()`; it skips the store hop by construction (measured here: about 1.1 ms from stamp to our watcher,
   0.26 ms of it the store write, the rest two cross-process wake-ups, worker → Redis → web). The stamp is
-  `sections.summary.data.bench_stamp_ms`,
-  taken just before the store write / the broadcast; clients (asyncio `websockets`, compression off, several
-  processes, `bench/wsclient.py`) compute receipt − stamp on the same clock.
+  `sections.summary.data.bench_stamp_ms`: the change's slot on the shared schedule (not the moment it was
+  written or broadcast), so a sender that falls behind its schedule counts that lateness too. (Until
+  2026-12-01 the reference stamped at broadcast time: at 5,000 clients its saturated loop sent about 11 of its
+  20 changes a second, and its backlog was invisible in its latency.) Clients (asyncio `websockets`,
+  compression off, several processes, `bench/wsclient.py`) compute receipt − stamp on the same clock.
 - **Sizes**: up to 5,000 clients, where both servers spend about one core on sending (100,000 messages/s); the
   load generator (uvloop, frames split without the library's parser once open, updates read without a full
   JSON decode) costs a few µs per message received. Ours runs as configured: one gunicorn gevent worker
