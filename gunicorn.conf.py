@@ -45,7 +45,11 @@ loglevel = "warning"
 
 
 def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn hook signature
-    """On SIGTERM, stop the store watcher and close every WebSocket with 1001 before gunicorn's graceful wait."""
+    """On SIGTERM, stop the store watcher and close every WebSocket with 1001 before gunicorn's graceful wait.
+    The app is loaded by now: its start-up heap is frozen out of full collections (core/heap.py)."""
+    from core.heap import freeze_startup_heap
+
+    freeze_startup_heap()
     previous = worker.handle_exit
 
     def handle_exit(sig, frame) -> None:  # noqa: ANN001

@@ -10,6 +10,7 @@ import gevent
 import gevent.event
 import gevent.pool
 
+from core.heap import freeze_startup_heap
 from core.lease import Lease, LeaseLost, new_owner
 from core.settings import Settings
 from core.snapshot import now_ms
@@ -196,6 +197,8 @@ def main(settings: Settings, tuning: WorkerTuning, store: Store | None = None) -
                  egress.plan.poll, egress.plan.orders, " (stretched)" if egress.plan.stretched else "")
     _prime_tokens(rt)  # offline (the signer): no upstream request, so a standby does it too
     followers, followers_crashed = _start_followers(rt)
+    frozen = freeze_startup_heap()  # core/heap.py: full collections then skip everything made during start
+    log.debug("gc: %d start-up objects frozen", frozen)
     lease = rt.store.lease(new_owner(), tuning.lease_ttl_s)
     crashed = False
     while not crashed and wait_as_standby(rt, lease):
