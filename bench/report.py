@@ -56,6 +56,13 @@ def _fanout_rows(f: dict[str, Any]) -> list[list[str]]:
         rows.append(["/ws fan-out p99, 1,000 clients × 20 msg/s × ~2 KB", spread((ours_1000 or {}).get("p99_ms"),
                      unit=" ms"), spread((ref_1000 or {}).get("p99_ms"), unit=" ms") + " `websockets.broadcast()`",
                      f"{num(ratio, 2)}×", "≤ 1.0×", met(None if ratio is None else ratio <= 1.0)])
+    ours_5000, ref_5000 = by.get(("ours", 5000)), by.get(("reference", 5000))
+    ratio_5000 = (f.get("p99_ratio_ours_over_reference") or {}).get("5000")
+    if ours_5000 and ref_5000:  # issue 15: past one core both fall behind; latency counts from each change's slot
+        rows.append(["/ws fan-out p99, 5,000 clients × 20 msg/s (past one core: both fall behind)",
+                     spread(ours_5000.get("p99_ms"), unit=" ms"),
+                     spread(ref_5000.get("p99_ms"), unit=" ms") + " `websockets.broadcast()`",
+                     f"{num(ratio_5000, 2)}×", "≤ 1.2×", met(None if ratio_5000 is None else ratio_5000 <= 1.2)])
     if ours_1000 and ref_1000:
         us_ours = ours_1000["server_cpu_us_per_delivery"]["median"]
         us_ref = ref_1000["server_cpu_us_per_delivery"]["median"]
