@@ -26,7 +26,7 @@ def configs(quick: bool, store: str) -> dict[str, Any]:
                                               warmup_s=1.0, grace_s=1.5, store=store, burst_clients=0),
                 "rest": rest.RestConfig(seconds=2, runs=1, connections=10, store=store, also_stores=()),
                 "freshness": freshness.FreshnessConfig(trials=5, background_clients=(0, 20), store=store),
-                "endtoend": endtoend.EndToEndConfig(sizes=(20,), seconds=2, store=store),
+                "endtoend": endtoend.EndToEndConfig(sizes=(20,), seconds=2, store=store, runs=1),
                 "upstream": upstream.UpstreamConfig(window_s=5, settle_s=2, clients=20, store=store),
                 "memory": memory.MemoryConfig(sizes=(50, 100), settle_s=0.5, store="file"),
                 "edges": edges.EdgesConfig(clients=100, in_flight=32, slow=10, pump_s=3.0, store=store),

@@ -9,6 +9,8 @@ after the other on the same stack, each with its own clients (bench.wsclient pro
   ordinal since the measurement began), and every client's receipt time of that message counts;
 - bytes per client per trade: everything a client received during the trades, over the trades (ours also sends
   confirmations and full account bodies; the relay sends the upstream frames as they are).
+Each size runs `runs` times, relay then ours; `summary` holds each figure's median and spread over the runs, and the
+ratios are of those medians.
 """
 from __future__ import annotations
 
@@ -37,6 +39,9 @@ class EndToEndConfig:
     seconds: float = 10.0
     updates: str = "patch"      # our /ws update form: protocol 2's default (what a new client gets)
     store: str = "redis"
+    # A p99 over 30 trades is set by the worst one or two: each size runs relay and ours back to back this many
+    # times (fresh clients each run), and the figures are the median over runs with their spread.
+    runs: int = 3
 
 
 class RelayProbe:
@@ -182,15 +187,23 @@ def run(cfg: EndToEndConfig, log: Callable = print) -> dict[str, Any]:
             # Each phase's server CPU: the relay alone for the relay; web and worker for ours (the store and the
             # simulator are left out of both).
             servers = {"relay": {"relay": relay}, "ours": {"web": stack.web, "worker": stack.worker}}
-            phases = [_phase(stack, target, url, n, cfg, log, servers[target]) for n in cfg.sizes
+            phases = [{**_phase(stack, target, url, n, cfg, log, servers[target]), "run": run}
+                      for n in cfg.sizes for run in range(cfg.runs)
                       for target, url in (("relay", relay_url), ("ours", ours_url))]
+    summary: dict[str, dict[str, dict[str, Any]]] = {}
     ratios: dict[str, dict[str, float | None]] = {}
     for n in cfg.sizes:
-        ours = next(p for p in phases if p["target"] == "ours" and p["clients"] == n)
-        ref = next(p for p in phases if p["target"] == "relay" and p["clients"] == n)
-        ratios[str(n)] = {"p99": _ratio(ours["p99_ms"], ref["p99_ms"]),
-                          "bytes": _ratio(ours["bytes_per_client_per_trade"], ref["bytes_per_client_per_trade"])}
-    return {"config": cfg.__dict__, "phases": phases, "ratios_ours_over_relay": ratios}
+        summary[str(n)] = {target: {figure: stats.spread([p[figure] for p in phases
+                                                           if p["target"] == target and p["clients"] == n])
+                                    for figure in SUMMARISED} for target in ("relay", "ours")}
+        ours, ref = summary[str(n)]["ours"], summary[str(n)]["relay"]
+        ratios[str(n)] = {"p99": _ratio(ours["p99_ms"]["median"], ref["p99_ms"]["median"]),
+                          "bytes": _ratio(ours["bytes_per_client_per_trade"]["median"],
+                                          ref["bytes_per_client_per_trade"]["median"])}
+    return {"config": cfg.__dict__, "phases": phases, "summary": summary, "ratios_ours_over_relay": ratios}
+
+
+SUMMARISED = ("p50_ms", "p99_ms", "bytes_per_client_per_trade")
 
 
 def _ratio(ours: float | None, ref: float | None) -> float | None:

@@ -152,18 +152,19 @@ def headline(results: dict[str, Any]) -> list[list[str]]:
 
 def _endtoend_rows(e: dict[str, Any]) -> list[list[str]]:
     rows = []
-    by = {(p["target"], p["clients"]): p for p in e["phases"]}
     for n in e["config"]["sizes"]:
-        ours, ref = by.get(("ours", n)), by.get(("relay", n))
+        both = (e.get("summary") or {}).get(str(n), {})
+        ours, ref = both.get("ours"), both.get("relay")
         ratio = (e.get("ratios_ours_over_relay") or {}).get(str(n), {})
         if not ours or not ref:
             continue
-        rows.append([f"Simulator trade → every /ws client p99, {num(n)} clients", f"{num(ours['p99_ms'])} ms",
-                     f"{num(ref['p99_ms'])} ms relay (`bench/relay.py`)", f"{num(ratio.get('p99'), 2)}×", "≤ 1.0×",
-                     met(None if ratio.get("p99") is None else ratio["p99"] <= 1.0)])
-        rows.append([f"Bytes per client per trade, {num(n)} clients", f"{num(ours['bytes_per_client_per_trade'], 0)} B",
-                     f"{num(ref['bytes_per_client_per_trade'], 0)} B relay", f"{num(ratio.get('bytes'), 2)}×", "≤ 2.0×",
-                     met(None if ratio.get("bytes") is None else ratio["bytes"] <= 2.0)])
+        rows.append([f"Simulator trade → every /ws client p99, {num(n)} clients", spread(ours["p99_ms"], unit=" ms"),
+                     spread(ref["p99_ms"], unit=" ms") + " relay (`bench/relay.py`)", f"{num(ratio.get('p99'), 2)}×",
+                     "≤ 1.0×", met(None if ratio.get("p99") is None else ratio["p99"] <= 1.0)])
+        rows.append([f"Bytes per client per trade, {num(n)} clients",
+                     spread(ours["bytes_per_client_per_trade"], 0, " B"),
+                     spread(ref["bytes_per_client_per_trade"], 0, " B") + " relay", f"{num(ratio.get('bytes'), 2)}×",
+                     "≤ 2.0×", met(None if ratio.get("bytes") is None else ratio["bytes"] <= 2.0)])
     return rows
 
 

@@ -97,7 +97,8 @@ def _freshness(fr: dict[str, Any]) -> str:
 
 def _endtoend(e: dict[str, Any]) -> str:
     c = e["config"]
-    rows = [[p["target"], num(p["clients"]), f"{num(p['connected'])}", f"{p['samples']:,}/{p['expected_samples']:,}",
+    rows = [[p["target"], num(p["clients"]), str(p.get("run", 0) + 1), f"{num(p['connected'])}",
+             f"{p['samples']:,}/{p['expected_samples']:,}",
              num(p["p50_ms"]), num(p["p99_ms"]), num(p["max_ms"]), num(p["bytes_per_client_per_trade"], 0),
              "/".join(str(x) for x in (p.get("client_cpu_percent") or []))] for p in e["phases"]]
     return "\n\n".join([
@@ -106,8 +107,9 @@ def _endtoend(e: dict[str, Any]) -> str:
         f"(`/ws?updates={c['updates']}`, {c['store']} store) and `bench/relay.py` (the seed project's design: the "
         "upstream frames relayed as received, no store, no worker) in turn, on the same simulator. Latency in ms "
         "from just before the trade's control POST to each client's receipt of the message carrying it; bytes are "
-        "everything a client received during the trades, divided by the trades (median client).",
-        table(["Server", "Clients", "Connected", "Receipts", "p50", "p99", "max", "B/client/trade",
+        "everything a client received during the trades, divided by the trades (median client). Each size runs "
+        f"{c.get('runs', 1)} times, relay then ours; the targets take the median over runs.",
+        table(["Server", "Clients", "Run", "Connected", "Receipts", "p50", "p99", "max", "B/client/trade",
                "Client CPU %"], rows)])
 
 

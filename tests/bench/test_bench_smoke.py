@@ -46,4 +46,8 @@ def test_endtoend_quick_sees_every_trade_at_every_client_of_both_servers(tmp_pat
         assert phase["connected"] == phase["clients"] and phase["trades"] > 0 and phase["probe_missed"] == 0
         assert phase["samples"] == phase["expected_samples"] == phase["clients"] * phase["trades"]
         assert phase["p99_ms"] > 0 and phase["bytes_per_client_per_trade"] > 0
+    for target in ("relay", "ours"):  # the figures the targets use: medians over the runs (one run here)
+        summary = e2e["summary"]["20"][target]
+        only = next(p["p99_ms"] for p in e2e["phases"] if p["target"] == target)
+        assert summary["p99_ms"]["median"] == pytest.approx(only, abs=1e-3)
     assert "## End to end: ours next to a relay" in docs.read_text()
