@@ -1,7 +1,8 @@
 """gunicorn settings for the web process. Read by `gunicorn -c gunicorn.conf.py wsgi:app`.
 
 The port comes from core.settings (PORT); the worker count from WEB_CONCURRENCY, which gunicorn itself reads
-(default 1 here: each worker has its own hub and metrics, so more workers help REST throughput, not fan-out).
+(default 1 here: each worker has its own hub, store watcher and metrics; more workers split REST and /ws clients
+over more cores, which pays only on an instance with cores to spare: docs/deploy.md).
 
 The worker class is gevent-websocket's, with our pywsgi handler (app/server.py): per-address connection cap,
 header deadline, JSON 4xx for malformed requests and upgrades, credentials masked in the server's own log lines.
