@@ -187,8 +187,8 @@ def run(cfg: EndToEndConfig, log: Callable = print) -> dict[str, Any]:
             # Each phase's server CPU: the relay alone for the relay; web and worker for ours (the store and the
             # simulator are left out of both).
             servers = {"relay": {"relay": relay}, "ours": {"web": stack.web, "worker": stack.worker}}
-            phases = [{**_phase(stack, target, url, n, cfg, log, servers[target]), "run": run}
-                      for n in cfg.sizes for run in range(cfg.runs)
+            phases = [{**_phase(stack, target, url, n, cfg, log, servers[target]), "run": attempt}
+                      for n in cfg.sizes for attempt in range(cfg.runs)
                       for target, url in (("relay", relay_url), ("ours", ours_url))]
     summary: dict[str, dict[str, dict[str, Any]]] = {}
     ratios: dict[str, dict[str, float | None]] = {}

@@ -67,12 +67,10 @@ class Feeder:
         stop = threading.Event()
 
         def beat() -> None:
-            while True:
+            while not stop.wait(every_s):
                 self.status(**overrides)
-                if stop.wait(every_s):
-                    return
 
-        self.status(**overrides)
+        self.status(**overrides)  # fresh before the block starts, whenever the thread first runs
         heart = threading.Thread(target=beat, daemon=True, name="feeder-heartbeat")
         heart.start()
         try:
