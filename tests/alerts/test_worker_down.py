@@ -11,7 +11,9 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -28,6 +30,7 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.drill
 TOKEN = "worker-down-token-123456"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+StartWorker = Callable[[dict[str, str], AlertOutbox], tuple[Any, RunningWorker]]
 FIRED = re.compile(r"worker_down: no worker heartbeat for \d+ s: alert (alert_[0-9a-f]+) \(web pid (\d+)\)")
 
 
@@ -45,13 +48,30 @@ cooldown_s = 0
 """
 
 
-def start_worker(env: dict[str, str], outbox: AlertOutbox):  # noqa: ANN201 - a context manager's value
-    worker = run_worker(env)
-    running: RunningWorker = worker.__enter__()
-    store = running.store()
-    running.wait_for(lambda: store.status() is not None, 20, message="the worker's heartbeat")
-    running.wait_for(lambda: migrated(outbox), 20, message="the outbox created by the worker")
-    return worker, running
+@pytest.fixture
+def start_worker() -> Iterator[StartWorker]:
+    """`start(env, outbox)`: a worker started outside a `with` (these tests kill it mid-way), its heartbeat and its
+    outbox seen. Whatever a failing test left running is killed at teardown, never leaked into the next test."""
+    started: list[tuple[Any, RunningWorker]] = []
+
+    def start(env: dict[str, str], outbox: AlertOutbox) -> tuple[Any, RunningWorker]:
+        worker = run_worker(env)
+        running: RunningWorker = worker.__enter__()
+        started.append((worker, running))
+        store = running.store()
+        running.wait_for(lambda: store.status() is not None, 20, message="the worker's heartbeat")
+        try:
+            running.wait_for(lambda: migrated(outbox), 20, message="the outbox created by the worker")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nworker log:\n{running.log_text()[-3000:]}") from None
+        return worker, running
+
+    yield start
+    for worker, running in started:
+        if running.proc.poll() is None:
+            running.proc.kill()
+            running.proc.wait(timeout=5)
+        worker.__exit__(None, None, None)  # a no-op for one kill() already ended
 
 
 def kill(worker: object, running: RunningWorker) -> None:
@@ -74,7 +94,7 @@ def down_rows(outbox: AlertOutbox) -> list[dict]:
 
 
 def test_one_message_per_episode_with_two_web_processes(simulator: RunningSimulator, redis_url: str,
-                                                         tmp_path: Path) -> None:
+                                                         tmp_path: Path, start_worker: StartWorker) -> None:
     simulator.control.pause()
     with receiving() as receiver:
         env = worker_env_for(simulator, {"REDIS_URL": redis_url}, accounts=1, UPSTREAM_TIER="unlimited",
@@ -169,7 +189,7 @@ def test_a_web_delivering_still_serves_and_a_worker_never_seen_is_down(tmp_path:
 
 
 def test_a_standby_taking_over_in_time_is_no_worker_down(simulator: RunningSimulator, redis_url: str,
-                                                         tmp_path: Path) -> None:
+                                                         tmp_path: Path, start_worker: StartWorker) -> None:
     """kill -9 of the active worker with a hot standby: the standby takes the lease (within 5 s: docs/deploy.md)
     and beats before worker_down's `seconds` (8) pass. One message arrives, the standby's `standby_took_over`;
     no web process fires worker_down, and the standby (not a watcher) adds nothing of its own."""

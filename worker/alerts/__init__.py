@@ -162,6 +162,7 @@ def attach(rt: Runtime, db: HistoryDB | None = None) -> list[tuple[str, Callable
         return []
     if db is None:
         db = rt.history.db if rt.history is not None else HistoryDB(rt.settings.history.database_url.reveal())
+    HistoryDB.load_migrations()  # the outbox's tables are migrated too: on the main thread, now (see there)
     if any(d.kind == "apprise" for d in settings.rules.destinations.values()):
         warm_up()  # before the hub runs anything else: apprise's plugin loading is CPU-bound
     worker = AlertWorker(rt, settings, db)

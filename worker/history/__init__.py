@@ -29,6 +29,7 @@ def attach(rt: Runtime, db: HistoryDB | None = None) -> list[tuple[str, Callable
     if not settings.enabled:
         return []
     recorder = HistoryRecorder(settings, db or HistoryDB(settings.database_url.reveal()), rt.record_error, rt.clock)
+    HistoryDB.load_migrations()  # now, on the main thread (see there)
     recorder.seed(_copy(state.snapshot) for state in rt.states.values())
     rt.sink.on_written = recorder.offer
     rt.history = recorder
