@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import orjson
 
@@ -39,6 +39,14 @@ HEARTBEAT_DOWN_AFTER = 3.0  # seconds without a heartbeat before the web reports
 NEVER = 0                   # cachelib: timeout 0 means never expire (snapshots are never deleted)
 STORE_KEY_PREFIX = "lb:"     # every key we write in a shared Redis starts with it
 StatusRecord = dict[str, Any]  # the worker's status record (schema in docs/worker.md), passed through as written
+
+
+class Record(NamedTuple):
+    """One account snapshot as the store holds it: the change at `seq`, encoded (what readers decode)."""
+
+    account: int
+    seq: int
+    data: bytes
 
 
 def make_backend(settings: Settings) -> tuple[Any, Any]:
@@ -180,26 +188,34 @@ class Store:
         `tracked`, when given, is written with them, after the account keys: a rewrite of an emptied store never
         shows the tracked list before its accounts (REST would answer 404 "not tracked" in between).
         """
-        if not writes:
+        self.put_records(self.records(writes), tracked)
+
+    def records(self, writes: list[tuple[Snapshot, int]]) -> list[Record]:
+        """Each write as it will be stored, encoded now and without yielding: the caller may change the snapshots
+        as soon as this returns, whatever then happens to the write."""
+        epoch = {"epoch": self.fence.epoch} if self.fence is not None else {}
+        return [Record(snapshot["account_index"], seq,
+                       orjson.dumps({**snapshot, "seq": seq, "written_at": now_ms(), **epoch}))
+                for snapshot, seq in writes]
+
+    def put_records(self, records: list[Record], tracked: list[int] | None = None) -> None:
+        """Write `records` (from `records()`) as put_accounts does."""
+        if not records:
             if tracked is not None:
                 self.set_tracked(tracked)
             return
         entries: dict[str, bytes] = {}
-        messages = []
-        epoch = {"epoch": self.fence.epoch} if self.fence is not None else {}
-        for snapshot, seq in writes:
-            encoded = orjson.dumps({**snapshot, "seq": seq, "written_at": now_ms(), **epoch})
-            entries[f"account:{snapshot['account_index']}"] = encoded
-            entries[f"change:{seq % FEED_SIZE}"] = encoded
-            messages.append(encoded)
+        for record in records:
+            entries[f"account:{record.account}"] = record.data
+            entries[f"change:{record.seq % FEED_SIZE}"] = record.data
         if tracked is not None:
             entries["accounts"] = orjson.dumps(list(tracked))
         # Readers go by head, so every slot is written before head points at it (in this order on both backends).
-        entries["head"] = orjson.dumps(writes[-1][1])
+        entries["head"] = orjson.dumps(records[-1].seq)
         try:
-            self._write(entries, messages=messages)  # each message carries its change (see follow)
+            self._write(entries, messages=[record.data for record in records])  # each message carries its change
         except StoreError as exc:
-            raise StoreError(f"store refused to write changes {writes[0][1]}..{writes[-1][1]}") from exc
+            raise StoreError(f"store refused to write changes {records[0].seq}..{records[-1].seq}") from exc
 
     def put_status(self, status: StatusRecord) -> None:
         self._set("status", {**status, "heartbeat_at": now_ms()}, timeout=STATUS_TTL)

@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 from core.backoff import Retry
 from core.lease import LeaseLost
 from core.snapshot import Snapshot, data_digest
-from core.store import Store, StoreError
+from core.store import Record, Store, StoreError
 from worker.ingest.merge import AccountState
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,8 @@ class Sink:
     One writer keeps `seq` and `head` in order (two concurrent writers could move head backwards).
     Data changes are written immediately; `as_of`-only confirmations at most every `confirm_every` s. What is due
     at once goes in one store call, so web watchers fan it out in one pass (each pass costs ~15 µs per client).
+    History and alerts get copies after the store call (`_hand_on`): nothing but the write stands between an
+    upstream frame and the web.
     If the backend fails, data stays in memory and everything is rewritten once it is back; `heal()` asks for the
     same rewrite when the store lost what we wrote. A write the store refuses for want of the writer lease is
     kept in memory too and reported to `on_lost` (the lease keeper re-takes the lease or steps down).
@@ -56,7 +58,7 @@ class Sink:
         self.healthy = False
         self.writes = 0
         self.failures = 0
-        # History (worker/history): gets each batch of detached snapshots before it is written; must not block.
+        # History (worker/history): gets each batch of detached snapshots once written (or tried); must not block.
         self.on_written: Callable[[list[Snapshot]], None] | None = None
         self.on_alerts: Callable[[list[Snapshot]], None] | None = None  # alerts (worker/alerts): same contract
         # account -> the data digest at its current version (at first: the version the store held).
@@ -100,36 +102,43 @@ class Sink:
             snapshot = state.take() if state.changed or (confirmations and state.confirmed) else None
             if snapshot is None:
                 continue
-            # A detached copy: producers may mutate the live snapshot while the write is in flight.
-            frozen: Snapshot = orjson.loads(orjson.dumps(snapshot))
-            # The contract's prev_seq: this account's previous write (a previous run's, when resumed from the store).
-            frozen["prev_seq"] = snapshot.get("seq") or None
             seq = last + len(writes) + 1
-            digest = data_digest(frozen)
+            digest = data_digest(snapshot)
             version = snapshot.get("version")
             if not isinstance(version, int) or self._digests.get(state.index) != digest:
                 version = seq  # the data moved (or was never versioned): this write starts a version
-            frozen["version"] = version
+            # The contract's prev_seq: this account's previous write (a previous run's, when resumed from the store).
+            # A shallow copy is enough: the store encodes it below before anything can yield to a producer.
             due.append(state)
             digests.append(digest)
-            writes.append((frozen, seq))
-        if self.on_written is not None and writes:
-            self.on_written([frozen for frozen, _ in writes])
-        if self.on_alerts is not None and writes:
-            self.on_alerts([frozen for frozen, _ in writes])
+            writes.append(({**snapshot, "prev_seq": snapshot.get("seq") or None, "version": version}, seq))
+        records = self.store.records(writes)
         try:
-            self.store.put_accounts(writes, [s.index for s in self.states] if self._tracked_due else None)
+            self.store.put_records(records, [s.index for s in self.states] if self._tracked_due else None)
         except (*STORE_ERRORS, LeaseLost):
             for state in due:
                 state.changed = True
             raise
+        finally:
+            self._hand_on(records)  # history keeps recording while the store is down
         self._tracked_due = False
-        for (frozen, seq), state, digest in zip(writes, due, digests, strict=True):
+        for (record, seq), state, digest in zip(writes, due, digests, strict=True):
             state.snapshot["seq"] = seq
-            state.snapshot["version"] = frozen["version"]
+            state.snapshot["version"] = record["version"]
             self._digests[state.index] = digest
         self.seq = last + len(writes)
         self.writes += len(writes)
+
+    def _hand_on(self, records: list[Record]) -> None:
+        """History and alerts get detached copies of what was written (or tried), decoded from the store's own
+        encoding, after the write: the web has the change before the worker spends anything on them."""
+        if not records or (self.on_written is None and self.on_alerts is None):
+            return
+        written: list[Snapshot] = [orjson.loads(record.data) for record in records]
+        if self.on_written is not None:
+            self.on_written(written)
+        if self.on_alerts is not None:
+            self.on_alerts(written)
 
     def run(self, stop: gevent.event.Event) -> None:
         while not stop.is_set():

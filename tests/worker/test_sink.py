@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import orjson
+from redis.exceptions import RedisError
 
 from core.settings import from_env
 from core.store import Store
@@ -147,3 +148,37 @@ def test_a_relabelled_account_gets_a_new_version_when_resumed(redis_url, tmp_pat
     assert store.account(11)["version"] == version
     assert store.account(12)["version"] == store.account(12)["seq"] and store.account(12)["name"] == "hedge"
     assert errors == []
+
+
+def test_history_and_alerts_get_what_was_written_after_the_write_and_even_when_it_failed(
+        redis_server: RedisServer, redis_url, tmp_path) -> None:
+    """Nothing but the store write stands between a frame and the web: history and alerts get their copies after
+    it (decoded from the bytes written), detached from the live snapshot, and also when the write failed."""
+    errors: list = []
+    sink, states, store = _sink(redis_url, tmp_path, errors)
+    handed: list[tuple[str, list, int | None]] = []
+
+    def head() -> int | None:
+        try:
+            return store.head()
+        except RedisError:
+            return None
+
+    sink.on_written = lambda batch: handed.append(("history", batch, head()))
+    sink.on_alerts = lambda batch: handed.append(("alerts", batch, head()))
+    states[0].apply_positions([{"market_id": 0, "position": "1.5"}], now=1_000)
+    assert sink.write_once(confirmations=True)
+    assert [(who, [s["seq"] for s in batch], head) for who, batch, head in handed] == \
+        [("history", [1, 2, 3], 3), ("alerts", [1, 2, 3], 3)]  # the store already had them when handed on
+    written = handed[0][1][0]
+    assert written == store.account(11) and written["version"] == 1 and written["prev_seq"] is None
+    states[0].apply_positions([{"market_id": 0, "position": "2.5"}], now=2_000)
+    assert written["sections"]["positions"]["data"][0]["position"] == "1.5"  # a copy, not the live snapshot
+
+    handed.clear()
+    redis_server.stop()
+    assert not sink.write_once(confirmations=False)
+    assert [(who, [s["seq"] for s in batch], head) for who, batch, head in handed] == \
+        [("history", [4], None), ("alerts", [4], None)]
+    assert handed[0][1][0]["sections"]["positions"]["data"][0]["position"] == "2.5"
+    assert errors == ["store"]
