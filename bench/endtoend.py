@@ -10,7 +10,7 @@ after the other on the same stack, each with its own clients (bench.wsclient pro
 - bytes per client per trade: everything a client received during the trades, over the trades (ours also sends
   confirmations and full account bodies; the relay sends the upstream frames as they are).
 Each size runs `runs` times, relay then ours; `summary` holds each figure's median and spread over the runs, and the
-ratios are of those medians.
+ratios are of those medians; `summary[n]["added"]`: ours minus the relay, run by run (what the store hop costs).
 """
 from __future__ import annotations
 
@@ -200,7 +200,19 @@ def run(cfg: EndToEndConfig, log: Callable = print) -> dict[str, Any]:
         ratios[str(n)] = {"p99": _ratio(ours["p99_ms"]["median"], ref["p99_ms"]["median"]),
                           "bytes": _ratio(ours["bytes_per_client_per_trade"]["median"],
                                           ref["bytes_per_client_per_trade"]["median"])}
+        summary[str(n)]["added"] = {f"{figure}_ms": stats.spread(_added(phases, n, f"{figure}_ms"))
+                                    for figure in ("p50", "p99")}
     return {"config": cfg.__dict__, "phases": phases, "summary": summary, "ratios_ours_over_relay": ratios}
+
+
+def _added(phases: list[dict[str, Any]], clients: int, figure: str) -> list[float | None]:
+    """What the store adds: ours minus the relay, run by run (each run's relay and ours ran back to back)."""
+    by_run: dict[int, dict[str, Any]] = {}
+    for p in phases:
+        if p["clients"] == clients:
+            by_run.setdefault(p["run"], {})[p["target"]] = p[figure]
+    return [None if run.get("ours") is None or run.get("relay") is None else run["ours"] - run["relay"]
+            for run in by_run.values()]
 
 
 SUMMARISED = ("p50_ms", "p99_ms", "bytes_per_client_per_trade")

@@ -150,6 +150,12 @@ def headline(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+# What the store may add to the relay's trade → every client p99, in every run and at every size: a constant per
+# change (worker merge, store round trip, web encode: about 1 ms idle, 3 ms with the load generators on the same 2
+# cores), not a cost per client. docs/benchmarks.md, End to end, says why this and not a ratio.
+ADDED_P99_MS = 5.0
+
+
 def _endtoend_rows(e: dict[str, Any]) -> list[list[str]]:
     rows = []
     for n in e["config"]["sizes"]:
@@ -160,7 +166,13 @@ def _endtoend_rows(e: dict[str, Any]) -> list[list[str]]:
             continue
         rows.append([f"Simulator trade → every /ws client p99, {num(n)} clients", spread(ours["p99_ms"], unit=" ms"),
                      spread(ref["p99_ms"], unit=" ms") + " relay (`bench/relay.py`)", f"{num(ratio.get('p99'), 2)}×",
-                     "≤ 1.0×", met(None if ratio.get("p99") is None else ratio["p99"] <= 1.0)])
+                     "≤ 1.0× (issue 15; out of reach with a store hop: see End to end)",
+                     met(None if ratio.get("p99") is None else ratio["p99"] <= 1.0)])
+        added = (both.get("added") or {}).get("p99_ms")
+        if added:  # older result files lack it
+            rows.append([f"Store hop: p99 added to the relay's (ours − relay, run by run), {num(n)} clients",
+                         spread(added, unit=" ms"), "", "", f"≤ {ADDED_P99_MS:g} ms (median of runs)",
+                         met(None if added.get("median") is None else added["median"] <= ADDED_P99_MS)])
         rows.append([f"Bytes per client per trade, {num(n)} clients",
                      spread(ours["bytes_per_client_per_trade"], 0, " B"),
                      spread(ref["bytes_per_client_per_trade"], 0, " B") + " relay", f"{num(ratio.get('bytes'), 2)}×",

@@ -50,4 +50,8 @@ def test_endtoend_quick_sees_every_trade_at_every_client_of_both_servers(tmp_pat
         summary = e2e["summary"]["20"][target]
         only = next(p["p99_ms"] for p in e2e["phases"] if p["target"] == target)
         assert summary["p99_ms"]["median"] == pytest.approx(only, abs=1e-3)
-    assert "## End to end: ours next to a relay" in docs.read_text()
+    ours, relay = (next(p["p99_ms"] for p in e2e["phases"] if p["target"] == t) for t in ("ours", "relay"))
+    assert e2e["summary"]["20"]["added"]["p99_ms"]["median"] == pytest.approx(ours - relay, abs=1e-3)
+    text = docs.read_text()
+    assert "## End to end: ours next to a relay" in text and "**What the store adds**" in text
+    assert "| Store hop: p99 added to the relay's (ours − relay, run by run), 20 clients |" in text
