@@ -177,12 +177,13 @@ def _page(index: str, table: str, columns: tuple[str, ...], key: str) -> Respons
 def _equity(account: int, extra: dict[str, Any]) -> Response:
     start, end = _range(EQUITY_RANGE_DEFAULT_MS)
     span = end - start
-    default_bucket_s = max(1, math.ceil(span / POINTS_DEFAULT / 1000))
+    # Checked before anything else: an empty window must not accept a bucket_s that a full one would refuse.
+    bucket_s = _int_arg("bucket_s", max(1, math.ceil(span / POINTS_DEFAULT / 1000)), 1, MAX_TS // 1000)
     if span == 0:
-        return _respond([], EQUITY_COLUMNS, "points", {**extra, "from": start, "to": end, "bucket_ms": 1000}, None)
+        return _respond([], EQUITY_COLUMNS, "points", {**extra, "from": start, "to": end, "bucket_ms": bucket_s * 1000},
+                        None)
     # A bucket too small for the range is widened to give POINTS_MAX buckets; `bucket_ms` says what was used.
-    bucket_ms = max(_int_arg("bucket_s", default_bucket_s, 1, MAX_TS // 1000), math.ceil(span / POINTS_MAX / 1000)) \
-        * 1000
+    bucket_ms = max(bucket_s, math.ceil(span / POINTS_MAX / 1000)) * 1000
     rows = _query(_db().equity_buckets, account, start, end, bucket_ms)
     for row in rows:  # min/max come from the double column: served as decimal text like first/last
         row["min"], row["max"] = repr(row["min"]), repr(row["max"])
