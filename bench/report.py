@@ -150,7 +150,7 @@ def headline(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-# What the store may add to the relay's trade → every client p99, in every run and at every size: a constant per
+# What the store may add to the relay's trade → every client p99 (median of runs) at every size: a constant per
 # change (worker merge, store round trip, web encode: about 1 ms idle, 3 ms with the load generators on the same 2
 # cores), not a cost per client. docs/benchmarks.md, End to end, says why this and not a ratio.
 ADDED_P99_MS = 5.0

@@ -122,9 +122,9 @@ class Sink:
         finally:
             self._hand_on(records)  # history keeps recording while the store is down
         self._tracked_due = False
-        for (record, seq), state, digest in zip(writes, due, digests, strict=True):
+        for (written, seq), state, digest in zip(writes, due, digests, strict=True):
             state.snapshot["seq"] = seq
-            state.snapshot["version"] = record["version"]
+            state.snapshot["version"] = written["version"]
             self._digests[state.index] = digest
         self.seq = last + len(writes)
         self.writes += len(writes)

@@ -64,8 +64,9 @@ def test_the_worker_loads_alembic_on_its_main_thread_at_start(attach: str, tmp_p
     were held back that long. history and alerts each migrate, so each loads it when attached."""
     env = {"CACHE_DIR": str(tmp_path / "store"), "DATABASE_URL": f"sqlite:///{tmp_path / 'history.sqlite3'}",
            "HISTORY_ENABLED": "1" if attach == "attach_history" else "0",
-           "ALERTS": '[destinations.a]\nwebhook = "http://127.0.0.1:9/hook"\nsecret = "whsec_'
-                     + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" + '"\n[[rules]]\nname = "s"\nwhen = "stale"\nseconds = 30\n'}
+           "ALERTS": '[destinations.a]\nwebhook = "http://127.0.0.1:9/hook"\n'
+                     'secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"\n'
+                     '[[rules]]\nname = "s"\nwhen = "stale"\nseconds = 30\n'}
     out = subprocess.run([sys.executable, "-c", ATTACH.replace("{attach}", attach),
                           *[f"{k}={v}" for k, v in env.items()]],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
